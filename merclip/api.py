@@ -1,0 +1,167 @@
+"""The Python API: load a model, turn inputs into features, score them against labels.
+
+    from merclip import load_model
+    model = load_model("ViT-B-32:openai")            # or checkpoint="runs/mosi"
+    features = model.features(images=[face], transcript="I love this")
+    result = model.predict(features, "happy, sad|unhappy, neutral")
+    result.top_label, result.probs, result.stages[0].attention
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from merclip.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from merclip.clip_loader import DEFAULT_CLIP, RANDOM_SEED, ClipBundle, load_clip
+from merclip.config import ModelConfig
+from merclip.errors import MerClipError
+from merclip.features import ClipFeatures
+from merclip.image_features import encode_images
+from merclip.label_encoder import LabelEncoder
+from merclip.labels import LabelSet, parse_labels
+from merclip.model import HeadOutput, MerClipHead
+from merclip.result import Prediction, StageAttention
+from merclip.templates import MODALITIES, resolve_templates
+from merclip.text_features import TextFeatures, encode_transcript
+
+RANDOM_WEIGHTS_WARNING = "CLIP has random weights (a plumbing run): the predictions are meaningless"
+
+
+class MerClip:
+    """A frozen CLIP, the trainable MER-CLIP head and a label-embedding cache, on one device."""
+
+    def __init__(self, clip: ClipBundle, head: MerClipHead) -> None:
+        self.clip = clip
+        self.head = head.to(clip.device).eval()
+        self.config = head.config
+        self.labels = LabelEncoder(clip)
+
+    @property
+    def device(self) -> torch.device:
+        return self.clip.device
+
+    def encode_images(self, images: Sequence[Image.Image | np.ndarray]) -> torch.Tensor:
+        return encode_images(self.clip, images)
+
+    def encode_transcript(self, text: str) -> TextFeatures | None:
+        return encode_transcript(self.clip, text)
+
+    def features(self, images: Sequence[Image.Image | np.ndarray] | None = None,
+                 frame_times: Sequence[float] | None = None, transcript: str | None = None,
+                 audio: np.ndarray | torch.Tensor | None = None,
+                 audio_times: Sequence[float] | None = None) -> ClipFeatures:
+        """Encode whatever is given; what is not given is a missing modality."""
+        features = ClipFeatures()
+        if images:
+            features.vision = self.encode_images(images)
+            features.frame_times = list(frame_times) if frame_times is not None else list(range(len(images)))
+        text = self.encode_transcript(transcript) if transcript else None
+        if text is not None:
+            features.text, features.text_pooled, features.words = text.elements, text.pooled, text.words
+        if audio is not None and len(audio):
+            features.audio = torch.as_tensor(np.asarray(audio), dtype=torch.float32)
+            if features.audio.ndim != 2 or features.audio.shape[1] != self.config.audio_feature_dim:
+                raise MerClipError(
+                    f"audio features must be (frames, {self.config.audio_feature_dim}), got {tuple(features.audio.shape)}"
+                )
+            features.audio_times = list(audio_times) if audio_times is not None else list(range(len(audio)))
+        return features
+
+    def label_embeddings(self, labels: LabelSet, templates: Mapping[str, Sequence[str]]
+                         ) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """(K, d) embeddings of the labels under each modality's templates."""
+        embeddings, warnings = {}, []
+        for modality in MODALITIES:
+            embeddings[modality], cut = self.labels.encode(labels.labels, templates[modality])
+            warnings += [w for w in cut if w not in warnings]
+        return embeddings, warnings
+
+    def predict(self, features: ClipFeatures, labels: str | Sequence[str] | LabelSet,
+                templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:
+        """Score one clip's features against labels; templates override the model's per modality."""
+        label_set = parse_labels(labels)
+        template_sets = resolve_templates(templates, base=self.config.templates)
+        used = [m for m in self.config.stage_order if m in features.modalities]
+        if not used:
+            raise MerClipError("nothing to analyse: the input has no face or frame, no speech and no audio")
+        embeddings, label_warnings = self.label_embeddings(label_set, template_sets)
+        with torch.no_grad():
+            out = self.head(features.as_batch(self.device), embeddings, self.clip.logit_scale, self.clip.logit_bias)
+        warnings = list(label_set.warnings) + label_warnings + self._model_warnings(out, used)
+        return _prediction(label_set, features, out, used, self.config.stage_order, self.clip.logit_scale, warnings)
+
+    def _model_warnings(self, out: HeadOutput, used: list[str]) -> list[str]:
+        warnings = [RANDOM_WEIGHTS_WARNING] if self.clip.random_weights else []
+        if not out.priors and float(self.head.decoder_gate) == 0.0:
+            warnings.append(
+                f"only {', '.join(used)} was available and this model is untrained there: all labels are equally likely"
+            )
+        return warnings
+
+    def save(self, directory: str | Path) -> Path:
+        return save_checkpoint(directory, self.head, self.config)
+
+
+def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, used: list[str],
+                order: Sequence[str], logit_scale: float, warnings: list[str]) -> Prediction:
+    logits = out.logits[0].float().cpu()
+    probs = logits.softmax(dim=-1)
+    stages = [
+        StageAttention(
+            name=f"stage {i + 1}: {modality}",
+            modality=modality,
+            elements=list(features.elements_of(modality)),
+            attention=out.attentions[modality][0].float().cpu().numpy(),
+        )
+        for i, modality in enumerate(m for m in order if m in out.attentions)
+    ]
+    contributions = {m: (out.prior_weights[m][0] * prior[0]).cpu().tolist() for m, prior in out.priors.items()}
+    contributions["decoder"] = out.decoder_term[0].cpu().tolist()
+    cosines = {m: (prior[0] / logit_scale).cpu().tolist() for m, prior in out.priors.items()}
+    anchors = label_set.anchors
+    sentiment = float(np.dot(probs.numpy(), anchors)) if anchors is not None else None
+    return Prediction(
+        labels=label_set.names,
+        probs=probs.tolist(),
+        logits=logits.tolist(),
+        stages=stages,
+        modalities=used,
+        missing=[m for m in order if m not in used],
+        prior_weights={m: round(float(w[0]), 6) for m, w in out.prior_weights.items()},
+        contributions=contributions,
+        cosines=cosines,
+        warnings=warnings,
+        sentiment=sentiment,
+    )
+
+
+def build_head(config: ModelConfig) -> MerClipHead:
+    """A fresh head, seeded so an untrained model is the same everywhere."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        return MerClipHead(config)
+
+
+def load_model(clip: str | None = None, checkpoint: str | Path | None = None, device: str = "auto") -> MerClip:
+    """Load CLIP (SPEC, default ViT-B-32:openai) and either a trained checkpoint or an untrained head.
+
+    With a checkpoint, its config names the CLIP; `clip` overrides it (same embedding size required).
+    """
+    if checkpoint is None:
+        bundle = load_clip(clip or DEFAULT_CLIP, device)
+        return MerClip(bundle, build_head(ModelConfig(clip=bundle.spec.text, embed_dim=bundle.embed_dim)))
+    config, state = read_checkpoint(checkpoint)
+    bundle = load_clip(clip or config.clip, device)
+    if bundle.embed_dim != config.embed_dim:
+        raise MerClipError(
+            f"checkpoint {checkpoint} was trained on a {config.embed_dim}-dim CLIP ({config.clip}); "
+            f"{bundle.spec.text} has {bundle.embed_dim} dims"
+        )
+    head = build_head(config)
+    load_weights(head, state, str(checkpoint))
+    return MerClip(bundle, head)

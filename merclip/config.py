@@ -1,0 +1,76 @@
+"""Everything needed to rebuild a MER-CLIP model; saved as JSON beside the weights."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from merclip.audio_features import AUDIO_FEATURE_DIM
+from merclip.clip_loader import DEFAULT_CLIP
+from merclip.errors import MerClipError
+from merclip.templates import DEFAULT_TEMPLATES, MODALITIES, resolve_templates
+
+CONFIG_FORMAT = "merclip/1"
+PRIOR_MODALITIES = ("vision", "text")  # audio has no CLIP tower, hence no CLIP prior
+
+
+@dataclass
+class ModelConfig:
+    """The architecture and defaults of one model.
+
+    `embed_dim` is CLIP's joint space; `audio_feature_dim` the width of the acoustic
+    features the audio adapter reads; `prior_weights` mix the per-modality CLIP priors
+    (vision favoured: CLIP was trained on images); `attention_temperature` is the
+    initial `tau` of every stage's cosine attention.
+    """
+
+    clip: str = DEFAULT_CLIP
+    embed_dim: int = 512
+    audio_feature_dim: int = AUDIO_FEATURE_DIM
+    stage_order: tuple[str, ...] = ("text", "audio", "vision")
+    templates: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_TEMPLATES))
+    prior_weights: dict[str, float] = field(default_factory=lambda: {"vision": 0.7, "text": 0.3})
+    attention_temperature: float = 1 / 0.07
+    mlp_ratio: float = 2.0
+
+    def __post_init__(self) -> None:
+        self.stage_order = tuple(self.stage_order)
+        if not self.stage_order or len(set(self.stage_order)) != len(self.stage_order) or any(
+            m not in MODALITIES for m in self.stage_order
+        ):
+            raise MerClipError(
+                f"stage order {list(self.stage_order)}: expected distinct modalities from {', '.join(MODALITIES)}"
+            )
+        self.templates = resolve_templates(self.templates)
+        unknown = set(self.prior_weights) - set(PRIOR_MODALITIES)
+        if unknown or any(not (w >= 0 and math.isfinite(w)) for w in self.prior_weights.values()):
+            raise MerClipError(
+                f"prior weights {self.prior_weights}: expected non-negative numbers for {', '.join(PRIOR_MODALITIES)}"
+            )
+        for name in ("embed_dim", "audio_feature_dim"):
+            if int(getattr(self, name)) < 1:
+                raise MerClipError(f"model config: {name} must be a positive integer")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stage_order"] = list(self.stage_order)
+        data["templates"] = {m: list(t) for m, t in self.templates.items()}
+        return {"format": CONFIG_FORMAT, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "ModelConfig":
+        if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
+            raise MerClipError(f"{source} is not a MER-CLIP config (expected \"format\": \"{CONFIG_FORMAT}\")")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"format"})
+        if unknown:
+            raise MerClipError(f"{source} has unknown keys: {', '.join(unknown)}")
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (TypeError, ValueError) as exc:
+            raise MerClipError(f"{source} is invalid: {exc}") from exc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)

@@ -1,0 +1,89 @@
+"""The cross-modal decoder: label queries read each modality in turn.
+
+Stage `s` (one per modality, in a configured order) cross-attends from the labels
+to that modality's elements (words, audio frames, video frames). The label state is
+each stage's own label embedding plus a residual `delta` carried from stage to stage,
+so text -> audio -> vision fuse one after another while every stage still asks its
+question in its modality's phrasing. Query and key projections start as identity and
+every gate at zero, so before training the attention is softmax_t(tau * cos(E_k, x_t))
+and the decoder adds nothing to CLIP's prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _identity_linear(dim: int) -> nn.Linear:
+    layer = nn.Linear(dim, dim)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(dim))
+        layer.bias.zero_()
+    return layer
+
+
+class CrossModalStage(nn.Module):
+    """Single-head cosine cross-attention from K label queries to T elements, then gated residual updates."""
+
+    def __init__(self, dim: int, temperature: float, mlp_ratio: float) -> None:
+        super().__init__()
+        self.query = _identity_linear(dim)
+        self.key = _identity_linear(dim)
+        self.value = _identity_linear(dim)
+        self.out = nn.Linear(dim, dim)
+        self.log_tau = nn.Parameter(torch.tensor(math.log(temperature)))
+        self.attn_gate = nn.Parameter(torch.zeros(()))
+        self.norm = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.mlp_gate = nn.Parameter(torch.zeros(()))
+
+    def forward(self, label_embeddings: torch.Tensor, delta: torch.Tensor, elements: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """label_embeddings (K, d), delta (B, K, d), elements (B, T, d), mask (B, T) -> new delta, attention (B, K, T).
+
+        Samples whose mask is all False (the modality is missing for them) keep their
+        delta and get an all-zero attention row: nothing is invented for them.
+        """
+        queries = F.normalize(self.query(label_embeddings + delta), dim=-1)
+        keys = F.normalize(self.key(elements), dim=-1)
+        scores = self.log_tau.exp() * torch.einsum("bkd,btd->bkt", queries, keys)
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+        present = mask.any(dim=1)
+        attention = torch.where(present[:, None, None], scores, torch.zeros_like(scores)).softmax(dim=-1)
+        attention = attention * mask[:, None, :]
+        attended = torch.einsum("bkt,btd->bkd", attention, self.value(elements))
+        gate = present[:, None, None].to(delta.dtype)
+        delta = delta + gate * torch.tanh(self.attn_gate) * self.out(attended)
+        delta = delta + gate * torch.tanh(self.mlp_gate) * self.mlp(self.norm(label_embeddings + delta))
+        return delta, attention
+
+
+class CrossModalDecoder(nn.Module):
+    """One stage per modality, run in `order`; a modality absent from the inputs skips its stage."""
+
+    def __init__(self, dim: int, order: tuple[str, ...], temperature: float, mlp_ratio: float) -> None:
+        super().__init__()
+        self.order = tuple(order)
+        self.stages = nn.ModuleDict({m: CrossModalStage(dim, temperature, mlp_ratio) for m in self.order})
+
+    def forward(self, label_embeddings: Mapping[str, torch.Tensor], elements: Mapping[str, torch.Tensor],
+                masks: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Returns the final residual delta (B, K, d) and each stage's attention (B, K, T_m), in stage order."""
+        ran = [m for m in self.order if m in elements]
+        if not ran:
+            raise ValueError("the decoder needs at least one modality")
+        batch = elements[ran[0]].shape[0]
+        k, d = label_embeddings[ran[0]].shape
+        delta = elements[ran[0]].new_zeros(batch, k, d)
+        attentions: dict[str, torch.Tensor] = {}
+        for modality in ran:
+            delta, attentions[modality] = self.stages[modality](
+                label_embeddings[modality], delta, elements[modality], masks[modality]
+            )
+        return delta, attentions

@@ -1,0 +1,62 @@
+"""The inputs the model scores: per-modality elements, batched and masked.
+
+A clip becomes `ClipFeatures` (one clip, unpadded, with times and words for the UI);
+training batches and the model itself use `ModalityInput` (padded, with a mask).
+A modality that is missing is simply absent from the mapping, never zero-filled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+
+@dataclass
+class ModalityInput:
+    """Padded elements (B, T, D), a mask (B, T) that is True where an element exists,
+    and for text the CLIP sentence embedding (B, d)."""
+
+    elements: torch.Tensor
+    mask: torch.Tensor
+    pooled: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> "ModalityInput":
+        pooled = None if self.pooled is None else self.pooled.to(device)
+        return ModalityInput(self.elements.to(device), self.mask.to(device), pooled)
+
+
+@dataclass
+class ClipFeatures:
+    """Features of one clip, with what the UI needs to label each element.
+
+    vision: (T_v, d) normalised CLIP image embeddings, `frame_times` in seconds;
+    text: (T_t, d) per-word features, `words`, `text_pooled` sentence embedding;
+    audio: (T_a, F) acoustic frame features, `audio_times` in seconds.
+    """
+
+    vision: torch.Tensor | None = None
+    frame_times: list[float] = field(default_factory=list)
+    text: torch.Tensor | None = None
+    text_pooled: torch.Tensor | None = None
+    words: list[str] = field(default_factory=list)
+    audio: torch.Tensor | None = None
+    audio_times: list[float] = field(default_factory=list)
+
+    @property
+    def modalities(self) -> list[str]:
+        return [m for m in ("text", "audio", "vision") if getattr(self, m) is not None]
+
+    def elements_of(self, modality: str) -> Sequence[str | float]:
+        """What each column of a stage's attention refers to: words or times in seconds."""
+        return {"text": self.words, "audio": self.audio_times, "vision": self.frame_times}[modality]
+
+    def as_batch(self, device: torch.device | str = "cpu") -> dict[str, ModalityInput]:
+        batch = {}
+        for modality in self.modalities:
+            elements = getattr(self, modality).float()
+            pooled = self.text_pooled[None].float() if modality == "text" else None
+            mask = torch.ones(1, elements.shape[0], dtype=torch.bool)
+            batch[modality] = ModalityInput(elements[None], mask, pooled).to(device)
+        return batch

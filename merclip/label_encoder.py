@@ -1,0 +1,81 @@
+"""Label embeddings: each label phrased by a modality's templates, encoded by CLIP.
+
+Prompt embeddings are normalised, averaged over templates and synonyms, and
+re-normalised, exactly as open_clip's zero-shot classifier does, so an untrained
+MER-CLIP reproduces CLIP zero-shot. Results are cached by (model, templates, label):
+re-scoring a clip with a label seen before costs no text forward pass.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from merclip.clip_loader import ClipBundle
+from merclip.labels import Label
+from merclip.templates import fill
+from merclip.text_features import bpe_ids
+
+_BATCH = 256
+
+
+class LabelEncoder:
+    """Encodes labels with one CLIP model and remembers what it has encoded."""
+
+    def __init__(self, clip: ClipBundle, cache_size: int = 4096) -> None:
+        self.clip = clip
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    def encode(self, labels: Sequence[Label], templates: Sequence[str]) -> tuple[torch.Tensor, list[str]]:
+        """(K, d) normalised label embeddings on the CLIP device, plus warnings about cut labels."""
+        templates = tuple(templates)
+        warnings: list[str] = []
+        fitted = [tuple(self._fit(s, templates, warnings) for s in label.synonyms) for label in labels]
+        keys = [(self.clip.spec.text, templates, synonyms) for synonyms in fitted]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        if missing:
+            self._encode_missing(missing)
+        for key in keys:
+            self._cache.move_to_end(key)
+        rows = torch.stack([self._cache[key] for key in keys])
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return rows, warnings
+
+    def _encode_missing(self, keys: list[tuple]) -> None:
+        prompts, owners = [], []
+        for index, (_, templates, synonyms) in enumerate(keys):
+            for synonym in synonyms:
+                for template in templates:
+                    prompts.append(fill(template, synonym))
+                    owners.append(index)
+        features = []
+        with torch.no_grad():
+            for start in range(0, len(prompts), _BATCH):
+                tokens = self.clip.tokenizer(prompts[start: start + _BATCH]).to(self.clip.device)
+                features.append(self.clip.model.encode_text(tokens, normalize=True).float())
+        prompt_features = torch.cat(features)
+        owner = torch.tensor(owners, device=prompt_features.device)
+        for index, key in enumerate(keys):
+            mean = prompt_features[owner == index].mean(dim=0)
+            self._cache[key] = F.normalize(mean, dim=-1)
+
+    def _fit(self, label: str, templates: tuple[str, ...], warnings: list[str]) -> str:
+        """Cut a label by whole words until every prompt fits CLIP's context, and say so."""
+        capacity = self.clip.context_length - 2
+        longest = max(templates, key=lambda t: len(bpe_ids(self.clip, fill(t, ""))))
+        words = label.split(" ")
+        fitted = label
+        while len(bpe_ids(self.clip, fill(longest, fitted))) > capacity and fitted:
+            words = words[:-1] if len(words) > 1 else [words[0][: len(words[0]) // 2]]
+            fitted = " ".join(words).strip()
+        if fitted != label:
+            warnings.append(
+                f"label '{label[:40]}' is too long for CLIP's {self.clip.context_length}-token context; "
+                f"it was cut to '{fitted[:40]}'"
+            )
+        return fitted or label[:1]

@@ -1,0 +1,85 @@
+"""The trainable part of MER-CLIP: audio adapter, cross-modal decoder and label-guided readout.
+
+logits = CLIP prior + decoder term. The prior is CLIP's own zero-shot score per
+modality (vision, text), mixed by weights renormalised over the modalities present.
+The decoder term scores each label's final query state against that label's own
+embedding, so it applies to labels never seen in training; its gate starts at zero,
+which makes the untrained model exactly CLIP zero-shot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from merclip.config import PRIOR_MODALITIES, ModelConfig
+from merclip.decoder import CrossModalDecoder
+from merclip.features import ModalityInput
+
+
+@dataclass
+class HeadOutput:
+    """logits (B, K); per-modality prior logits (B, K) and their mixing weights (B,);
+    the decoder term (B, K); each stage's attention (B, K, T), in stage order."""
+
+    logits: torch.Tensor
+    priors: dict[str, torch.Tensor]
+    prior_weights: dict[str, torch.Tensor]
+    decoder_term: torch.Tensor
+    attentions: dict[str, torch.Tensor]
+
+
+class MerClipHead(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.embed_dim
+        self.audio_adapter = nn.Sequential(nn.Linear(config.audio_feature_dim, dim), nn.LayerNorm(dim))
+        self.decoder = CrossModalDecoder(dim, config.stage_order, config.attention_temperature, config.mlp_ratio)
+        self.readout = nn.Linear(dim, dim)
+        self.decoder_gate = nn.Parameter(torch.zeros(()))
+
+    def forward(self, inputs: Mapping[str, ModalityInput], label_embeddings: Mapping[str, torch.Tensor],
+                logit_scale: float, logit_bias: float | None = None) -> HeadOutput:
+        """`label_embeddings` holds a (K, d) normalised embedding per modality (from that modality's templates)."""
+        inputs = {m: x for m, x in inputs.items() if m in self.decoder.order}
+        if not inputs:
+            raise ValueError("no modality to score: give at least one of " + ", ".join(self.decoder.order))
+        elements = {m: (self.audio_adapter(x.elements) if m == "audio" else x.elements) for m, x in inputs.items()}
+        masks = {m: x.mask for m, x in inputs.items()}
+        priors, weights = self._priors(inputs, label_embeddings, logit_scale, logit_bias)
+        delta, attentions = self.decoder(label_embeddings, elements, masks)
+        anchor = F.normalize(torch.stack([label_embeddings[m] for m in self.decoder.order]).mean(dim=0), dim=-1)
+        decoder_term = self.decoder_gate * logit_scale * torch.einsum("bkd,kd->bk", self.readout(delta), anchor)
+        prior = sum((weights[m][:, None] * priors[m] for m in priors), torch.zeros_like(decoder_term))
+        return HeadOutput(prior + decoder_term, priors, weights, decoder_term, attentions)
+
+    def _priors(self, inputs: Mapping[str, ModalityInput], label_embeddings: Mapping[str, torch.Tensor],
+                logit_scale: float, logit_bias: float | None
+                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        priors, raw_weights = {}, {}
+        for modality in PRIOR_MODALITIES:
+            weight = self.config.prior_weights.get(modality, 0.0)
+            if modality not in inputs or weight <= 0:
+                continue
+            pooled = _pooled(inputs[modality])
+            logits = logit_scale * pooled @ label_embeddings[modality].T
+            priors[modality] = logits + logit_bias if logit_bias is not None else logits
+            raw_weights[modality] = weight * inputs[modality].mask.any(dim=1).to(logits.dtype)
+        if not priors:
+            return {}, {}
+        total = torch.stack(list(raw_weights.values())).sum(dim=0).clamp_min(1e-12)
+        return priors, {m: w / total for m, w in raw_weights.items()}
+
+
+def _pooled(x: ModalityInput) -> torch.Tensor:
+    """The modality's CLIP embedding: the given sentence embedding, or the mean of the
+    normalised elements over the mask, re-normalised."""
+    if x.pooled is not None:
+        return F.normalize(x.pooled, dim=-1)
+    mask = x.mask[..., None].to(x.elements.dtype)
+    return F.normalize((F.normalize(x.elements, dim=-1) * mask).sum(dim=1), dim=-1)

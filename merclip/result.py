@@ -1,0 +1,70 @@
+"""What one analysis returns, and its JSON form (the keys DESIGN.md promises)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class StageAttention:
+    """One decoder stage: labels as rows, the modality's elements (words or seconds) as columns."""
+
+    name: str
+    modality: str
+    elements: list[str | float]
+    attention: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "modality": self.modality,
+            "elements": [e if isinstance(e, str) else round(float(e), 3) for e in self.elements],
+            "attention": np.round(self.attention, 6).tolist(),
+        }
+
+
+@dataclass
+class Prediction:
+    """Labels with probabilities and logits, the per-stage attention, which modalities
+    were used with their prior weights, each modality's contribution to the logits, the
+    raw cosine of each label with each modality's pooled CLIP embedding, and warnings."""
+
+    labels: list[str]
+    probs: list[float]
+    logits: list[float]
+    stages: list[StageAttention]
+    modalities: list[str]
+    missing: list[str]
+    prior_weights: dict[str, float]
+    contributions: dict[str, list[float]]
+    cosines: dict[str, list[float]]
+    warnings: list[str] = field(default_factory=list)
+    sentiment: float | None = None
+    transcript: dict[str, Any] | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def top_label(self) -> str:
+        return self.labels[int(np.argmax(self.probs))]
+
+    def stage(self, modality: str) -> StageAttention:
+        return next(s for s in self.stages if s.modality == modality)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": self.labels,
+            "probs": [round(p, 6) for p in self.probs],
+            "logits": [round(x, 6) for x in self.logits],
+            "top_label": self.top_label,
+            "sentiment": None if self.sentiment is None else round(self.sentiment, 6),
+            "modalities": {"used": self.modalities, "missing": self.missing, "prior_weights": self.prior_weights},
+            "contributions": {m: [round(x, 6) for x in v] for m, v in self.contributions.items()},
+            "cosines": {m: [round(x, 6) for x in v] for m, v in self.cosines.items()},
+            "stages": [s.to_dict() for s in self.stages],
+            "transcript": self.transcript,
+            "warnings": self.warnings,
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+        }

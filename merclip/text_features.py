@@ -1,0 +1,107 @@
+"""CLIP text features kept per word, so the decoder can attend to each word.
+
+The text tower runs once per context window; the final hidden state of every token
+goes through `text_projection` into the joint space. The end-of-text token of that
+same pass is exactly `encode_text`, which gives the sentence embedding for the CLIP
+prior. A word's feature is the mean of its BPE tokens' features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from open_clip.tokenizer import SimpleTokenizer
+from open_clip.transformer import text_global_pool
+
+from merclip.clip_loader import ClipBundle
+from merclip.errors import MerClipError
+
+
+@dataclass
+class TextFeatures:
+    """Per-word features (T x d, normalised) and the sentence embedding (d, normalised)."""
+
+    words: list[str]
+    elements: torch.Tensor
+    pooled: torch.Tensor
+
+
+def bpe_ids(clip: ClipBundle, text: str) -> list[int]:
+    """BPE token ids of a text, without start/end tokens."""
+    tokenizer = clip.tokenizer
+    if not isinstance(tokenizer, SimpleTokenizer):
+        raise MerClipError(
+            f"{clip.spec.arch} uses a {type(tokenizer).__name__}; per-word text features need CLIP's BPE tokenizer"
+        )
+    return tokenizer.encode(text)
+
+
+def token_features(clip: ClipBundle, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the text tower once: (B, L, d) per-token features in the joint space and the
+    pooled (B, d) feature, which equals `encode_text(tokens)`."""
+    model = clip.model
+    tower = getattr(model, "text", None)
+    if tower is None:  # open_clip.CLIP keeps the text tower's parts on the model itself
+        cast_dtype = model.transformer.get_cast_dtype()
+        x = model.token_embedding(tokens).to(cast_dtype) + model.positional_embedding.to(cast_dtype)
+        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
+        projection, pool_type, eos_id = model.text_projection, model.text_pool_type, getattr(model, "text_eos_id", None)
+    else:
+        if getattr(tower, "cls_emb", None) is not None or not hasattr(tower, "_embeds"):
+            raise MerClipError(f"{clip.spec.arch}: per-token text features are not supported for this text tower")
+        x, attn_mask = tower._embeds(tokens)
+        x = tower.ln_final(tower.transformer(x, attn_mask=attn_mask))
+        projection, pool_type, eos_id = tower.text_projection, tower.pool_type, getattr(tower, "eos_id", None)
+    if projection is not None:
+        x = projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
+    pooled = text_global_pool(x, tokens, pool_type, eos_token_id=eos_id)
+    return x, pooled
+
+
+def encode_transcript(clip: ClipBundle, text: str) -> TextFeatures | None:
+    """Per-word features of a transcript, split into windows that fit the context.
+
+    Returns None when the text has no words: a missing modality, not an empty one.
+    """
+    words, word_ids = [], []
+    for word in text.split():
+        ids = bpe_ids(clip, word)
+        if ids:
+            words.append(word)
+            word_ids.append(ids[: clip.context_length - 2])
+    if not words:
+        return None
+    windows = _windows(word_ids, clip.context_length - 2)
+    tokenizer = clip.tokenizer
+    batch = torch.zeros(len(windows), clip.context_length, dtype=torch.long)
+    for row, window in enumerate(windows):
+        ids = [tokenizer.sot_token_id] + [i for w in window for i in word_ids[w]] + [tokenizer.eot_token_id]
+        batch[row, : len(ids)] = torch.tensor(ids)
+    with torch.no_grad():
+        per_token, pooled = token_features(clip, batch.to(clip.device))
+    per_token, pooled = per_token.float(), pooled.float()
+    word_features = []
+    for row, window in enumerate(windows):
+        position = 1  # after the start token
+        for w in window:
+            count = len(word_ids[w])
+            word_features.append(per_token[row, position: position + count].mean(dim=0))
+            position += count
+    elements = F.normalize(torch.stack(word_features), dim=-1)
+    sentence = F.normalize(F.normalize(pooled, dim=-1).mean(dim=0), dim=-1)
+    return TextFeatures(words=words, elements=elements, pooled=sentence)
+
+
+def _windows(word_ids: list[list[int]], capacity: int) -> list[list[int]]:
+    """Group word indices greedily into windows of at most `capacity` tokens, never splitting a word."""
+    windows: list[list[int]] = [[]]
+    used = 0
+    for index, ids in enumerate(word_ids):
+        if used + len(ids) > capacity and windows[-1]:
+            windows.append([])
+            used = 0
+        windows[-1].append(index)
+        used += len(ids)
+    return windows
