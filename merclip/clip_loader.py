@@ -174,7 +174,7 @@ def _create(spec: ClipSpec, device: torch.device, precision: str) -> tuple[torch
                 f"CLIP weights file {spec.weights} could not be loaded as {spec.arch}: {_first_line(exc)}"
             ) from exc
         return model, preprocess
-    with _offline_if_hub_unreachable():
+    with _offline_if_hub_unreachable() as offline, _quiet_root_logger():
         try:
             if spec.source == "hub":
                 model, _, preprocess = open_clip.create_model_and_transforms(spec.arch, device=device, precision=precision)
@@ -184,16 +184,19 @@ def _create(spec: ClipSpec, device: torch.device, precision: str) -> tuple[torch
                 )
         except Exception as exc:  # download, cache and format errors all surface here
             arch = "ViT-B-32" if spec.source == "hub" else spec.arch
-            raise MerClipError(
-                f"CLIP weights '{spec.text}' could not be obtained ({_first_line(exc)}). {how_to_provide_weights(arch)}"
-            ) from exc
+            reason = (
+                "they are not in the local cache and the Hugging Face hub cannot be reached (offline)"
+                if offline() else _first_line(exc)
+            )
+            raise MerClipError(f"CLIP weights '{spec.text}' could not be loaded: {reason}. {how_to_provide_weights(arch)}") from exc
     return model, preprocess
 
 
 @contextlib.contextmanager
 def _quiet_root_logger() -> Iterator[None]:
-    """open_clip logs 'initialized randomly' as a warning; random weights are what was asked for."""
-    logging.disable(logging.WARNING)
+    """open_clip logs to the root logger what we report better ourselves: 'initialized
+    randomly' (which is what was asked for) and download failures (raised as MerClipError)."""
+    logging.disable(logging.ERROR)
     try:
         yield
     finally:
@@ -201,16 +204,16 @@ def _quiet_root_logger() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _offline_if_hub_unreachable() -> Iterator[None]:
+def _offline_if_hub_unreachable() -> Iterator[Callable[[], bool]]:
     """Use only the local cache when the hub cannot be reached, so a load fails in
-    milliseconds instead of retrying for about a minute."""
+    milliseconds instead of retrying for about a minute. Yields a check: are we offline?"""
     import huggingface_hub.constants as hub_constants
 
     saved = hub_constants.HF_HUB_OFFLINE
     if not saved and not _hub_reachable(hub_constants.ENDPOINT):
         hub_constants.HF_HUB_OFFLINE = True
     try:
-        yield
+        yield lambda: bool(hub_constants.HF_HUB_OFFLINE)
     finally:
         hub_constants.HF_HUB_OFFLINE = saved
 

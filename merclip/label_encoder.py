@@ -76,6 +76,6 @@ class LabelEncoder:
         if fitted != label:
             warnings.append(
                 f"label '{label[:40]}' is too long for CLIP's {self.clip.context_length}-token context; "
-                f"it was cut to '{fitted[:40]}'"
+                f"it was cut to '{fitted}'"
             )
         return fitted or label[:1]

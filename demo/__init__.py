@@ -1,0 +1,1 @@
+"""Gradio UI for MER-CLIP: pages and plots, nothing model-specific."""

@@ -1,0 +1,49 @@
+"""Per-word text features: the pooled token of the per-token pass is exactly encode_text."""
+
+import torch
+import torch.nn.functional as F
+
+from merclip.text_features import encode_transcript, token_features
+
+SENTENCES = ["I can't believe we finally won the game!", "Honestly, this is the worst day of my life."]
+
+
+def test_pooled_token_equals_encode_text(tiny_model):
+    clip = tiny_model.clip
+    tokens = clip.tokenizer(SENTENCES)
+    with torch.no_grad():
+        per_token, pooled = token_features(clip, tokens)
+        expected = clip.model.encode_text(tokens)
+    assert per_token.shape == (2, clip.context_length, clip.embed_dim)
+    assert torch.allclose(pooled, expected, atol=1e-5)
+
+
+def test_transcript_has_one_feature_per_word_and_its_sentence_embedding(tiny_model):
+    clip = tiny_model.clip
+    text = SENTENCES[0]
+    features = encode_transcript(clip, text)
+    assert features.words == text.split()
+    assert features.elements.shape == (len(text.split()), clip.embed_dim)
+    assert torch.allclose(features.elements.norm(dim=-1), torch.ones(len(features.words)), atol=1e-5)
+    with torch.no_grad():
+        sentence = clip.model.encode_text(clip.tokenizer([text]), normalize=True)[0]
+    assert torch.allclose(features.pooled, sentence, atol=1e-5)
+
+
+def test_long_transcript_is_split_into_windows_that_fit_the_context(tiny_model):
+    clip = tiny_model.clip
+    words = [f"word{i % 7}" for i in range(120)]  # far more tokens than the tiny model's 32
+    assert all(len(clip.tokenizer.encode(w)) == 2 for w in words)
+    features = encode_transcript(clip, " ".join(words))
+    assert features.words == words and features.elements.shape[0] == 120
+
+    per_window = (clip.context_length - 2) // 2  # whole words per window
+    windows = [" ".join(words[i: i + per_window]) for i in range(0, len(words), per_window)]
+    with torch.no_grad():
+        window_embeddings = clip.model.encode_text(clip.tokenizer(windows), normalize=True)
+    expected = F.normalize(window_embeddings.mean(dim=0), dim=-1)
+    assert torch.allclose(features.pooled, expected, atol=1e-5)
+
+
+def test_text_without_words_is_a_missing_modality(tiny_model):
+    assert encode_transcript(tiny_model.clip, "   \n ") is None
