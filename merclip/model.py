@@ -54,7 +54,8 @@ class MerClipHead(nn.Module):
         priors, weights = self._priors(inputs, label_embeddings, logit_scale, logit_bias)
         delta, attentions = self.decoder(label_embeddings, elements, masks)
         anchor = F.normalize(torch.stack([label_embeddings[m] for m in self.decoder.order]).mean(dim=0), dim=-1)
-        decoder_term = self.decoder_gate * logit_scale * torch.einsum("bkd,kd->bk", self.readout(delta), anchor)
+        final = F.normalize(self.readout(anchor + delta), dim=-1)
+        decoder_term = self.decoder_gate * logit_scale * torch.einsum("bkd,kd->bk", final, anchor)
         prior = sum((weights[m][:, None] * priors[m] for m in priors), torch.zeros_like(decoder_term))
         return HeadOutput(prior + decoder_term, priors, weights, decoder_term, attentions)
 

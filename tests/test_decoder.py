@@ -1,0 +1,107 @@
+"""Cross-modal decoder: attention at initialisation, missing modalities, stage order, masking."""
+
+from itertools import combinations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from merclip import MerClipError
+from merclip.api import MerClip, build_head
+from merclip.config import ModelConfig
+from merclip.features import ClipFeatures, ModalityInput
+from merclip.labels import parse_labels
+from merclip.templates import resolve_templates
+
+LABELS = "happy, sad, angry, calm"
+
+
+@pytest.fixture
+def all_features(tiny_model, faces, random_audio_features):
+    return tiny_model.features(
+        images=faces, frame_times=[0.5 * i for i in range(len(faces))],
+        transcript="well I guess that went better than expected",
+        audio=random_audio_features, audio_times=[0.05 * i for i in range(len(random_audio_features))],
+    )
+
+
+def test_attention_at_initialisation_is_softmax_of_scaled_cosine(tiny_model, all_features):
+    result = tiny_model.predict(all_features, LABELS)
+    embeddings, _ = tiny_model.label_embeddings(parse_labels(LABELS), resolve_templates(None))
+    tau = tiny_model.config.attention_temperature
+    with torch.no_grad():
+        audio_elements = tiny_model.head.audio_adapter(all_features.audio)
+    for modality, elements in (("text", all_features.text), ("audio", audio_elements), ("vision", all_features.vision)):
+        cosine = F.normalize(embeddings[modality], dim=-1) @ F.normalize(elements, dim=-1).T
+        expected = (tau * cosine).softmax(dim=-1)
+        stage = result.stage(modality)
+        assert stage.attention.shape == (4, elements.shape[0])
+        assert torch.allclose(torch.from_numpy(stage.attention), expected, atol=1e-5), modality
+    assert [s.modality for s in result.stages] == ["text", "audio", "vision"]
+    assert result.stage("vision").elements == all_features.frame_times
+    assert result.stage("text").elements == all_features.words
+
+
+@pytest.mark.parametrize(
+    "subset", [c for n in (1, 2, 3) for c in combinations(("text", "audio", "vision"), n)], ids=str
+)
+def test_every_subset_of_modalities_predicts_and_says_what_it_used(tiny_model, all_features, subset):
+    features = ClipFeatures(**{k: v for k, v in vars(all_features).items()})
+    for modality in {"text", "audio", "vision"} - set(subset):
+        setattr(features, modality, None)
+    result = tiny_model.predict(features, LABELS)
+    assert result.modalities == list(subset)
+    assert result.missing == [m for m in ("text", "audio", "vision") if m not in subset]
+    assert [s.modality for s in result.stages] == list(subset)
+    assert abs(sum(result.probs) - 1) < 1e-5
+    assert set(result.prior_weights) == set(subset) - {"audio"}
+    if set(result.prior_weights):
+        assert abs(sum(result.prior_weights.values()) - 1) < 1e-6
+    else:
+        assert any("equally likely" in w for w in result.warnings)
+
+
+def test_no_modality_at_all_is_a_clear_error(tiny_model):
+    with pytest.raises(MerClipError, match="nothing to analyse"):
+        tiny_model.predict(ClipFeatures(), LABELS)
+
+
+def test_stage_order_is_configurable(tiny_model, all_features):
+    config = ModelConfig(clip=tiny_model.config.clip, embed_dim=128, stage_order=("vision", "text"))
+    reordered = MerClip(tiny_model.clip, build_head(config))
+    result = reordered.predict(all_features, LABELS)
+    assert [s.name for s in result.stages] == ["stage 1: vision", "stage 2: text"]
+    assert result.modalities == ["vision", "text"] and result.missing == []
+
+
+def test_padding_and_missing_samples_in_a_batch_do_not_change_results(tiny_model, all_features):
+    """Sample 0 is the clip; sample 1 lacks text. Each must score as if it were alone."""
+    torch.manual_seed(0)
+    head = build_head(tiny_model.config)
+    for parameter in (head.decoder_gate, *[s.attn_gate for s in head.decoder.stages.values()]):
+        parameter.data.fill_(0.5)  # open the gates so the decoder path matters
+    embeddings, _ = tiny_model.label_embeddings(parse_labels(LABELS), resolve_templates(None))
+    scale = tiny_model.clip.logit_scale
+    alone = all_features.as_batch()
+    no_text = {m: x for m, x in alone.items() if m != "text"}
+
+    def padded(modality, extra):
+        x = alone[modality]
+        elements = torch.cat([x.elements, torch.randn(1, extra, x.elements.shape[-1])], dim=1)
+        mask = torch.cat([x.mask, torch.zeros(1, extra, dtype=torch.bool)], dim=1)
+        return elements, mask
+
+    batch = {}
+    for modality in alone:
+        elements, mask = padded(modality, 3)
+        pooled = None if alone[modality].pooled is None else alone[modality].pooled.repeat(2, 1)
+        second_mask = mask.clone() if modality != "text" else torch.zeros_like(mask)
+        batch[modality] = ModalityInput(elements.repeat(2, 1, 1), torch.cat([mask, second_mask]), pooled)
+    with torch.no_grad():
+        together = head(batch, embeddings, scale)
+        first = head(alone, embeddings, scale)
+        second = head(no_text, embeddings, scale)
+    assert torch.allclose(together.logits[0], first.logits[0], atol=1e-5)
+    assert torch.allclose(together.logits[1], second.logits[0], atol=1e-5)
+    assert torch.all(together.attentions["text"][1] == 0)
+    assert torch.all(together.attentions["vision"][:, :, -3:] == 0)

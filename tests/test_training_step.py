@@ -1,0 +1,45 @@
+"""A few optimiser steps on a toy batch: gates open, loss falls, frozen CLIP stays frozen."""
+
+import torch
+import torch.nn.functional as F
+
+from merclip.api import build_head
+from merclip.features import ModalityInput
+from merclip.labels import parse_labels
+from merclip.templates import resolve_templates
+
+
+def test_optimiser_steps_train_the_head_and_leave_clip_unchanged(tiny_model, faces):
+    torch.manual_seed(0)
+    clip = tiny_model.clip
+    head = build_head(tiny_model.config).train()
+    clip_before = {k: v.clone() for k, v in clip.model.state_dict().items()}
+    gates_before = {n: p.item() for n, p in head.named_parameters() if n.endswith("gate")}
+
+    vision = tiny_model.encode_images(faces)  # 6 real faces: 6 one-frame samples
+    batch_size = 6
+    inputs = {
+        "vision": ModalityInput(vision[:, None, :], torch.ones(batch_size, 1, dtype=torch.bool)),
+        "audio": ModalityInput(
+            torch.randn(batch_size, 10, tiny_model.config.audio_feature_dim), torch.ones(batch_size, 10, dtype=torch.bool)
+        ),
+    }
+    targets = torch.tensor([0, 1, 2, 0, 1, 2])
+    embeddings, _ = tiny_model.label_embeddings(parse_labels("joy, sorrow, rage"), resolve_templates(None))
+    optimiser = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=1e-2)
+
+    losses = []
+    for _ in range(30):
+        loss = F.cross_entropy(head(inputs, embeddings, clip.logit_scale).logits, targets)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+
+    assert losses[-1] < 0.8 * losses[0], losses
+    gates_after = {n: p.item() for n, p in head.named_parameters() if n.endswith("gate")}
+    assert gates_after["decoder_gate"] != gates_before["decoder_gate"]
+    assert any(gates_after[n] != gates_before[n] for n in gates_after if n.startswith("decoder.stages"))
+    for name, value in clip.model.state_dict().items():
+        assert torch.equal(value, clip_before[name]), name
+    assert all(p.grad is None for p in clip.model.parameters())
