@@ -12,23 +12,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import urlparse
 
 import open_clip
 import torch
 
 from merclip.errors import MerClipError
+from merclip.hub import offline_if_hub_unreachable
 
 DEFAULT_CLIP = "ViT-B-32:openai"
 TINY_ARCH = "merclip-tiny"
 RANDOM_SEED = 0
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
-_HUB_PROBE_TIMEOUT_S = 3.0
 
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
 
@@ -174,7 +172,7 @@ def _create(spec: ClipSpec, device: torch.device, precision: str) -> tuple[torch
                 f"CLIP weights file {spec.weights} could not be loaded as {spec.arch}: {_first_line(exc)}"
             ) from exc
         return model, preprocess
-    with _offline_if_hub_unreachable() as offline, _quiet_root_logger():
+    with offline_if_hub_unreachable() as offline, _quiet_root_logger():
         try:
             if spec.source == "hub":
                 model, _, preprocess = open_clip.create_model_and_transforms(spec.arch, device=device, precision=precision)
@@ -201,33 +199,6 @@ def _quiet_root_logger() -> Iterator[None]:
         yield
     finally:
         logging.disable(logging.NOTSET)
-
-
-@contextlib.contextmanager
-def _offline_if_hub_unreachable() -> Iterator[Callable[[], bool]]:
-    """Use only the local cache when the hub cannot be reached, so a load fails in
-    milliseconds instead of retrying for about a minute. Yields a check: are we offline?"""
-    import huggingface_hub.constants as hub_constants
-
-    saved = hub_constants.HF_HUB_OFFLINE
-    if not saved and not _hub_reachable(hub_constants.ENDPOINT):
-        hub_constants.HF_HUB_OFFLINE = True
-    try:
-        yield lambda: bool(hub_constants.HF_HUB_OFFLINE)
-    finally:
-        hub_constants.HF_HUB_OFFLINE = saved
-
-
-def _hub_reachable(endpoint: str) -> bool:
-    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True  # a proxy decides; let huggingface_hub's own timeouts apply
-    url = urlparse(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=_HUB_PROBE_TIMEOUT_S).close()
-    except OSError:
-        return False
-    return True
 
 
 def _embed_dim(model: torch.nn.Module, tokenizer: Callable, device: torch.device) -> int:

@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 from merclip import MerClipError
-from merclip.clip_loader import _hub_reachable, load_clip, parse_clip_spec, resolve_device
+from merclip.clip_loader import load_clip, parse_clip_spec, resolve_device
+from merclip.hub import hub_reachable
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ def test_unreachable_hub_switches_to_cache_only_and_restores_the_setting(monkeyp
     import huggingface_hub.constants as hub_constants
 
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr("merclip.clip_loader._hub_reachable", lambda endpoint: False)
+    monkeypatch.setattr("merclip.hub.hub_reachable", lambda endpoint: False)
     with pytest.raises(MerClipError, match="cannot be reached"):
         load_clip("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", device="cpu")
     assert hub_constants.HF_HUB_OFFLINE is False
@@ -77,7 +78,7 @@ def test_hub_probe_reports_a_closed_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    assert _hub_reachable(f"http://127.0.0.1:{port}") is False
+    assert hub_reachable(f"http://127.0.0.1:{port}") is False
 
 
 def test_local_weights_file_is_loaded(tmp_path):

@@ -1,0 +1,43 @@
+"""Decode a file's audio track to 16 kHz mono with PyAV (no system ffmpeg needed)."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+
+from merclip.audio_features import SAMPLE_RATE
+from merclip.media_probe import MediaInfo
+
+SILENCE_RMS = 10 ** (-50 / 20)  # -50 dBFS: quieter than any speech worth transcribing
+
+
+def decode_audio(info: MediaInfo, max_seconds: float) -> tuple[np.ndarray | None, list[str]]:
+    """The first `max_seconds` of audio as float32 at 16 kHz, or None with a warning when there is none."""
+    if not info.has_audio:
+        return None, ["the file has no audio track: audio and speech are not analysed"]
+    limit = int(max_seconds * SAMPLE_RATE)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    chunks, total, warnings = [], 0, []
+    try:
+        with av.open(str(info.path), metadata_errors="ignore") as container:
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    chunks.append(chunk)
+                    total += len(chunk)
+                if total >= limit:
+                    break
+    except (av.error.FFmpegError, ValueError):
+        warnings.append("the audio track is damaged after %.1f s; only the part before was analysed" % (total / SAMPLE_RATE))
+    if total == 0:
+        return None, warnings + ["the audio track could not be decoded: audio and speech are not analysed"]
+    waveform = np.concatenate(chunks)[:limit].astype(np.float32)
+    return waveform, warnings
+
+
+def is_silent(waveform: np.ndarray) -> bool:
+    """True when no 50 ms stretch of the track is louder than -50 dBFS."""
+    hop = SAMPLE_RATE // 20
+    frames = waveform[: len(waveform) // hop * hop].reshape(-1, hop) if len(waveform) >= hop else waveform[None]
+    loudest = float(np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)).max())
+    return loudest < SILENCE_RMS

