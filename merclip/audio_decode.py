@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import av
 import numpy as np
 
@@ -15,24 +17,32 @@ def decode_audio(info: MediaInfo, max_seconds: float) -> tuple[np.ndarray | None
     """The first `max_seconds` of audio as float32 at 16 kHz, or None with a warning when there is none."""
     if not info.has_audio:
         return None, ["the file has no audio track: audio and speech are not analysed"]
+    waveform, complete = read_waveform(info.path, max_seconds)
+    warnings = [] if complete else [
+        f"the audio track is damaged after {len(waveform) / SAMPLE_RATE:.1f} s; only the part before was analysed"
+    ]
+    if len(waveform) == 0:
+        return None, ["the audio track could not be decoded: audio and speech are not analysed"]
+    return waveform, warnings
+
+
+def read_waveform(path: str | Path, max_seconds: float) -> tuple[np.ndarray, bool]:
+    """Decode and resample the first audio stream; False when decoding stopped at damaged data."""
     limit = int(max_seconds * SAMPLE_RATE)
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    chunks, total, warnings = [], 0, []
+    chunks, total, complete = [], 0, True
     try:
-        with av.open(str(info.path), metadata_errors="ignore") as container:
+        with av.open(str(path), metadata_errors="ignore") as container:
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)
-                    chunks.append(chunk)
-                    total += len(chunk)
+                    chunks.append(out.to_ndarray().reshape(-1))
+                    total += len(chunks[-1])
                 if total >= limit:
                     break
     except (av.error.FFmpegError, ValueError):
-        warnings.append("the audio track is damaged after %.1f s; only the part before was analysed" % (total / SAMPLE_RATE))
-    if total == 0:
-        return None, warnings + ["the audio track could not be decoded: audio and speech are not analysed"]
-    waveform = np.concatenate(chunks)[:limit].astype(np.float32)
-    return waveform, warnings
+        complete = False
+    waveform = np.concatenate(chunks)[:limit] if chunks else np.zeros(0)
+    return waveform.astype(np.float32), complete
 
 
 def is_silent(waveform: np.ndarray) -> bool:

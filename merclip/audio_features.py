@@ -9,7 +9,14 @@ stay comparable.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+
+# librosa compiles its kernels with numba on first use (~15 s on 2 cores); a cache
+# folder makes that a one-time cost per machine instead of per process.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "merclip" / "numba"))
 
 SAMPLE_RATE = 16_000
 FRAME_RATE_HZ = 20

@@ -26,6 +26,7 @@ class TextFeatures:
     words: list[str]
     elements: torch.Tensor
     pooled: torch.Tensor
+    indices: list[int]  # position of each kept word in the input (words without tokens are dropped)
 
 
 def bpe_ids(clip: ClipBundle, text: str) -> list[int]:
@@ -60,17 +61,19 @@ def token_features(clip: ClipBundle, tokens: torch.Tensor) -> tuple[torch.Tensor
     return x, pooled
 
 
-def encode_transcript(clip: ClipBundle, text: str) -> TextFeatures | None:
-    """Per-word features of a transcript, split into windows that fit the context.
+def encode_transcript(clip: ClipBundle, text: str | list[str]) -> TextFeatures | None:
+    """Per-word features of a transcript (a string, or Whisper's words), split into
+    windows that fit the context.
 
     Returns None when the text has no words: a missing modality, not an empty one.
     """
-    words, word_ids = [], []
-    for word in text.split():
+    words, word_ids, indices = [], [], []
+    for index, word in enumerate(text.split() if isinstance(text, str) else text):
         ids = bpe_ids(clip, word)
         if ids:
             words.append(word)
             word_ids.append(ids[: clip.context_length - 2])
+            indices.append(index)
     if not words:
         return None
     windows = _windows(word_ids, clip.context_length - 2)
@@ -91,7 +94,7 @@ def encode_transcript(clip: ClipBundle, text: str) -> TextFeatures | None:
             position += count
     elements = F.normalize(torch.stack(word_features), dim=-1)
     sentence = F.normalize(F.normalize(pooled, dim=-1).mean(dim=0), dim=-1)
-    return TextFeatures(words=words, elements=elements, pooled=sentence)
+    return TextFeatures(words=words, elements=elements, pooled=sentence, indices=indices)
 
 
 def _windows(word_ids: list[list[int]], capacity: int) -> list[list[int]]:

@@ -22,9 +22,11 @@ DEFAULT_WHISPER = "bundled"
 
 @dataclass
 class Word:
+    """A word and its time span in seconds (None for a typed transcript)."""
+
     word: str
-    start: float
-    end: float
+    start: float | None
+    end: float | None
 
 
 @dataclass
@@ -37,23 +39,31 @@ class Transcript:
         return {
             "text": self.text,
             "source": self.source,
-            "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)} for w in self.words],
+            "words": [{"word": w.word, "start": _seconds(w.start), "end": _seconds(w.end)} for w in self.words],
         }
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 class SpeechRecognizer:
     """A loaded Whisper model and what it knows about its language."""
 
     def __init__(self, model, spec: str, english_only: bool) -> None:
+        from faster_whisper import BatchedInferencePipeline
+
         self.model = model
+        # The batched pipeline transcribes each VAD speech chunk on its own; the sequential
+        # decoder of tiny.en was seen to stop after the first sentence of a clip.
+        self.pipeline = BatchedInferencePipeline(model)
         self.spec = spec
         self.english_only = english_only
 
     def transcribe(self, waveform: np.ndarray) -> Transcript:
         """Words with start/end seconds. VAD skips non-speech, so music or noise yields few or no words."""
-        segments, _ = self.model.transcribe(
-            waveform, language="en" if self.english_only else None, beam_size=1, word_timestamps=True,
-            vad_filter=True, condition_on_previous_text=False,
+        segments, _ = self.pipeline.transcribe(
+            waveform, language="en" if self.english_only else None, beam_size=1, word_timestamps=True, batch_size=4,
         )
         words = [
             Word(w.word.strip(), float(w.start), float(w.end))

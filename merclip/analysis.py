@@ -1,0 +1,202 @@
+"""From a media file to the model's inputs, once per file content.
+
+Decoding, face crops, audio features, Whisper and the CLIP encoders are the slow
+part of an analysis; they depend only on the file and the analysis options, never
+on the labels. So they run once per (content hash, options) and are kept in a
+bounded LRU: scoring new labels on the same clip only runs the label encoder (itself
+cached) and the small decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from merclip.api import MerClip
+from merclip.audio_decode import decode_audio, is_silent
+from merclip.audio_features import audio_frame_features
+from merclip.faces import FaceCropper
+from merclip.features import ClipFeatures
+from merclip.labels import LabelSet
+from merclip.limits import Limits
+from merclip.media_probe import MediaInfo, inspect_media
+from merclip.result import Prediction
+from merclip.transcribe import DEFAULT_WHISPER, SpeechRecognizer, Transcript, Word, load_whisper
+from merclip.video_frames import sample_frames
+
+MAX_TRANSCRIPT_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What changes the heavy part of an analysis (labels and templates do not)."""
+
+    limits: Limits = Limits()
+    detect_faces: bool = True
+    transcript: str | None = None  # replaces speech recognition when given
+
+
+@dataclass
+class ClipAnalysis:
+    """Everything label-independent about one clip: model inputs plus what the UI shows."""
+
+    info: MediaInfo
+    features: ClipFeatures
+    crops: list[np.ndarray]
+    faces_found: list[bool]
+    transcript: Transcript | None
+    warnings: list[str]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Analyzer:
+    """Runs analyses with one model and one speech recogniser, caching per file content."""
+
+    def __init__(self, model: MerClip, whisper: str = DEFAULT_WHISPER, cache_size: int = 8) -> None:
+        self.model = model
+        self.whisper_spec = whisper
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, ClipAnalysis] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._whisper_lock = threading.Lock()
+        self._recognizer: SpeechRecognizer | None = None
+        self._faces = FaceCropper()
+
+    @property
+    def recognizer(self) -> SpeechRecognizer | None:
+        """Whisper, loaded on first use (it is only needed for clips with speech)."""
+        with self._whisper_lock:
+            if self._recognizer is None and self.whisper_spec != "none":
+                self._recognizer = load_whisper(self.whisper_spec, self.model.device.type)
+            return self._recognizer
+
+    def predict(self, media: str | Path, labels: str | Sequence[str] | LabelSet,
+                templates: Mapping[str, str | Sequence[str]] | None = None,
+                options: AnalysisOptions = AnalysisOptions()) -> Prediction:
+        """Analyse (or fetch from the cache) and score against labels."""
+        analysis, cached = self.analyse(media, options)
+        started = time.perf_counter()
+        prediction = self.model.predict(analysis.features, labels, templates)
+        scoring_ms = (time.perf_counter() - started) * 1000
+        prediction.warnings = analysis.warnings + prediction.warnings
+        prediction.transcript = analysis.transcript.to_dict() if analysis.transcript else None
+        prediction.timings_ms = ({"cache_lookup": analysis.timings_ms["cache_lookup"]} if cached
+                                 else dict(analysis.timings_ms))
+        prediction.timings_ms["labels_and_decoder"] = scoring_ms
+        return prediction
+
+    def analyse(self, media: str | Path, options: AnalysisOptions = AnalysisOptions()) -> tuple[ClipAnalysis, bool]:
+        """The clip's analysis and whether it came from the cache."""
+        started = time.perf_counter()
+        limits = options.limits
+        info = inspect_media(media, limits)
+        key = (_content_hash(info.path), options, self.model.clip.spec.text, self.whisper_spec)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                hit = self._cache[key]
+                lookup_ms = (time.perf_counter() - started) * 1000
+                return replace(hit, info=info, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms}), True
+        analysis = self._run(info, options, limits)
+        with self._cache_lock:
+            self._cache[key] = analysis
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return analysis, False
+
+    def cached_clips(self) -> int:
+        with self._cache_lock:
+            return len(self._cache)
+
+    def _run(self, info: MediaInfo, options: AnalysisOptions, limits: Limits) -> ClipAnalysis:
+        timings: dict[str, float] = {}
+        warnings: list[str] = []
+        if info.duration > limits.max_seconds:
+            warnings.append(f"the clip is {info.duration:.0f} s long; only the first {limits.max_seconds:.0f} s were analysed")
+        with _timed(timings, "decode_frames"):
+            frames, frame_warnings = sample_frames(info, limits)
+        warnings += frame_warnings
+        with _timed(timings, "face_detection"):
+            crops, found = self._crops([f.image for f in frames], options.detect_faces)
+        if options.detect_faces and not any(found):
+            warnings.append("no face found in any frame: whole frames were used")
+        elif options.detect_faces and not all(found):
+            warnings.append(f"no face found in {found.count(False)} of {len(found)} frames: whole frames were used there")
+        with _timed(timings, "decode_audio"):
+            waveform, audio_warnings = decode_audio(info, limits.max_seconds) if info.kind != "image" else (None, [])
+        warnings += audio_warnings
+        if waveform is not None and is_silent(waveform):
+            warnings.append("the audio track is silent: audio and speech are not analysed")
+            waveform = None
+        features = ClipFeatures()
+        if waveform is not None:
+            with _timed(timings, "audio_features"):
+                audio, audio_times = audio_frame_features(waveform)
+            features.audio, features.audio_times = torch.from_numpy(audio), audio_times.tolist()
+        transcript = self._transcript(waveform, options, timings, warnings)
+        with _timed(timings, "clip_image"):
+            features.vision = self.model.encode_images(crops)
+            features.frame_times = [f.time for f in frames]
+        if transcript is not None and transcript.words:
+            with _timed(timings, "clip_text"):
+                text = self.model.encode_transcript([w.word for w in transcript.words])
+            if text is not None:
+                features.text, features.text_pooled, features.words = text.elements, text.pooled, text.words
+                transcript.words = [transcript.words[i] for i in text.indices]
+        return ClipAnalysis(info, features, crops, found, transcript, warnings, timings)
+
+    def _crops(self, images: list[np.ndarray], detect: bool) -> tuple[list[np.ndarray], list[bool]]:
+        crops, found = [], []
+        for image in images:
+            face = self._faces.crop(image) if detect else None
+            crops.append(face if face is not None else image)
+            found.append(face is not None)
+        return crops, found
+
+    def _transcript(self, waveform: np.ndarray | None, options: AnalysisOptions, timings: dict[str, float],
+                    warnings: list[str]) -> Transcript | None:
+        if options.transcript is not None:
+            text = options.transcript
+            if len(text) > MAX_TRANSCRIPT_CHARS:
+                warnings.append(f"the transcript was cut to its first {MAX_TRANSCRIPT_CHARS} characters")
+                text = text[:MAX_TRANSCRIPT_CHARS]
+            words = [Word(w, None, None) for w in text.split()]
+            return Transcript(" ".join(w.word for w in words), words, source="override") if words else None
+        if waveform is None:
+            return None
+        recognizer = self.recognizer
+        if recognizer is None:
+            warnings.append("speech recognition is off (--whisper none): the text stage is skipped")
+            return None
+        with _timed(timings, "transcription"):
+            transcript = recognizer.transcribe(waveform)
+        if not transcript.words:
+            warnings.append("no speech was recognised: the text stage is skipped")
+            return None
+        return transcript
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = (time.perf_counter() - started) * 1000
+
+
+def _content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,96 @@
+"""Real test and example media built from files that ship in packages (no downloads).
+
+A face: scikit-image's astronaut photograph (Eileen Collins, public domain, NASA).
+Speech: the two film-quote recordings that ship with gradio. Clips are written as
+H.264 + AAC mp4 with PyAV so browsers can play them. The tests, the benchmark and
+the example-building script all use these builders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from merclip.audio_decode import read_waveform
+from merclip.audio_features import SAMPLE_RATE
+
+SPEECH_FILES = ("heath_ledger.mp3", "cate_blanch.mp3")
+SPEECH_TEXT = {
+    "heath_ledger.mp3": "If you're good at something, never do it for free.",
+    "cate_blanch.mp3": "I sleep with a dagger. If you so much as move to touch me, I will sever your mind. You understand?",
+}
+
+
+def speech(names: tuple[str, ...] = SPEECH_FILES, gap_seconds: float = 0.4) -> np.ndarray:
+    """Real recorded speech at 16 kHz mono, the recordings joined by short pauses."""
+    import gradio.media
+
+    parts = []
+    for name in names:
+        waveform, _ = read_waveform(gradio.media.get_audio(name), max_seconds=60)
+        parts += [waveform, np.zeros(int(gap_seconds * SAMPLE_RATE), np.float32)]
+    return np.concatenate(parts)
+
+
+def face_frames(count: int, size: int = 384) -> list[np.ndarray]:
+    """`count` frames of a real face with a slow pan and zoom, so consecutive frames differ."""
+    from skimage.data import astronaut
+
+    photo = Image.fromarray(astronaut())
+    frames = []
+    for i in range(count):
+        progress = i / max(1, count - 1)
+        side = int(440 - 60 * progress)
+        left, top = int(20 + 30 * progress), int(10 + 10 * progress)
+        frames.append(np.asarray(photo.crop((left, top, left + side, top + side)).resize((size, size))))
+    return frames
+
+
+def write_clip(path: str | Path, frames: list[np.ndarray] | None, fps: float = 15, audio: np.ndarray | None = None,
+               sample_rate: int = SAMPLE_RATE, audio_codec: str = "aac", video_codec: str = "libx264") -> Path:
+    """Mux RGB frames (H.264 yuv420p by default; `rawvideo` keeps any size) and/or a mono waveform."""
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        video = None
+        if frames:
+            height, width = frames[0].shape[:2]
+            video = out.add_stream(video_codec, rate=round(fps))
+            if video_codec == "libx264":
+                video.width, video.height, video.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
+                video.options = {"preset": "veryfast", "crf": "26"}
+            else:
+                video.width, video.height, video.pix_fmt = width, height, "rgb24"
+        sound = out.add_stream(audio_codec, rate=sample_rate, layout="mono") if audio is not None else None
+        for image in frames or []:
+            even = np.ascontiguousarray(image[: video.height, : video.width])
+            out.mux(video.encode(av.VideoFrame.from_ndarray(even, format="rgb24")))
+        if video is not None:
+            out.mux(video.encode(None))
+        if sound is not None:
+            _mux_audio(out, sound, audio.astype(np.float32), sample_rate)
+    return path
+
+
+def _mux_audio(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, audio: np.ndarray,
+               sample_rate: int) -> None:
+    chunk = stream.codec_context.frame_size or 1024
+    sample_format = stream.codec_context.format.name
+    for start in range(0, len(audio), chunk):
+        samples = audio[start: start + chunk]
+        if sample_format.startswith("s16"):
+            samples = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format=sample_format, layout="mono")
+        frame.sample_rate, frame.pts = sample_rate, start
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
+def speech_clip(path: str | Path, seconds: float = 10.0, fps: float = 15, size: int = 384) -> Path:
+    """A clip of a real face and real speech, `seconds` long (speech repeats if needed)."""
+    voice = speech()
+    needed = int(seconds * SAMPLE_RATE)
+    audio = np.tile(voice, needed // len(voice) + 1)[:needed]
+    return write_clip(path, face_frames(int(seconds * fps), size), fps=fps, audio=audio)
