@@ -53,12 +53,14 @@ def _predict(args: argparse.Namespace) -> int:
     from merclip.analysis import AnalysisOptions, Analyzer
     from merclip.api import load_model
     from merclip.labels import parse_labels
+    from merclip.media_probe import inspect_media
 
     labels = parse_labels(args.labels)  # fail on bad labels before loading any model
     templates = {m: t for m, t in (("vision", args.templates), ("text", args.text_templates),
                                    ("audio", args.audio_templates)) if t is not None}
     limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, frames=args.frames)
     options = AnalysisOptions(limits=limits, detect_faces=not args.no_face, transcript=args.transcript)
+    inspect_media(args.media, limits)  # a bad file is reported before seconds of model loading
     analyzer = Analyzer(load_model(args.clip, args.checkpoint, args.device), whisper=args.whisper)
     prediction = analyzer.predict(args.media, labels, templates, options)
     if args.json:
