@@ -8,6 +8,7 @@ the example-building script all use these builders.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import av
@@ -17,22 +18,33 @@ from PIL import Image
 from merclip.audio_decode import read_waveform
 from merclip.audio_features import SAMPLE_RATE
 
-SPEECH_FILES = ("heath_ledger.mp3", "cate_blanch.mp3")
+SPEECH_FILES = ("cate_blanch.mp3", "heath_ledger.mp3")
 SPEECH_TEXT = {
     "heath_ledger.mp3": "If you're good at something, never do it for free.",
     "cate_blanch.mp3": "I sleep with a dagger. If you so much as move to touch me, I will sever your mind. You understand?",
 }
 
 
-def speech(names: tuple[str, ...] = SPEECH_FILES, gap_seconds: float = 0.4) -> np.ndarray:
-    """Real recorded speech at 16 kHz mono, the recordings joined by short pauses."""
+def _recordings(names: tuple[str, ...]) -> list[np.ndarray]:
     import gradio.media
 
-    parts = []
-    for name in names:
-        waveform, _ = read_waveform(gradio.media.get_audio(name), max_seconds=60)
-        parts += [waveform, np.zeros(int(gap_seconds * SAMPLE_RATE), np.float32)]
-    return np.concatenate(parts)
+    return [read_waveform(gradio.media.get_audio(name), max_seconds=60)[0] for name in names]
+
+
+def speech_track(seconds: float, gap_seconds: float = 0.4) -> np.ndarray:
+    """`seconds` of speech made of whole recordings (Whisper tiny.en was seen to drop a
+    sentence cut off mid-word), padded with silence; cut only if even one is too long."""
+    needed = int(seconds * SAMPLE_RATE)
+    gap = np.zeros(int(gap_seconds * SAMPLE_RATE), np.float32)
+    recordings = _recordings(SPEECH_FILES)
+    parts, length = [], 0
+    for recording in itertools.cycle(recordings):
+        if length + len(recording) > needed:
+            break
+        parts += [recording, gap]
+        length += len(recording) + len(gap)
+    track = np.concatenate(parts) if parts else recordings[0]
+    return np.pad(track, (0, max(0, needed - len(track))))[:needed]
 
 
 def face_frames(count: int, size: int = 384) -> list[np.ndarray]:
@@ -89,8 +101,5 @@ def _mux_audio(out: av.container.OutputContainer, stream: av.audio.stream.AudioS
 
 
 def speech_clip(path: str | Path, seconds: float = 10.0, fps: float = 15, size: int = 384) -> Path:
-    """A clip of a real face and real speech, `seconds` long (speech repeats if needed)."""
-    voice = speech()
-    needed = int(seconds * SAMPLE_RATE)
-    audio = np.tile(voice, needed // len(voice) + 1)[:needed]
-    return write_clip(path, face_frames(int(seconds * fps), size), fps=fps, audio=audio)
+    """A clip of a real face and real speech, `seconds` long."""
+    return write_clip(path, face_frames(int(seconds * fps), size), fps=fps, audio=speech_track(seconds))

@@ -151,4 +151,4 @@ def test_table_output_shows_bars_transcript_and_timings(capsys, clip_path):
     status = main(["predict", str(clip_path), "--labels", "happy, sad", *TINY])
     out = capsys.readouterr().out
     assert status == 0
-    assert "█" in out and "transcript: If you're good at something" in out and "timings:" in out
+    assert "█" in out and "transcript: I sleep with a dagger" in out and "timings:" in out

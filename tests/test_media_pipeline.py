@@ -32,7 +32,7 @@ def test_clip_with_face_and_speech_uses_all_three_modalities(analyzer, clip_path
     data = json.loads(json.dumps(result.to_dict()))
     assert data["modalities"]["used"] == ["text", "audio", "vision"]
     words = [w["word"].strip(".,?!").lower() for w in data["transcript"]["words"]]
-    assert {"good", "something", "never", "free"} <= set(words)
+    assert {"sleep", "dagger", "touch", "understand"} <= set(words)
     assert all(w["start"] is not None and w["end"] >= w["start"] for w in data["transcript"]["words"])
     stages = {s["modality"]: s for s in data["stages"]}
     assert len(stages["text"]["elements"]) == len(data["transcript"]["words"])
