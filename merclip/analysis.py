@@ -122,15 +122,16 @@ class Analyzer:
         warnings: list[str] = []
         if info.duration > limits.max_seconds:
             warnings.append(f"the clip is {info.duration:.0f} s long; only the first {limits.max_seconds:.0f} s were analysed")
-        with _timed(timings, "decode_frames"):
-            frames, frame_warnings = sample_frames(info, limits)
-        warnings += frame_warnings
-        with _timed(timings, "face_detection"):
-            crops, found = self._crops([f.image for f in frames], options.detect_faces)
-        if options.detect_faces and not any(found):
-            warnings.append("no face found in any frame: whole frames were used")
-        elif options.detect_faces and not all(found):
-            warnings.append(f"no face found in {found.count(False)} of {len(found)} frames: whole frames were used there")
+        frames, crops, found = [], [], []
+        if info.has_video:
+            with _timed(timings, "decode_frames"):
+                frames, frame_warnings = sample_frames(info, limits)
+            warnings += frame_warnings
+            with _timed(timings, "face_detection"):
+                crops, found = self._crops([f.image for f in frames], options.detect_faces)
+            warnings += _face_warnings(found, options.detect_faces)
+        else:
+            warnings.append("the file has no picture: the vision stage is skipped")
         with _timed(timings, "decode_audio"):
             waveform, audio_warnings = decode_audio(info, limits.max_seconds) if info.kind != "image" else (None, [])
         warnings += audio_warnings
@@ -143,9 +144,10 @@ class Analyzer:
                 audio, audio_times = audio_frame_features(waveform)
             features.audio, features.audio_times = torch.from_numpy(audio), audio_times.tolist()
         transcript = self._transcript(waveform, options, timings, warnings)
-        with _timed(timings, "clip_image"):
-            features.vision = self.model.encode_images(crops)
-            features.frame_times = [f.time for f in frames]
+        if crops:
+            with _timed(timings, "clip_image"):
+                features.vision = self.model.encode_images(crops)
+                features.frame_times = [f.time for f in frames]
         if transcript is not None and transcript.words:
             with _timed(timings, "clip_text"):
                 text = self.model.encode_transcript([w.word for w in transcript.words])
@@ -183,6 +185,14 @@ class Analyzer:
             warnings.append("no speech was recognised: the text stage is skipped")
             return None
         return transcript
+
+
+def _face_warnings(found: list[bool], detect: bool) -> list[str]:
+    if not detect or all(found):
+        return []
+    if not any(found):
+        return ["no face found in any frame: whole frames were used"]
+    return [f"no face found in {found.count(False)} of {len(found)} frames: whole frames were used there"]
 
 
 @contextmanager

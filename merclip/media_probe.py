@@ -48,7 +48,8 @@ def inspect_media(path: str | os.PathLike, limits: Limits) -> MediaInfo:
         return MediaInfo(file, "image", size, 0.0, True, False, *image)
     try:
         with av.open(str(file), metadata_errors="ignore") as container:
-            video = container.streams.video[0] if container.streams.video else None
+            pictures = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            video = pictures[0] if pictures else None
             has_audio = bool(container.streams.audio)
             if video is None and not has_audio:
                 raise MerClipError(f"{file.name} has neither a video nor an audio stream")

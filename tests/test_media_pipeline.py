@@ -110,3 +110,19 @@ def test_cache_is_bounded(tiny_model, tmp_path):
         Image.fromarray(np.full((32, 32, 3), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
         small.predict(tmp_path / f"{i}.png", LABELS)
     assert small.cached_clips() == 2
+
+
+@pytest.mark.parametrize("suffix", ["mp3", "wav"])
+def test_audio_file_uses_audio_and_speech_only(analyzer, tmp_path, suffix):
+    import gradio.media
+
+    from merclip.audio_decode import read_waveform
+    from merclip.sample_media import write_clip
+
+    source = gradio.media.get_audio("heath_ledger.mp3")
+    if suffix == "wav":
+        source = write_clip(tmp_path / "speech.wav", None, audio=read_waveform(source, 60)[0], audio_codec="pcm_s16le")
+    result = analyzer.predict(source, LABELS)
+    assert result.modalities == ["text", "audio"] and result.missing == ["vision"]
+    assert "something" in result.transcript["text"]
+    assert any("no picture" in w for w in result.warnings)
