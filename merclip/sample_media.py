@@ -9,6 +9,7 @@ the example-building script all use these builders.
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -62,23 +63,36 @@ def face_frames(count: int, size: int = 384) -> list[np.ndarray]:
 
 
 def write_clip(path: str | Path, frames: list[np.ndarray] | None, fps: float = 15, audio: np.ndarray | None = None,
-               sample_rate: int = SAMPLE_RATE, audio_codec: str = "aac", video_codec: str = "libx264") -> Path:
-    """Mux RGB frames (H.264 yuv420p by default; `rawvideo` keeps any size) and/or a mono waveform."""
+               sample_rate: int = SAMPLE_RATE, audio_codec: str = "aac", video_codec: str = "libx264",
+               frame_times: list[float] | None = None, rotation: int = 0) -> Path:
+    """Mux RGB frames and/or a mono waveform into any container PyAV knows by extension.
+
+    Video is yuv420p (`rawvideo` keeps rgb24 and any size); `frame_times` in seconds
+    give a variable frame rate; `rotation` (degrees counterclockwise) is written as
+    display-matrix metadata, as phones do, leaving the pixels as they are.
+    """
     path = Path(path)
     with av.open(str(path), "w") as out:
         video = None
         if frames:
             height, width = frames[0].shape[:2]
             video = out.add_stream(video_codec, rate=round(fps))
-            if video_codec == "libx264":
-                video.width, video.height, video.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
-                video.options = {"preset": "veryfast", "crf": "26"}
-            else:
+            if video_codec == "rawvideo":
                 video.width, video.height, video.pix_fmt = width, height, "rgb24"
+            else:
+                video.width, video.height, video.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
+            if video_codec == "libx264":
+                video.options = {"preset": "veryfast", "crf": "26"}
+            if frame_times is not None:
+                video.codec_context.time_base = Fraction(1, 1000)
+            if rotation:
+                video.set_display_rotation(rotation)
         sound = out.add_stream(audio_codec, rate=sample_rate, layout="mono") if audio is not None else None
-        for image in frames or []:
-            even = np.ascontiguousarray(image[: video.height, : video.width])
-            out.mux(video.encode(av.VideoFrame.from_ndarray(even, format="rgb24")))
+        for index, image in enumerate(frames or []):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: video.height, : video.width]), format="rgb24")
+            if frame_times is not None:
+                frame.pts, frame.time_base = round(frame_times[index] * 1000), Fraction(1, 1000)
+            out.mux(video.encode(frame))
         if video is not None:
             out.mux(video.encode(None))
         if sound is not None:

@@ -1,0 +1,72 @@
+"""Containers and codecs people actually upload: browser webm (VP8/VP9 + Opus), mov, mkv, avi,
+phone rotation metadata and variable frame rate."""
+
+import numpy as np
+import pytest
+
+from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.audio_decode import decode_audio
+from merclip.limits import Limits
+from merclip.media_probe import inspect_media
+from merclip.sample_media import face_frames, speech_track, write_clip
+from merclip.video_frames import sample_frames
+
+SECONDS = 2.0
+FPS = 15
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return speech_track(SECONDS)
+
+
+@pytest.mark.parametrize(("name", "video_codec", "audio_codec"), [
+    ("webcam_vp8.webm", "libvpx", "libopus"),
+    ("webcam_vp9.webm", "libvpx-vp9", "libopus"),
+    ("phone.mov", "libx264", "aac"),
+    ("export.mkv", "libx264", "aac"),
+    ("old.avi", "mpeg4", "pcm_s16le"),
+])
+def test_container_gives_frames_and_audio(tmp_path, speech, name, video_codec, audio_codec):
+    path = write_clip(tmp_path / name, face_frames(int(SECONDS * FPS), 192), fps=FPS, audio=speech,
+                      video_codec=video_codec, audio_codec=audio_codec)
+    info = inspect_media(path, Limits())
+    assert (info.kind, info.has_video, info.has_audio) == ("video", True, True)
+    assert info.duration == pytest.approx(SECONDS, abs=0.1)
+    frames, warnings = sample_frames(info, Limits(frames=8))
+    assert warnings == []
+    assert len(frames) == 8 and all(f.image.shape == (192, 192, 3) for f in frames)
+    assert [f.time for f in frames] == sorted(f.time for f in frames)
+    waveform, _ = decode_audio(info, 120)
+    assert len(waveform) == pytest.approx(SECONDS * 16000, rel=0.05)
+    assert np.corrcoef(waveform[:30000], speech[:30000])[0, 1] > 0.9, "the decoded speech must be the speech we muxed"
+
+
+def test_webm_from_a_browser_runs_end_to_end(tiny_model, tmp_path, speech):
+    path = write_clip(tmp_path / "recording.webm", face_frames(int(SECONDS * FPS), 192), fps=FPS, audio=speech,
+                      video_codec="libvpx", audio_codec="libopus")
+    result = Analyzer(tiny_model, whisper="none").predict(path, "happy, sad", options=AnalysisOptions(transcript="hello there"))
+    assert result.modalities == ["text", "audio", "vision"]
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotation_metadata_turns_frames_upright(tmp_path, rotation):
+    upright = [f[:, 32:160] for f in face_frames(FPS, 192)]  # portrait 192 x 128
+    stored = [np.ascontiguousarray(np.rot90(f, k=round(-rotation / 90))) for f in upright]
+    path = write_clip(tmp_path / "phone.mp4", stored, fps=FPS, rotation=rotation)
+    frames, _ = sample_frames(inspect_media(path, Limits()), Limits(frames=1))
+    image = frames[0].image
+    assert image.shape == upright[0].shape
+    nearest = upright[round(frames[0].time * FPS)]
+    wrong_way = np.rot90(nearest, 2)
+    assert np.abs(image.astype(int) - nearest).mean() < 0.4 * np.abs(image.astype(int) - wrong_way).mean()
+
+
+def test_variable_frame_rate_samples_the_first_frame_at_or_after_each_target(tmp_path):
+    times = [0.0, 0.05, 0.1, 0.5, 1.5, 1.6, 1.7, 2.2, 2.9, 3.0, 3.9]
+    path = write_clip(tmp_path / "vfr.mp4", face_frames(len(times), 128), frame_times=times)
+    info = inspect_media(path, Limits())
+    frames, _ = sample_frames(info, Limits(frames=4))
+    targets = [(i + 0.5) * info.duration / 4 for i in range(4)]
+    expected = sorted({min(t for t in times if t >= target - 1e-3) for target in targets})
+    assert [f.time for f in frames] == pytest.approx(expected, abs=0.01)
