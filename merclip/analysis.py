@@ -14,9 +14,9 @@ import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +24,8 @@ import torch
 from merclip.api import MerClip
 from merclip.audio_decode import decode_audio, is_silent
 from merclip.audio_features import audio_frame_features
+from merclip.clip_analysis import ClipAnalysis
+from merclip.disk_cache import DiskCache
 from merclip.faces import FaceCropper
 from merclip.features import ClipFeatures
 from merclip.labels import LabelSet
@@ -45,27 +47,16 @@ class AnalysisOptions:
     transcript: str | None = None  # replaces speech recognition when given
 
 
-@dataclass
-class ClipAnalysis:
-    """Everything label-independent about one clip: model inputs plus what the UI shows."""
-
-    info: MediaInfo
-    features: ClipFeatures
-    crops: list[np.ndarray]
-    faces_found: list[bool]
-    transcript: Transcript | None
-    warnings: list[str]
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-
 class Analyzer:
     """Runs analyses with one model and one speech recogniser, caching per file content."""
 
-    def __init__(self, model: MerClip, whisper: str = DEFAULT_WHISPER, cache_size: int = 8) -> None:
+    def __init__(self, model: MerClip, whisper: str = DEFAULT_WHISPER, cache_size: int = 8,
+                 disk_cache: DiskCache | None = None) -> None:
         self.model = model
         self.whisper_spec = whisper
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple, ClipAnalysis] = OrderedDict()
+        self.disk_cache = disk_cache
+        self._cache: OrderedDict[str, ClipAnalysis] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._whisper_lock = threading.Lock()
         self._recognizer: SpeechRecognizer | None = None
@@ -99,19 +90,32 @@ class Analyzer:
         started = time.perf_counter()
         limits = options.limits
         info = inspect_media(media, limits)
-        key = (_content_hash(info.path), options, self.model.clip.spec.text, self.whisper_spec)
+        key = _cache_key(_content_hash(info.path), options, self.model.clip.spec.text, self.whisper_spec)
         with self._cache_lock:
-            if key in self._cache:
+            hit = self._cache.get(key)
+            if hit is not None:
                 self._cache.move_to_end(key)
-                hit = self._cache[key]
-                lookup_ms = (time.perf_counter() - started) * 1000
-                return replace(hit, info=info, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms}), True
+        if hit is None and self.disk_cache is not None:
+            hit = self.disk_cache.get(key, info)
+            if hit is not None:
+                self._remember(key, hit)
+        if hit is not None:
+            lookup_ms = (time.perf_counter() - started) * 1000
+            return replace(hit, info=info, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms}), True
         analysis = self._run(info, options, limits)
+        if self.disk_cache is not None:
+            problem = self.disk_cache.put(key, analysis)
+            if problem:
+                analysis.warnings.append(problem)
+        self._remember(key, analysis)
+        return analysis, False
+
+    def _remember(self, key: str, analysis: ClipAnalysis) -> None:
         with self._cache_lock:
             self._cache[key] = analysis
+            self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return analysis, False
 
     def cached_clips(self) -> int:
         with self._cache_lock:
@@ -202,6 +206,11 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         timings[name] = (time.perf_counter() - started) * 1000
+
+
+def _cache_key(content_hash: str, options: AnalysisOptions, clip_spec: str, whisper_spec: str) -> str:
+    """One name for everything the heavy part depends on (the dataclass repr is deterministic)."""
+    return hashlib.sha256(repr((content_hash, options, clip_spec, whisper_spec)).encode()).hexdigest()
 
 
 def _content_hash(path: Path) -> str:

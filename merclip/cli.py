@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from merclip.clip_loader import DEFAULT_CLIP
 from merclip.errors import MerClipError
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--transcript", default=None, help="use this text instead of speech recognition")
     predict.add_argument("--max-seconds", type=float, default=Limits.max_seconds, help="analyse at most this much")
     predict.add_argument("--max-mb", type=float, default=Limits.max_file_mb, help="refuse larger files")
+    predict.add_argument("--cache-dir", default=None, help="keep analyses in this folder so a later run skips the encoders")
     predict.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser
 
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from merclip.analysis import AnalysisOptions, Analyzer
     from merclip.api import load_model
+    from merclip.disk_cache import DiskCache
     from merclip.labels import parse_labels
     from merclip.media_probe import inspect_media
 
@@ -61,7 +63,8 @@ def _predict(args: argparse.Namespace) -> int:
     limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, frames=args.frames)
     options = AnalysisOptions(limits=limits, detect_faces=not args.no_face, transcript=args.transcript)
     inspect_media(args.media, limits)  # a bad file is reported before seconds of model loading
-    analyzer = Analyzer(load_model(args.clip, args.checkpoint, args.device), whisper=args.whisper)
+    disk_cache = DiskCache(args.cache_dir) if args.cache_dir else None
+    analyzer = Analyzer(load_model(args.clip, args.checkpoint, args.device), whisper=args.whisper, disk_cache=disk_cache)
     prediction = analyzer.predict(args.media, labels, templates, options)
     if args.json:
         print(json.dumps(prediction.to_dict(), ensure_ascii=False))

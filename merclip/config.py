@@ -60,7 +60,7 @@ class ModelConfig:
         return {"format": CONFIG_FORMAT, **data}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> ModelConfig:
         if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
             raise MerClipError(f"{source} is not a MER-CLIP config (expected \"format\": \"{CONFIG_FORMAT}\")")
         known = {f.name for f in fields(cls)}

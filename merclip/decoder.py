@@ -12,7 +12,7 @@ and the decoder adds nothing to CLIP's prediction.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F

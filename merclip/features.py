@@ -8,7 +8,7 @@ A modality that is missing is simply absent from the mapping, never zero-filled.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -22,7 +22,7 @@ class ModalityInput:
     mask: torch.Tensor
     pooled: torch.Tensor | None = None
 
-    def to(self, device: torch.device | str) -> "ModalityInput":
+    def to(self, device: torch.device | str) -> ModalityInput:
         pooled = None if self.pooled is None else self.pooled.to(device)
         return ModalityInput(self.elements.to(device), self.mask.to(device), pooled)
 

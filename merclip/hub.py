@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 
 _HUB_PROBE_TIMEOUT_S = 3.0

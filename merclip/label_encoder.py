@@ -9,7 +9,7 @@ re-scoring a clip with a label seen before costs no text forward pass.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 from merclip.errors import MerClipError
 

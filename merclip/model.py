@@ -10,7 +10,7 @@ which makes the untrained model exactly CLIP zero-shot.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F

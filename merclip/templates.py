@@ -7,7 +7,7 @@ phrased for that modality. Users can edit every set.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from merclip.errors import MerClipError
 

@@ -41,6 +41,11 @@ class Transcript:
             "words": [{"word": w.word, "start": _seconds(w.start), "end": _seconds(w.end)} for w in self.words],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Transcript:
+        words = [Word(w["word"], w["start"], w["end"]) for w in data["words"]]
+        return cls(data["text"], words, data["source"])
+
 
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)

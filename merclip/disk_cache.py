@@ -1,0 +1,99 @@
+"""Clip analyses kept on disk, so a restarted app or a second CLI run skips the encoders.
+
+One safetensors file per analysis: tensors for the encoder outputs and face crops,
+everything else as JSON in the file's metadata. Safetensors cannot run code, so a
+tampered cache folder cannot execute anything. The cache is best-effort: a corrupt
+entry is deleted and recomputed, an unwritable folder turns into a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from merclip.clip_analysis import ClipAnalysis
+from merclip.features import ClipFeatures
+from merclip.media_probe import MediaInfo
+from merclip.transcribe import Transcript
+
+SUFFIX = ".analysis.safetensors"
+FEATURE_TENSORS = ("vision", "text", "text_pooled", "audio")
+
+
+class DiskCache:
+    """A folder of at most `max_entries` analyses; the least recently used go first."""
+
+    def __init__(self, folder: str | os.PathLike, max_entries: int = 256) -> None:
+        self.folder = Path(folder)
+        self.max_entries = max_entries
+
+    def get(self, key: str, info: MediaInfo) -> ClipAnalysis | None:
+        """The analysis stored under `key`, or None when there is none or it cannot be read."""
+        path = self._path(key)
+        try:
+            with safe_open(str(path), framework="pt") as stored:
+                tensors = {name: stored.get_tensor(name) for name in stored.keys()}
+                meta = json.loads(stored.metadata()["analysis"])
+            analysis = _decode(tensors, meta, info)
+            os.utime(path)  # mark as recently used
+            return analysis
+        except FileNotFoundError:
+            return None
+        except (OSError, SafetensorError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)  # corrupt or from another version: recompute
+            return None
+
+    def put(self, key: str, analysis: ClipAnalysis) -> str | None:
+        """Store an analysis; returns a warning instead of raising when the folder is unusable."""
+        features = analysis.features
+        tensors = {name: getattr(features, name).detach().cpu().contiguous()
+                   for name in FEATURE_TENSORS if getattr(features, name) is not None}
+        tensors.update({f"crop_{i}": torch.from_numpy(np.array(c)) for i, c in enumerate(analysis.crops)})
+        meta = {
+            "frame_times": features.frame_times, "words": features.words, "audio_times": features.audio_times,
+            "crops": len(analysis.crops), "faces_found": analysis.faces_found, "warnings": analysis.warnings,
+            "timings_ms": analysis.timings_ms, "transcript": analysis.transcript.to_dict() if analysis.transcript else None,
+        }
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle, partial = tempfile.mkstemp(dir=self.folder, suffix=".partial")
+            os.close(handle)
+            try:
+                save_file(tensors, partial, metadata={"analysis": json.dumps(meta)})
+                os.replace(partial, self._path(key))
+            finally:
+                Path(partial).unlink(missing_ok=True)
+            self._evict()
+        except OSError as exc:
+            return f"the disk cache folder {self.folder} cannot be used ({exc.strerror or exc}); results are not kept on disk"
+        return None
+
+    def entries(self) -> list[Path]:
+        """Stored analyses, least recently used first."""
+        return sorted(self.folder.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime)
+
+    def _evict(self) -> None:
+        for stale in self.entries()[: -self.max_entries]:
+            stale.unlink(missing_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}{SUFFIX}"
+
+
+def _decode(tensors: dict[str, torch.Tensor], meta: dict, info: MediaInfo) -> ClipAnalysis:
+    features = ClipFeatures(
+        vision=tensors.get("vision"), frame_times=meta["frame_times"], text=tensors.get("text"),
+        text_pooled=tensors.get("text_pooled"), words=meta["words"], audio=tensors.get("audio"),
+        audio_times=meta["audio_times"],
+    )
+    crops = [tensors[f"crop_{i}"].numpy() for i in range(meta["crops"])]
+    transcript = Transcript.from_dict(meta["transcript"]) if meta["transcript"] else None
+    return ClipAnalysis(info, features, crops, list(meta["faces_found"]), transcript, list(meta["warnings"]),
+                        dict(meta["timings_ms"]))

@@ -1,0 +1,81 @@
+"""The optional disk cache: a new process reuses an analysis; broken folders and entries never break a run."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from merclip import analysis as analysis_module
+from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.cli import main
+from merclip.disk_cache import DiskCache
+from merclip.sample_media import speech_clip
+
+LABELS = "happy, sad, angry"
+OVERRIDE = AnalysisOptions(transcript="that was a lovely surprise")
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    return speech_clip(tmp_path_factory.mktemp("disk") / "clip.mp4", seconds=3)
+
+
+def test_a_fresh_analyzer_reuses_the_analysis_from_disk(tiny_model, clip_path, tmp_path, monkeypatch):
+    first, cached = Analyzer(tiny_model, whisper="none", disk_cache=DiskCache(tmp_path)).analyse(clip_path, OVERRIDE)
+    assert not cached and len(DiskCache(tmp_path).entries()) == 1
+
+    calls = []
+    monkeypatch.setattr(analysis_module, "sample_frames", lambda *a, **k: calls.append("decode"))
+    monkeypatch.setattr(analysis_module, "audio_frame_features", lambda *a, **k: calls.append("audio"))
+    second, cached = Analyzer(tiny_model, whisper="none", disk_cache=DiskCache(tmp_path)).analyse(clip_path, OVERRIDE)
+    assert cached and calls == []
+    for name in ("vision", "text", "text_pooled", "audio"):
+        assert torch.equal(getattr(first.features, name), getattr(second.features, name)), name
+    assert second.features.words == first.features.words
+    assert second.features.frame_times == first.features.frame_times
+    assert all(np.array_equal(a, b) for a, b in zip(first.crops, second.crops)) and len(second.crops) == 8
+    assert second.faces_found == first.faces_found
+    assert second.transcript.to_dict() == first.transcript.to_dict()
+
+
+def test_a_corrupt_entry_is_recomputed_and_replaced(tiny_model, clip_path, tmp_path):
+    cache = DiskCache(tmp_path)
+    Analyzer(tiny_model, whisper="none", disk_cache=cache).analyse(clip_path, OVERRIDE)
+    entry = cache.entries()[0]
+    entry.write_bytes(entry.read_bytes()[:200])
+    analysis, cached = Analyzer(tiny_model, whisper="none", disk_cache=cache).analyse(clip_path, OVERRIDE)
+    assert not cached and analysis.features.vision is not None
+    _, cached = Analyzer(tiny_model, whisper="none", disk_cache=cache).analyse(clip_path, OVERRIDE)
+    assert cached, "the recomputed analysis must have been written back"
+
+
+def test_an_unusable_folder_is_a_warning_not_a_failure(tiny_model, clip_path, tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    result = Analyzer(tiny_model, whisper="none", disk_cache=DiskCache(blocker)).predict(clip_path, LABELS, options=OVERRIDE)
+    assert result.modalities == ["text", "audio", "vision"]
+    assert any("disk cache folder" in w for w in result.warnings)
+
+
+def test_the_folder_keeps_at_most_max_entries(tiny_model, tmp_path):
+    cache = DiskCache(tmp_path / "cache", max_entries=2)
+    analyzer = Analyzer(tiny_model, whisper="none", disk_cache=cache)
+    for i in range(4):
+        Image.fromarray(np.full((32, 32, 3), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
+        analyzer.analyse(tmp_path / f"{i}.png")
+    assert len(cache.entries()) == 2
+    assert not list(cache.folder.glob("*.partial"))
+
+
+def test_cli_second_run_comes_from_the_cache_folder(clip_path, tmp_path, capsys):
+    args = ["predict", str(clip_path), "--labels", LABELS, "--json", "--clip", "merclip-tiny:random",
+            "--whisper", "none", "--transcript", "so happy", "--cache-dir", str(tmp_path)]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert "clip_image" in first["timings_ms"] and "clip_image" not in second["timings_ms"]
+    assert "cache_lookup" in second["timings_ms"]
+    assert second["probs"] == pytest.approx(first["probs"], abs=1e-6)
