@@ -16,7 +16,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from merclip.audio_decode import decode_audio, is_silent
 from merclip.audio_features import audio_frame_features
 from merclip.clip_analysis import ClipAnalysis
 from merclip.disk_cache import DiskCache
+from merclip.errors import MerClipError
 from merclip.faces import FaceCropper
 from merclip.features import ClipFeatures
 from merclip.labels import LabelSet
@@ -36,6 +37,8 @@ from merclip.transcribe import DEFAULT_WHISPER, SpeechRecognizer, Transcript, Wo
 from merclip.video_frames import sample_frames
 
 MAX_TRANSCRIPT_CHARS = 20_000
+
+Progress = Callable[[float, str], None]  # (fraction done, what is starting)
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,30 @@ class Analyzer:
 
     def predict(self, media: str | Path, labels: str | Sequence[str] | LabelSet,
                 templates: Mapping[str, str | Sequence[str]] | None = None,
-                options: AnalysisOptions = AnalysisOptions()) -> Prediction:
+                options: AnalysisOptions = AnalysisOptions(), progress: Progress | None = None) -> Prediction:
         """Analyse (or fetch from the cache) and score against labels."""
-        analysis, cached = self.analyse(media, options)
+        analysis, cached = self.analyse(media, options, progress)
+        if progress:
+            progress(0.95, "scoring the labels")
+        return self._score(analysis, cached, labels, templates)
+
+    def rescore(self, clip_id: str, labels: str | Sequence[str] | LabelSet,
+                templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:
+        """Score a clip analysed before (by its `clip_id`) against other labels or templates."""
+        started = time.perf_counter()
+        with self._cache_lock:
+            hit = self._cache.get(clip_id)
+        if hit is None:
+            raise MerClipError("that clip is no longer in the cache (or was never analysed here): analyse it again")
+        lookup_ms = (time.perf_counter() - started) * 1000
+        return self._score(replace(hit, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms}), True, labels, templates)
+
+    def _score(self, analysis: ClipAnalysis, cached: bool, labels: str | Sequence[str] | LabelSet,
+               templates: Mapping[str, str | Sequence[str]] | None) -> Prediction:
         started = time.perf_counter()
         prediction = self.model.predict(analysis.features, labels, templates)
         scoring_ms = (time.perf_counter() - started) * 1000
+        prediction.clip_id = analysis.key
         prediction.warnings = analysis.warnings + prediction.warnings
         prediction.transcript = analysis.transcript.to_dict() if analysis.transcript else None
         prediction.timings_ms = ({"cache_lookup": analysis.timings_ms["cache_lookup"]} if cached
@@ -85,7 +106,8 @@ class Analyzer:
         prediction.timings_ms["labels_and_decoder"] = scoring_ms
         return prediction
 
-    def analyse(self, media: str | Path, options: AnalysisOptions = AnalysisOptions()) -> tuple[ClipAnalysis, bool]:
+    def analyse(self, media: str | Path, options: AnalysisOptions = AnalysisOptions(),
+                progress: Progress | None = None) -> tuple[ClipAnalysis, bool]:
         """The clip's analysis and whether it came from the cache."""
         started = time.perf_counter()
         limits = options.limits
@@ -98,11 +120,13 @@ class Analyzer:
         if hit is None and self.disk_cache is not None:
             hit = self.disk_cache.get(key, info)
             if hit is not None:
+                hit.key = key
                 self._remember(key, hit)
         if hit is not None:
             lookup_ms = (time.perf_counter() - started) * 1000
             return replace(hit, info=info, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms}), True
-        analysis = self._run(info, options, limits)
+        analysis = self._run(info, options, limits, _Steps(progress))
+        analysis.key = key
         if self.disk_cache is not None:
             problem = self.disk_cache.put(key, analysis)
             if problem:
@@ -121,22 +145,21 @@ class Analyzer:
         with self._cache_lock:
             return len(self._cache)
 
-    def _run(self, info: MediaInfo, options: AnalysisOptions, limits: Limits) -> ClipAnalysis:
-        timings: dict[str, float] = {}
+    def _run(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> ClipAnalysis:
         warnings: list[str] = []
         if info.duration > limits.max_seconds:
             warnings.append(f"the clip is {info.duration:.0f} s long; only the first {limits.max_seconds:.0f} s were analysed")
         frames, crops, found = [], [], []
         if info.has_video:
-            with _timed(timings, "decode_frames"):
+            with steps("decode_frames"):
                 frames, frame_warnings = sample_frames(info, limits)
             warnings += frame_warnings
-            with _timed(timings, "face_detection"):
+            with steps("face_detection"):
                 crops, found = self._crops([f.image for f in frames], options.detect_faces)
             warnings += _face_warnings(found, options.detect_faces)
         else:
             warnings.append("the file has no picture: the vision stage is skipped")
-        with _timed(timings, "decode_audio"):
+        with steps("decode_audio"):
             waveform, audio_warnings = decode_audio(info, limits.max_seconds) if info.kind != "image" else (None, [])
         warnings += audio_warnings
         if waveform is not None and is_silent(waveform):
@@ -144,21 +167,21 @@ class Analyzer:
             waveform = None
         features = ClipFeatures()
         if waveform is not None:
-            with _timed(timings, "audio_features"):
+            with steps("audio_features"):
                 audio, audio_times = audio_frame_features(waveform)
             features.audio, features.audio_times = torch.from_numpy(audio), audio_times.tolist()
-        transcript = self._transcript(waveform, options, timings, warnings)
+        transcript = self._transcript(waveform, options, steps, warnings)
         if crops:
-            with _timed(timings, "clip_image"):
+            with steps("clip_image"):
                 features.vision = self.model.encode_images(crops)
                 features.frame_times = [f.time for f in frames]
         if transcript is not None and transcript.words:
-            with _timed(timings, "clip_text"):
+            with steps("clip_text"):
                 text = self.model.encode_transcript([w.word for w in transcript.words])
             if text is not None:
                 features.text, features.text_pooled, features.words = text.elements, text.pooled, text.words
                 transcript.words = [transcript.words[i] for i in text.indices]
-        return ClipAnalysis(info, features, crops, found, transcript, warnings, timings)
+        return ClipAnalysis(info, features, crops, found, transcript, warnings, steps.timings)
 
     def _crops(self, images: list[np.ndarray], detect: bool) -> tuple[list[np.ndarray], list[bool]]:
         crops, found = [], []
@@ -168,7 +191,7 @@ class Analyzer:
             found.append(face is not None)
         return crops, found
 
-    def _transcript(self, waveform: np.ndarray | None, options: AnalysisOptions, timings: dict[str, float],
+    def _transcript(self, waveform: np.ndarray | None, options: AnalysisOptions, steps: _Steps,
                     warnings: list[str]) -> Transcript | None:
         if options.transcript is not None:
             text = options.transcript
@@ -183,7 +206,7 @@ class Analyzer:
         if recognizer is None:
             warnings.append("speech recognition is off (--whisper none): the text stage is skipped")
             return None
-        with _timed(timings, "transcription"):
+        with steps("transcription"):
             transcript = recognizer.transcribe(waveform)
         if not transcript.words:
             warnings.append("no speech was recognised: the text stage is skipped")
@@ -199,13 +222,29 @@ def _face_warnings(found: list[bool], detect: bool) -> list[str]:
     return [f"no face found in {found.count(False)} of {len(found)} frames: whole frames were used there"]
 
 
-@contextmanager
-def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[name] = (time.perf_counter() - started) * 1000
+class _Steps:
+    """Times each step of an analysis and tells the caller which one is starting."""
+
+    DESCRIPTIONS = {
+        "decode_frames": "decoding video frames", "face_detection": "finding faces", "decode_audio": "decoding audio",
+        "audio_features": "computing audio features", "transcription": "transcribing speech",
+        "clip_image": "encoding faces with CLIP", "clip_text": "encoding the transcript with CLIP",
+    }
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.progress:
+            order = list(self.DESCRIPTIONS)
+            self.progress(0.9 * order.index(name) / len(order), self.DESCRIPTIONS[name])
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = (time.perf_counter() - started) * 1000
 
 
 def _cache_key(content_hash: str, options: AnalysisOptions, clip_spec: str, whisper_spec: str) -> str:

@@ -93,7 +93,12 @@ class MerClip:
         with torch.no_grad():
             out = self.head(features.as_batch(self.device), embeddings, self.clip.logit_scale, self.clip.logit_bias)
         warnings = list(label_set.warnings) + label_warnings + self._model_warnings(out, used)
-        return _prediction(label_set, features, out, used, self.config.stage_order, self.clip.logit_scale, warnings)
+        prediction = _prediction(label_set, features, out, used, self.config.stage_order, self.clip.logit_scale, warnings)
+        if features.vision is not None:
+            vision = features.vision.to(embeddings["vision"])
+            prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
+            prediction.frame_times = list(features.frame_times)
+        return prediction
 
     def _model_warnings(self, out: HeadOutput, used: list[str]) -> list[str]:
         warnings = [RANDOM_WEIGHTS_WARNING] if self.clip.random_weights else []

@@ -22,3 +22,4 @@ class ClipAnalysis:
     transcript: Transcript | None
     warnings: list[str]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    key: str = ""  # the cache key: content hash + analysis options + models (the API's clip_id)

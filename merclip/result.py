@@ -45,6 +45,9 @@ class Prediction:
     sentiment: float | None = None
     transcript: dict[str, Any] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    frame_times: list[float] = field(default_factory=list)
+    frame_similarity: np.ndarray | None = None  # (K, T_v) cosine of each label with each sampled frame
+    clip_id: str | None = None  # names the cached analysis, for re-scoring with other labels
 
     @property
     def top_label(self) -> str:
@@ -67,4 +70,9 @@ class Prediction:
             "transcript": self.transcript,
             "warnings": self.warnings,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            "frame_similarity": None if self.frame_similarity is None else {
+                "times": [round(t, 3) for t in self.frame_times],
+                "cosines": np.round(self.frame_similarity, 6).tolist(),
+            },
+            "clip_id": self.clip_id,
         }

@@ -9,6 +9,7 @@ from PIL import Image
 
 from merclip import analysis as analysis_module
 from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.errors import MerClipError
 from merclip.limits import Limits
 from merclip.sample_media import speech_clip
 
@@ -38,6 +39,8 @@ def test_clip_with_face_and_speech_uses_all_three_modalities(analyzer, clip_path
     assert len(stages["text"]["elements"]) == len(data["transcript"]["words"])
     assert np.array(stages["text"]["attention"]).shape == (4, len(words))
     assert np.array(stages["vision"]["attention"]).shape == (4, 8)
+    assert np.array(data["frame_similarity"]["cosines"]).shape == (4, 8)
+    assert data["frame_similarity"]["times"] == stages["vision"]["elements"]
     analysis, cached = analyzer.analyse(clip_path)
     assert cached
     assert np.array(stages["audio"]["attention"]).shape == (4, len(analysis.features.audio_times))
@@ -60,6 +63,9 @@ def test_image_is_one_frame_vision_only(analyzer, astronaut, tmp_path):
     result = analyzer.predict(tmp_path / "face.png", LABELS)
     assert result.modalities == ["vision"]
     assert result.stage("vision").attention.shape == (4, 1)
+    # one frame: its similarity with each label is the vision prior's cosine
+    assert result.frame_times == [0.0]
+    assert result.frame_similarity[:, 0] == pytest.approx(result.cosines["vision"], abs=1e-5)
 
 
 def test_new_labels_on_a_cached_clip_run_no_encoder(analyzer, clip_path, monkeypatch):
@@ -126,3 +132,25 @@ def test_audio_file_uses_audio_and_speech_only(analyzer, tmp_path, suffix):
     assert result.modalities == ["text", "audio"] and result.missing == ["vision"]
     assert "something" in result.transcript["text"]
     assert any("no picture" in w for w in result.warnings)
+
+
+def test_rescore_by_clip_id_scores_other_labels_and_unknown_ids_are_refused(analyzer, clip_path):
+    first = analyzer.predict(clip_path, LABELS)
+    again = analyzer.rescore(first.clip_id, "proud, bored")
+    assert again.labels == ["proud", "bored"] and again.clip_id == first.clip_id
+    assert set(again.timings_ms) == {"cache_lookup", "labels_and_decoder"}
+    same = analyzer.rescore(first.clip_id, LABELS)
+    assert same.probs == pytest.approx(first.probs, abs=1e-6)
+    with pytest.raises(MerClipError, match="no longer in the cache"):
+        analyzer.rescore("0" * 64, LABELS)
+
+
+def test_progress_reports_each_step_in_order(tiny_model, clip_path):
+    reports = []
+    Analyzer(tiny_model, whisper="bundled").predict(clip_path, LABELS, progress=lambda f, what: reports.append((f, what)))
+    fractions = [f for f, _ in reports]
+    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] < 1
+    steps = [what for _, what in reports]
+    assert steps == ["decoding video frames", "finding faces", "decoding audio", "computing audio features",
+                     "transcribing speech", "encoding faces with CLIP", "encoding the transcript with CLIP",
+                     "scoring the labels"]
