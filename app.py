@@ -1,37 +1,67 @@
-"""Start the MER-CLIP web app: `python app.py [--clip SPEC] [--checkpoint DIR] [--device auto|cpu|cuda]`."""
+"""Start the MER-CLIP web app: `python app.py [--clip SPEC] [--whisper SPEC] [--checkpoint DIR] [--device ...]`.
+
+Also the entry point of the Hugging Face Space (README front matter): Spaces sets
+GRADIO_SERVER_NAME/PORT, which the defaults below honour.
+"""
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-from merclip import MerClipError, load_model
 from merclip.clip_loader import DEFAULT_CLIP
+from merclip.limits import Limits
+from merclip.transcribe import DEFAULT_WHISPER
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
     parser.add_argument("--clip", default=None, help=f"CLIP SPEC (default {DEFAULT_CLIP}, or the checkpoint's)")
+    parser.add_argument("--whisper", default=DEFAULT_WHISPER, help="bundled (offline tiny.en), a size name, a folder, or none")
     parser.add_argument("--checkpoint", default=None, help="a folder written by train/ (model.safetensors + config.json)")
+    parser.add_argument("--checkpoints-dir", default="checkpoints", help="offer every checkpoint folder found here")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--cache-dir", default=None, help="keep clip analyses on disk here (default: memory only)")
+    parser.add_argument("--max-mb", type=float, default=Limits.max_file_mb, help="largest upload accepted")
+    parser.add_argument("--max-seconds", type=float, default=Limits.max_seconds, help="analyse at most this much of a clip")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from demo.image_page import build_image_page  # gradio takes seconds to import; parse flags first
+    # gradio and torch take seconds to import: flags are parsed first so --help is instant
+    from demo.models import ModelChoice, ModelStore, find_checkpoints
+    from demo.page import ASSETS, build_page
+    from demo.service import AnalysisService
+    from merclip import MerClipError
+    from merclip.checkpoint import read_checkpoint
+    from merclip.disk_cache import DiskCache
 
-    model, error = None, None
-    try:
-        model = load_model(args.clip, args.checkpoint, args.device)
-    except MerClipError as exc:
-        error = str(exc)
-        print(f"merclip: {error}", flush=True)
-    build_image_page(model, error).queue(default_concurrency_limit=2).launch(
-        server_name=args.host, server_port=args.port, share=args.share
+    clip = args.clip or DEFAULT_CLIP
+    if args.checkpoint and not args.clip:
+        try:
+            clip = read_checkpoint(args.checkpoint)[0].clip
+        except MerClipError:
+            pass  # the store reports the checkpoint's problem in the page
+    checkpoints = find_checkpoints(args.checkpoints_dir, args.checkpoint)
+    default = ModelChoice(clip, args.whisper, Path(args.checkpoint).name if args.checkpoint else None)
+    store = ModelStore(default, args.device, DiskCache(args.cache_dir) if args.cache_dir else None, checkpoints)
+    store.load_default_in_background()
+
+    downloads = Path(tempfile.mkdtemp(prefix="merclip-results-"))
+    atexit.register(shutil.rmtree, downloads, ignore_errors=True)
+    limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds)
+    page = build_page(store, AnalysisService(store, downloads, limits))
+    page.queue(default_concurrency_limit=2, max_size=64).launch(
+        server_name=args.host, server_port=args.port, share=args.share,
+        max_file_size=f"{int(limits.max_file_mb)}mb", allowed_paths=[str(ASSETS)],
     )
 
 

@@ -86,8 +86,7 @@ class Analyzer:
                 templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:
         """Score a clip analysed before (by its `clip_id`) against other labels or templates."""
         started = time.perf_counter()
-        with self._cache_lock:
-            hit = self._cache.get(clip_id)
+        hit = self.cached(clip_id)
         if hit is None:
             raise MerClipError("that clip is no longer in the cache (or was never analysed here): analyse it again")
         lookup_ms = (time.perf_counter() - started) * 1000
@@ -140,6 +139,11 @@ class Analyzer:
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+    def cached(self, clip_id: str) -> ClipAnalysis | None:
+        """The analysis kept in memory under this clip_id, if any."""
+        with self._cache_lock:
+            return self._cache.get(clip_id)
 
     def cached_clips(self) -> int:
         with self._cache_lock:

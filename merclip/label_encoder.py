@@ -8,6 +8,7 @@ re-scoring a clip with a label seen before costs no text forward pass.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -29,6 +30,7 @@ class LabelEncoder:
         self.clip = clip
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()  # the app scores several requests at once
 
     def encode(self, labels: Sequence[Label], templates: Sequence[str]) -> tuple[torch.Tensor, list[str]]:
         """(K, d) normalised label embeddings on the CLIP device, plus warnings about cut labels."""
@@ -36,14 +38,15 @@ class LabelEncoder:
         warnings: list[str] = []
         fitted = [tuple(self._fit(s, templates, warnings) for s in label.synonyms) for label in labels]
         keys = [(self.clip.spec.text, templates, synonyms) for synonyms in fitted]
-        missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
-        if missing:
-            self._encode_missing(missing)
-        for key in keys:
-            self._cache.move_to_end(key)
-        rows = torch.stack([self._cache[key] for key in keys])
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
+            if missing:
+                self._encode_missing(missing)
+            for key in keys:
+                self._cache.move_to_end(key)
+            rows = torch.stack([self._cache[key] for key in keys])
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return rows, warnings
 
     def _encode_missing(self, keys: list[tuple]) -> None:

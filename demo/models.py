@@ -1,0 +1,150 @@
+"""Which models the page runs: loaded once, shared by every visitor, kept few.
+
+The start-up choice loads in a background thread so the page is served at once and
+says "loading" meanwhile. Visitors can pick other CLIP/Whisper/checkpoint choices
+from fixed lists (never a free-typed path: that would let strangers make the server
+open its own files); each loads on first use and the least recently used beyond
+`max_models` is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from merclip import MerClip, MerClipError, load_model
+from merclip.analysis import Analyzer
+from merclip.audio_features import SAMPLE_RATE, audio_frame_features
+from merclip.clip_loader import DEFAULT_CLIP
+from merclip.disk_cache import DiskCache
+from merclip.transcribe import DEFAULT_WHISPER
+
+log = logging.getLogger(__name__)
+
+CLIP_CHOICES = ("ViT-B-32:openai", "ViT-B-16:openai", "ViT-L-14:openai", "ViT-B-32:random", "merclip-tiny:random")
+WHISPER_CHOICES = ("bundled", "tiny", "base", "small", "none")
+NO_CHECKPOINT = "(none: untrained head, CLIP zero-shot)"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    clip: str
+    whisper: str = DEFAULT_WHISPER
+    checkpoint: str | None = None
+
+
+class ModelStore:
+    """Analyzers by model choice, loaded on demand, at most `max_models` at once."""
+
+    def __init__(self, default: ModelChoice, device: str = "auto", disk_cache: DiskCache | None = None,
+                 checkpoints: dict[str, str] | None = None, max_models: int = 2) -> None:
+        self.default = default
+        self.device = device
+        self.disk_cache = disk_cache
+        self.checkpoints = checkpoints or {}
+        self.max_models = max_models
+        self._models: dict[tuple[str, str | None], MerClip] = {}
+        self._analyzers: OrderedDict[ModelChoice, Analyzer] = OrderedDict()
+        self._lock = threading.Lock()
+        self._errors: dict[ModelChoice, str] = {}
+        self._loading = threading.Event()
+
+    @property
+    def clip_choices(self) -> list[str]:
+        return list(dict.fromkeys([self.default.clip, *CLIP_CHOICES]))
+
+    @property
+    def checkpoint_choices(self) -> list[str]:
+        return [NO_CHECKPOINT, *self.checkpoints]
+
+    def load_default_in_background(self) -> threading.Thread:
+        """Load the start-up models and warm librosa and Whisper, without blocking the page."""
+        self._loading.set()
+        thread = threading.Thread(target=self._warm_up, name="merclip-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def _warm_up(self) -> None:
+        try:
+            analyzer = self.analyzer(self.default)
+            audio_frame_features(np.zeros(SAMPLE_RATE, np.float32))  # compiles librosa's numba code once
+            analyzer.recognizer  # noqa: B018 -- loads Whisper now rather than in the first request
+        except MerClipError as exc:
+            log.warning("merclip: %s", exc)
+        finally:
+            self._loading.clear()
+
+    def analyzer(self, choice: ModelChoice) -> Analyzer:
+        """The analyzer for a choice, loading its models if needed; MerClipError says why it cannot."""
+        with self._lock:
+            if choice in self._analyzers:
+                self._analyzers.move_to_end(choice)
+                return self._analyzers[choice]
+            try:
+                model = self._model(choice)
+            except MerClipError as exc:
+                self._errors[choice] = str(exc)
+                raise
+            self._errors.pop(choice, None)
+            self._analyzers[choice] = Analyzer(model, whisper=choice.whisper, disk_cache=self.disk_cache)
+            while len(self._analyzers) > self.max_models:
+                self._analyzers.popitem(last=False)
+            live = {id(a.model) for a in self._analyzers.values()}
+            for key in [k for k, m in self._models.items() if id(m) not in live]:
+                del self._models[key]
+            return self._analyzers[choice]
+
+    def _model(self, choice: ModelChoice) -> MerClip:
+        checkpoint = None
+        if choice.checkpoint and choice.checkpoint != NO_CHECKPOINT:
+            if choice.checkpoint not in self.checkpoints:
+                raise MerClipError(f"unknown checkpoint '{choice.checkpoint}'")
+            checkpoint = self.checkpoints[choice.checkpoint]
+        key = (choice.clip, checkpoint)
+        if key not in self._models:
+            self._models[key] = load_model(choice.clip, checkpoint, self.device)
+        return self._models[key]
+
+    def find(self, clip_id: str) -> Analyzer | None:
+        """The analyzer whose cache holds this clip."""
+        with self._lock:
+            analyzers = list(self._analyzers.values())
+        return next((a for a in analyzers if a.cached(clip_id) is not None), None)
+
+    def status_markdown(self) -> str:
+        """What the page says about the start-up model: loading, failed (and how to fix it), or ready."""
+        choice = self.default
+        if choice in self._errors:
+            return f"### No model loaded\n\n{self._errors[choice]}"
+        with self._lock:
+            analyzer = self._analyzers.get(choice)
+        if analyzer is None:
+            if self._loading.is_set():
+                return f"Loading CLIP `{choice.clip}` and Whisper `{choice.whisper}`… the page works as soon as they are ready."
+            return f"CLIP `{choice.clip}` loads with the first analysis."
+        clip = analyzer.model.clip
+        if clip.random_weights:
+            return (f"### Plumbing run: CLIP `{clip.spec.text}` has random weights\n\n"
+                    "Every number on this page is meaningless. Start the app with real weights to read emotions.")
+        return f"Model: CLIP `{clip.spec.text}` on {analyzer.model.device.type}, Whisper `{choice.whisper}`."
+
+    @property
+    def loading(self) -> bool:
+        return self._loading.is_set()
+
+
+def find_checkpoints(folder: str | Path | None, explicit: str | None = None) -> dict[str, str]:
+    """Checkpoint folders (with config.json and model.safetensors) offered in the page, by display name."""
+    found = {}
+    if explicit:
+        found[Path(explicit).name or explicit] = explicit
+    if folder and Path(folder).is_dir():
+        for config in sorted(Path(folder).glob("*/config.json")):
+            if (config.parent / "model.safetensors").is_file():
+                found.setdefault(config.parent.name, str(config.parent))
+    return found

@@ -1,0 +1,107 @@
+"""What the page's events call: analyse a clip, re-score it, and turn failures into messages.
+
+Every failure a visitor can cause becomes a `gr.Error` with one readable line; anything
+unexpected is logged with its traceback and reported as an internal error, so one bad
+request never takes the server down or leaks a stack trace into the page.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import gradio as gr
+
+from demo.models import ModelChoice, ModelStore
+from demo.views import STAGE_SLOTS, PageView, build_view
+from merclip import MerClipError
+from merclip.analysis import AnalysisOptions
+from merclip.limits import Limits
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "timeline", "gallery", "transcript",
+                "summary", "warnings", "result", "download", "clip_id")
+
+
+class AnalysisService:
+    """Analyses for the page and its API, with the models from a `ModelStore`."""
+
+    def __init__(self, store: ModelStore, downloads: Path, limits: Limits = Limits()) -> None:
+        self.store = store
+        self.downloads = downloads
+        self.limits = limits
+
+    def predict(self, video: str | None, labels: str, vision_templates: str = "", text_templates: str = "",
+                audio_templates: str = "", frames: float = Limits.frames, detect_faces: bool = True,
+                transcript: str = "", clip: str | None = None, whisper: str | None = None,
+                checkpoint: str | None = None, progress: gr.Progress = gr.Progress()) -> tuple:
+        """Analyse a video (encoders run once per clip) and score it against the labels."""
+        with _user_errors():
+            if not video:
+                raise MerClipError("no video: upload a clip or record one with the webcam first")
+            choice = ModelChoice(clip or self.store.default.clip, whisper or self.store.default.whisper,
+                                 checkpoint or self.store.default.checkpoint)
+            progress(0.0, desc="loading models")
+            analyzer = self.store.analyzer(choice)
+            limits = Limits(max_file_mb=self.limits.max_file_mb, max_seconds=self.limits.max_seconds,
+                            frames=int(frames), max_side=self.limits.max_side)
+            options = AnalysisOptions(limits=limits, detect_faces=bool(detect_faces), transcript=transcript.strip() or None)
+            prediction = analyzer.predict(video, labels, _templates(vision_templates, text_templates, audio_templates),
+                                          options, progress=lambda fraction, what: progress(fraction, desc=what))
+            return self._outputs(prediction, analyzer.cached(prediction.clip_id))
+
+    def rescore(self, clip_id: str, labels: str, vision_templates: str = "", text_templates: str = "",
+                audio_templates: str = "") -> tuple:
+        """Score an analysed clip against other labels or templates; no encoder runs again."""
+        with _user_errors():
+            analyzer = self.store.find(clip_id) if clip_id else None
+            if analyzer is None:
+                raise MerClipError("no analysed clip to re-score: analyse a clip first (or again, if the server restarted)")
+            prediction = analyzer.rescore(clip_id, labels, _templates(vision_templates, text_templates, audio_templates))
+            return self._outputs(prediction, analyzer.cached(clip_id))
+
+    def rescore_if_analysed(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
+                            audio_templates: str) -> tuple:
+        """The page's reaction to new labels or templates: re-score when a clip is on screen."""
+        if not clip_id or self.store.find(clip_id) is None:
+            return tuple(gr.skip() for _ in OUTPUT_NAMES)
+        return self.rescore(clip_id, labels, vision_templates, text_templates, audio_templates)
+
+    def _outputs(self, prediction, analysis) -> tuple:
+        view: PageView = build_view(prediction, analysis, self.downloads)
+        stages = [gr.update(value=figure, visible=figure is not None) for figure in view.stages]
+        timeline = gr.update(value=view.timeline, visible=view.timeline is not None)
+        return (view.bars, *stages, timeline, view.gallery, view.transcript, view.summary, view.warnings,
+                view.result, view.download, view.clip_id)
+
+
+def _templates(vision: str, text: str, audio: str) -> dict[str, str]:
+    given = {"vision": vision, "text": text, "audio": audio}
+    return {m: t.strip() for m, t in given.items() if t and t.strip()}
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except MerClipError as exc:
+        raise gr.Error(html.escape(str(exc)), print_exception=False) from None  # messages may quote file names
+    except gr.Error:
+        raise
+    except Exception as exc:  # a bug or an input nobody foresaw: log it, keep serving
+        log.exception("merclip: analysis failed")
+        raise gr.Error(f"internal error while analysing ({type(exc).__name__}); the server keeps running",
+                       print_exception=False) from None
+
+
+def on_zero_gpu(function: Callable) -> Callable:
+    """Run `function` on a ZeroGPU slice when the `spaces` package is present (Hugging Face Spaces)."""
+    try:
+        import spaces
+    except ImportError:
+        return function
+    return spaces.GPU(duration=120)(function)

@@ -1,0 +1,109 @@
+"""From one analysis to what every output component of the page shows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from demo.plots import frame_timeline, similarity_bars, stage_heatmap
+from merclip.clip_analysis import ClipAnalysis
+from merclip.result import Prediction
+
+STAGE_SLOTS = 3  # one heatmap slot per modality the decoder can have
+KEPT_DOWNLOADS = 64
+
+
+@dataclass
+class PageView:
+    """The values of the page's outputs, in the order `OUTPUT_NAMES` lists."""
+
+    bars: Figure
+    stages: list[Figure | None]
+    timeline: Figure | None
+    gallery: list[tuple[np.ndarray, str]]
+    transcript: list[tuple[str, float | None]]
+    summary: str
+    warnings: str
+    result: dict
+    download: str
+    clip_id: str
+
+
+def build_view(prediction: Prediction, analysis: ClipAnalysis, downloads: Path) -> PageView:
+    stages = [stage_heatmap(stage, prediction.labels) for stage in prediction.stages]
+    result = prediction.to_dict()
+    return PageView(
+        bars=similarity_bars(prediction),
+        stages=stages + [None] * (STAGE_SLOTS - len(stages)),
+        timeline=frame_timeline(prediction),
+        gallery=face_gallery(analysis),
+        transcript=shaded_transcript(prediction),
+        summary=summary_markdown(prediction),
+        warnings=warnings_markdown(prediction.warnings),
+        result=result,
+        download=str(write_result(result, downloads)),
+        clip_id=prediction.clip_id or "",
+    )
+
+
+def face_gallery(analysis: ClipAnalysis) -> list[tuple[np.ndarray, str]]:
+    """Each sampled crop captioned with its time and whether a face was found there."""
+    times = analysis.features.frame_times or [0.0] * len(analysis.crops)
+    return [(crop, f"{t:.1f} s" + ("" if found else " · no face: whole frame"))
+            for crop, t, found in zip(analysis.crops, times, analysis.faces_found)]
+
+
+def shaded_transcript(prediction: Prediction) -> list[tuple[str, float | None]]:
+    """The transcript's words, each with the top label's text attention scaled to 0..1 (None: no text stage)."""
+    words = [w["word"] for w in (prediction.transcript or {}).get("words", [])]
+    if not words:
+        return []
+    if "text" not in prediction.modalities:
+        return [(w + " ", None) for w in words]
+    attention = prediction.stage("text").attention[prediction.labels.index(prediction.top_label)]
+    scale = float(attention.max()) or 1.0
+    return [(w + " ", round(float(a) / scale, 3)) for w, a in zip(words, attention)]
+
+
+def summary_markdown(prediction: Prediction) -> str:
+    """Top label, modalities, each modality's contribution to each label's logit, and timings."""
+    lines = [f"### {prediction.top_label} ({max(prediction.probs):.0%})"]
+    if prediction.sentiment is not None:
+        lines.append(f"Sentiment score (probability-weighted anchors): **{prediction.sentiment:+.2f}**")
+    weights = ", ".join(f"{m} {w:.2f}" for m, w in prediction.prior_weights.items())
+    used = ", ".join(prediction.modalities)
+    lines.append(f"Modalities used: **{used}**" + (f" · missing: {', '.join(prediction.missing)}" if prediction.missing else "")
+                 + (f" · CLIP prior weights: {weights}" if weights else ""))
+    sources = list(prediction.contributions)
+    lines += ["", "| label | probability | " + " | ".join(sources) + " |", "|---" * (2 + len(sources)) + "|"]
+    for i in np.argsort(prediction.probs)[::-1]:
+        cells = " | ".join(f"{prediction.contributions[s][i]:+.2f}" for s in sources)
+        lines.append(f"| {prediction.labels[i]} | {prediction.probs[i]:.1%} | {cells} |")
+    lines.append("\n*Contributions are each source's share of the label's logit (prior weight x CLIP logit, decoder term).*")
+    total = sum(prediction.timings_ms.values())
+    lines.append("\nTimings: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in prediction.timings_ms.items())
+                 + f" (total {total:.0f} ms)")
+    return "\n".join(lines)
+
+
+def warnings_markdown(warnings: list[str]) -> str:
+    return "\n".join(f"- ⚠️ {w}" for w in warnings) if warnings else ""
+
+
+def write_result(result: dict, folder: Path) -> Path:
+    """The JSON result as a file to download; only the newest KEPT_DOWNLOADS stay in the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, ensure_ascii=False, indent=1)
+    path = folder / f"merclip-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".partial", delete=False, encoding="utf-8") as handle:
+        handle.write(text)
+    Path(handle.name).replace(path)
+    for stale in sorted(folder.glob("merclip-*.json"), key=lambda p: p.stat().st_mtime)[:-KEPT_DOWNLOADS]:
+        stale.unlink(missing_ok=True)
+    return path

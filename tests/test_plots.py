@@ -1,0 +1,110 @@
+"""The page's figures and views show the prediction's own numbers, row for row and column for column."""
+
+import numpy as np
+import pytest
+
+from demo.plots import WINNER, frame_timeline, similarity_bars, stage_heatmap, weighted_cosine
+from demo.views import build_view, shaded_transcript, summary_markdown, write_result
+from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.result import Prediction, StageAttention
+from merclip.sample_media import speech_clip
+
+LABELS = ["happy", "sad", "angry"]
+
+
+def prediction(**overrides) -> Prediction:
+    values = dict(
+        labels=LABELS, probs=[0.2, 0.7, 0.1], logits=[1.0, 2.0, 0.5],
+        stages=[StageAttention("stage 1: text", "text", ["so", "sad", "today"],
+                               np.array([[0.2, 0.5, 0.3], [0.1, 0.8, 0.1], [0.4, 0.3, 0.3]])),
+                StageAttention("stage 3: vision", "vision", [0.5, 1.5], np.array([[0.6, 0.4], [0.5, 0.5], [0.9, 0.1]]))],
+        modalities=["text", "vision"], missing=["audio"], prior_weights={"vision": 0.7, "text": 0.3},
+        contributions={"vision": [1.0, 1.5, 0.2], "text": [0.3, 0.5, 0.1], "decoder": [0.0, 0.0, 0.0]},
+        cosines={"vision": [0.20, 0.25, 0.18], "text": [0.10, 0.30, 0.05]},
+        transcript={"text": "so sad today", "source": "override",
+                    "words": [{"word": w, "start": None, "end": None} for w in ["so", "sad", "today"]]},
+        frame_times=[0.5, 1.5], frame_similarity=np.array([[0.2, 0.21], [0.24, 0.26], [0.17, 0.19]]),
+        timings_ms={"clip_image": 100.0, "labels_and_decoder": 20.0},
+    )
+    values.update(overrides)
+    return Prediction(**values)
+
+
+def test_bars_are_sorted_with_the_winner_highlighted_and_show_probability_and_cosine():
+    axes = similarity_bars(prediction()).axes[0]
+    names = [t.get_text() for t in axes.get_yticklabels()]
+    assert names == ["angry", "happy", "sad"]  # bottom to top: the most probable on top
+    widths = [bar.get_width() for bar in axes.patches]
+    assert widths == pytest.approx([0.1, 0.2, 0.7])
+    colours = [bar.get_facecolor() for bar in axes.patches]
+    assert colours[2] != colours[0] and colours[2][:3] == pytest.approx(np.array([0xd6, 0x27, 0x28]) / 255, abs=0.01)
+    assert WINNER == "#d62728"
+    texts = [t.get_text() for t in axes.texts]
+    assert "70.0%  cos +0.265" in texts  # 0.7 * 0.25 + 0.3 * 0.30
+
+
+def test_weighted_cosine_mixes_modalities_by_prior_weight():
+    assert weighted_cosine(prediction()) == pytest.approx([0.7 * 0.2 + 0.3 * 0.1, 0.265, 0.7 * 0.18 + 0.3 * 0.05])
+
+
+def test_heatmap_rows_are_labels_and_columns_are_words_or_seconds():
+    text, vision = prediction().stages
+    axes = stage_heatmap(text, LABELS).axes[0]
+    assert axes.images[0].get_array().shape == (3, 3)
+    assert np.array_equal(np.asarray(axes.images[0].get_array()), text.attention)
+    assert [t.get_text() for t in axes.get_yticklabels()] == LABELS
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["so", "sad", "today"]
+    assert axes.get_title(loc="left") == "stage 1: text"
+    assert axes.images[0].get_clim() == (0.0, pytest.approx(0.8))  # one colour scale for the whole stage
+    figure = stage_heatmap(vision, LABELS)
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["0.5", "1.5"]
+    assert len(figure.axes) == 2, "the heatmap has a colour bar"
+
+
+def test_long_stages_keep_at_most_40_readable_ticks():
+    audio = StageAttention("stage 2: audio", "audio", [i / 20 for i in range(400)], np.random.rand(3, 400))
+    axes = stage_heatmap(audio, LABELS).axes[0]
+    assert axes.images[0].get_array().shape == (3, 400)
+    ticks = [t.get_text() for t in axes.get_xticklabels()]
+    assert len(ticks) == 40 and ticks[0] == "0.0" and ticks[-1] == f"{399 / 20:.1f}"
+
+
+def test_timeline_has_one_line_per_label_over_frame_times():
+    axes = frame_timeline(prediction()).axes[0]
+    assert [line.get_label() for line in axes.lines] == LABELS
+    assert list(axes.lines[1].get_xdata()) == [0.5, 1.5]
+    assert list(axes.lines[1].get_ydata()) == [0.24, 0.26]
+    assert axes.lines[1].get_linewidth() > axes.lines[0].get_linewidth(), "the top label stands out"
+    assert frame_timeline(prediction(frame_similarity=None, frame_times=[])) is None
+
+
+def test_transcript_is_shaded_by_the_top_labels_text_attention():
+    assert shaded_transcript(prediction()) == [("so ", 0.125), ("sad ", 1.0), ("today ", 0.125)]
+    assert shaded_transcript(prediction(transcript=None)) == []
+
+
+def test_summary_lists_modalities_contributions_and_timings():
+    text = summary_markdown(prediction())
+    assert "### sad (70%)" in text
+    assert "missing: audio" in text and "vision 0.70, text 0.30" in text
+    assert "| sad | 70.0% | +1.50 | +0.50 | +0.00 |" in text
+    assert "clip image 100 ms" in text and "total 120 ms" in text
+
+
+def test_result_files_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr("demo.views.KEPT_DOWNLOADS", 3)
+    paths = [write_result({"n": i}, tmp_path) for i in range(5)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths[-3:])
+    assert paths[-1].read_text(encoding="utf-8").startswith("{")
+
+
+def test_view_of_a_real_clip_fills_every_output(tiny_model, tmp_path):
+    clip = speech_clip(tmp_path / "clip.mp4", seconds=3)
+    analyzer = Analyzer(tiny_model, whisper="none")
+    result = analyzer.predict(clip, "happy, sad", options=AnalysisOptions(transcript="what a day"))
+    view = build_view(result, analyzer.cached(result.clip_id), tmp_path / "downloads")
+    assert [figure is not None for figure in view.stages] == [True, True, True]
+    assert [f.axes[0].get_title(loc="left") for f in view.stages] == [s.name for s in result.stages]
+    assert len(view.gallery) == 8 and view.gallery[0][1].endswith(" s")
+    assert [w for w, _ in view.transcript] == ["what ", "a ", "day "]
+    assert view.result["clip_id"] == view.clip_id == result.clip_id
