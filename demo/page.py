@@ -34,7 +34,7 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=2):
                 video = gr.Video(label="Video (upload, or record with sound)", sources=["upload", "webcam"],
-                                 include_audio=True, height=320)
+                                 include_audio=True, height=320, elem_id="video")
                 preset = gr.Dropdown([*PRESETS, CUSTOM], value=DEFAULT_PRESET, label="Label set")
                 labels = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels", lines=2,
                                     info="comma-separated; synonyms with |; numeric anchors with =")

@@ -16,7 +16,8 @@ from merclip.result import Prediction, StageAttention
 WINNER = "#d62728"
 OTHERS = "#8fa8c8"
 STAGE_TITLES = {"text": "words of the transcript", "audio": "audio frames (s)", "vision": "video frames (s)"}
-MAX_TICKS = 40
+MAX_WORD_TICKS = 40  # words are read one by one
+MAX_TIME_TICKS = 12  # seconds are read as an axis
 
 
 def weighted_cosine(prediction: Prediction) -> list[float]:
@@ -59,7 +60,7 @@ def stage_heatmap(stage: StageAttention, labels: Sequence[str]) -> Figure:
                         interpolation="nearest")
     figure.colorbar(image, ax=axes, label="attention", fraction=0.04, pad=0.01)
     axes.set_yticks(range(len(labels)), labels)
-    ticks = _tick_positions(columns)
+    ticks = _tick_positions(columns, MAX_WORD_TICKS if stage.modality == "text" else MAX_TIME_TICKS)
     axes.set_xticks(ticks, [_element_label(stage.elements[i]) for i in ticks],
                     rotation=60 if stage.modality == "text" else 0, ha="right" if stage.modality == "text" else "center",
                     fontsize=8)
@@ -86,11 +87,11 @@ def frame_timeline(prediction: Prediction) -> Figure | None:
     return figure
 
 
-def _tick_positions(columns: int) -> list[int]:
-    """All columns when they fit, otherwise at most MAX_TICKS evenly spread."""
-    if columns <= MAX_TICKS:
+def _tick_positions(columns: int, most: int) -> list[int]:
+    """All columns when they fit, otherwise at most `most` evenly spread."""
+    if columns <= most:
         return list(range(columns))
-    return sorted({round(i) for i in np.linspace(0, columns - 1, MAX_TICKS)})
+    return sorted({round(i) for i in np.linspace(0, columns - 1, most)})
 
 
 def _element_label(element: str | float) -> str:

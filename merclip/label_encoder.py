@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from merclip.clip_loader import ClipBundle
 from merclip.labels import Label
 from merclip.templates import fill
-from merclip.text_features import bpe_ids
+from merclip.text_features import bpe_ids, token_features
 
 _BATCH = 256
 
@@ -60,7 +60,7 @@ class LabelEncoder:
         with torch.no_grad():
             for start in range(0, len(prompts), _BATCH):
                 tokens = self.clip.tokenizer(prompts[start: start + _BATCH]).to(self.clip.device)
-                features.append(self.clip.model.encode_text(tokens, normalize=True).float())
+                features.append(F.normalize(token_features(self.clip, tokens)[1].float(), dim=-1))
         prompt_features = torch.cat(features)
         owner = torch.tensor(owners, device=prompt_features.device)
         for index, key in enumerate(keys):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from merclip import MerClipError, parse_labels
+from merclip import MerClipError, label_encoder, parse_labels
 from merclip.labels import MAX_LABELS
 from merclip.templates import parse_templates, resolve_templates
 
@@ -96,8 +96,8 @@ def test_synonyms_are_normalised_averaged_and_renormalised(tiny_model):
 
 def test_label_embeddings_are_cached_per_template_set(tiny_model, monkeypatch):
     calls = []
-    original = tiny_model.clip.model.encode_text
-    monkeypatch.setattr(tiny_model.clip.model, "encode_text", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = label_encoder.token_features
+    monkeypatch.setattr(label_encoder, "token_features", lambda *a, **k: calls.append(1) or original(*a, **k))
     labels = parse_labels("cache-test-a, cache-test-b").labels
     first, _ = tiny_model.labels.encode(labels, ("{} one",))
     assert len(calls) == 1

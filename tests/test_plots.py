@@ -61,12 +61,14 @@ def test_heatmap_rows_are_labels_and_columns_are_words_or_seconds():
     assert len(figure.axes) == 2, "the heatmap has a colour bar"
 
 
-def test_long_stages_keep_at_most_40_readable_ticks():
+def test_long_stages_keep_ticks_readable():
     audio = StageAttention("stage 2: audio", "audio", [i / 20 for i in range(400)], np.random.rand(3, 400))
     axes = stage_heatmap(audio, LABELS).axes[0]
     assert axes.images[0].get_array().shape == (3, 400)
     ticks = [t.get_text() for t in axes.get_xticklabels()]
-    assert len(ticks) == 40 and ticks[0] == "0.0" and ticks[-1] == f"{399 / 20:.1f}"
+    assert len(ticks) == 12 and ticks[0] == "0.0" and ticks[-1] == f"{399 / 20:.1f}"
+    words = StageAttention("stage 1: text", "text", [f"w{i}" for i in range(100)], np.random.rand(3, 100))
+    assert len(stage_heatmap(words, LABELS).axes[0].get_xticklabels()) == 40
 
 
 def test_timeline_has_one_line_per_label_over_frame_times():

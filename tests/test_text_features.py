@@ -14,8 +14,21 @@ def test_pooled_token_equals_encode_text(tiny_model):
     with torch.no_grad():
         per_token, pooled = token_features(clip, tokens)
         expected = clip.model.encode_text(tokens)
-    assert per_token.shape == (2, clip.context_length, clip.embed_dim)
+    used = int((tokens != 0).sum(dim=1).max())
+    assert per_token.shape == (2, used, clip.embed_dim), "padding after the longest text is not computed"
     assert torch.allclose(pooled, expected, atol=1e-5)
+
+
+def test_cutting_padding_changes_no_token_feature(tiny_model):
+    clip = tiny_model.clip
+    tokens = clip.tokenizer(SENTENCES)
+    padded = torch.cat([tokens, torch.zeros(2, 8, dtype=tokens.dtype)], dim=1)[:, : clip.context_length]
+    with torch.no_grad():
+        short, _ = token_features(clip, tokens)
+        model = clip.model  # the full-length pass, as open_clip runs it
+        x = model.token_embedding(padded) + model.positional_embedding
+        full = model.ln_final(model.transformer(x, attn_mask=model.attn_mask)) @ model.text_projection
+    assert torch.allclose(short, full[:, : short.shape[1]], atol=1e-5)
 
 
 def test_transcript_has_one_feature_per_word_and_its_sentence_embedding(tiny_model):
