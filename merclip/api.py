@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 
@@ -86,19 +87,34 @@ class MerClip:
         """Score one clip's features against labels; templates override the model's per modality."""
         label_set = parse_labels(labels)
         template_sets = resolve_templates(templates, base=self.config.templates)
+        features, unusable = self._usable(features)
         used = [m for m in self.config.stage_order if m in features.modalities]
         if not used:
             raise MerClipError("nothing to analyse: the input has no face or frame, no speech and no audio")
         embeddings, label_warnings = self.label_embeddings(label_set, template_sets)
         with torch.no_grad():
             out = self.head(features.as_batch(self.device), embeddings, self.clip.logit_scale, self.clip.logit_bias)
-        warnings = list(label_set.warnings) + label_warnings + self._model_warnings(out, used)
+        warnings = list(label_set.warnings) + unusable + label_warnings + self._model_warnings(out, used)
         prediction = _prediction(label_set, features, out, used, self.config.stage_order, self.clip.logit_scale, warnings)
         if features.vision is not None:
             vision = features.vision.to(embeddings["vision"])
             prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
             prediction.frame_times = list(features.frame_times)
         return prediction
+
+    def _usable(self, features: ClipFeatures) -> tuple[ClipFeatures, list[str]]:
+        """Drop modalities whose features are not what this model was trained on (e.g. a head
+        trained on a dataset's own audio/vision features, given features from a video file)."""
+        expected = {"audio": self.config.audio_feature_dim,
+                    "vision": self.config.embed_dim if self.config.clip_vision else self.config.vision_feature_dim}
+        kept, warnings = replace(features), []
+        for modality, width in expected.items():
+            values = getattr(features, modality)
+            if values is not None and values.shape[-1] != width:
+                setattr(kept, modality, None)
+                warnings.append(f"this model reads {width}-dim {modality} features (from its training data), "
+                                f"not the {values.shape[-1]}-dim ones of this input: the {modality} stage is skipped")
+        return kept, warnings
 
     def _model_warnings(self, out: HeadOutput, used: list[str]) -> list[str]:
         warnings = [RANDOM_WEIGHTS_WARNING] if self.clip.random_weights else []

@@ -21,7 +21,9 @@ class ModelConfig:
     """The architecture and defaults of one model.
 
     `embed_dim` is CLIP's joint space; `audio_feature_dim` the width of the acoustic
-    features the audio adapter reads; `prior_weights` mix the per-modality CLIP priors
+    features the audio adapter reads; `vision_feature_dim` is set only for datasets that
+    ship their own visual features (MMSA's Facet), which then go through a vision
+    adapter and have no CLIP prior; `prior_weights` mix the per-modality CLIP priors
     (vision favoured: CLIP was trained on images); `attention_temperature` is the
     initial `tau` of every stage's cosine attention.
     """
@@ -29,6 +31,7 @@ class ModelConfig:
     clip: str = DEFAULT_CLIP
     embed_dim: int = 512
     audio_feature_dim: int = AUDIO_FEATURE_DIM
+    vision_feature_dim: int | None = None  # None: CLIP image embeddings; else e.g. Facet features through an adapter
     stage_order: tuple[str, ...] = ("text", "audio", "vision")
     templates: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_TEMPLATES))
     prior_weights: dict[str, float] = field(default_factory=lambda: {"vision": 0.7, "text": 0.3})
@@ -49,9 +52,14 @@ class ModelConfig:
             raise MerClipError(
                 f"prior weights {self.prior_weights}: expected non-negative numbers for {', '.join(PRIOR_MODALITIES)}"
             )
-        for name in ("embed_dim", "audio_feature_dim"):
-            if int(getattr(self, name)) < 1:
+        for name in ("embed_dim", "audio_feature_dim", "vision_feature_dim"):
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise MerClipError(f"model config: {name} must be a positive integer")
+
+    @property
+    def clip_vision(self) -> bool:
+        """Whether the vision stage reads CLIP image embeddings (so video frames can be used)."""
+        return self.vision_feature_dim is None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -24,7 +24,6 @@ from merclip.media_probe import MediaInfo
 from merclip.transcribe import Transcript
 
 SUFFIX = ".analysis.safetensors"
-FEATURE_TENSORS = ("vision", "text", "text_pooled", "audio")
 
 
 class DiskCache:
@@ -52,12 +51,9 @@ class DiskCache:
 
     def put(self, key: str, analysis: ClipAnalysis) -> str | None:
         """Store an analysis; returns a warning instead of raising when the folder is unusable."""
-        features = analysis.features
-        tensors = {name: getattr(features, name).detach().cpu().contiguous()
-                   for name in FEATURE_TENSORS if getattr(features, name) is not None}
+        tensors, meta = analysis.features.to_tensors()
         tensors.update({f"crop_{i}": torch.from_numpy(np.array(c)) for i, c in enumerate(analysis.crops)})
-        meta = {
-            "frame_times": features.frame_times, "words": features.words, "audio_times": features.audio_times,
+        meta |= {
             "crops": len(analysis.crops), "faces_found": analysis.faces_found, "warnings": analysis.warnings,
             "timings_ms": analysis.timings_ms, "transcript": analysis.transcript.to_dict() if analysis.transcript else None,
         }
@@ -88,11 +84,7 @@ class DiskCache:
 
 
 def _decode(tensors: dict[str, torch.Tensor], meta: dict, info: MediaInfo) -> ClipAnalysis:
-    features = ClipFeatures(
-        vision=tensors.get("vision"), frame_times=meta["frame_times"], text=tensors.get("text"),
-        text_pooled=tensors.get("text_pooled"), words=meta["words"], audio=tensors.get("audio"),
-        audio_times=meta["audio_times"],
-    )
+    features = ClipFeatures.from_tensors(tensors, meta)
     crops = [tensors[f"crop_{i}"].numpy() for i in range(meta["crops"])]
     transcript = Transcript.from_dict(meta["transcript"]) if meta["transcript"] else None
     return ClipAnalysis(info, features, crops, list(meta["faces_found"]), transcript, list(meta["warnings"]),

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+FEATURE_TENSORS = ("vision", "text", "text_pooled", "audio")
+
 
 @dataclass
 class ModalityInput:
@@ -60,3 +62,17 @@ class ClipFeatures:
             mask = torch.ones(1, elements.shape[0], dtype=torch.bool)
             batch[modality] = ModalityInput(elements[None], mask, pooled).to(device)
         return batch
+
+    def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Tensors and JSON-able metadata, for safetensors files (disk cache, training features)."""
+        tensors = {name: getattr(self, name).detach().cpu().contiguous()
+                   for name in FEATURE_TENSORS if getattr(self, name) is not None}
+        meta = {"frame_times": self.frame_times, "words": self.words, "audio_times": self.audio_times}
+        return tensors, meta
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], meta: dict) -> ClipFeatures:
+        return cls(vision=tensors.get("vision"), frame_times=list(meta["frame_times"]), text=tensors.get("text"),
+                   text_pooled=tensors.get("text_pooled"), words=list(meta["words"]), audio=tensors.get("audio"),
+                   audio_times=list(meta["audio_times"]))
+

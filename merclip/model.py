@@ -39,6 +39,8 @@ class MerClipHead(nn.Module):
         self.config = config
         dim = config.embed_dim
         self.audio_adapter = nn.Sequential(nn.Linear(config.audio_feature_dim, dim), nn.LayerNorm(dim))
+        self.vision_adapter = (None if config.clip_vision else
+                               nn.Sequential(nn.Linear(config.vision_feature_dim, dim), nn.LayerNorm(dim)))
         self.decoder = CrossModalDecoder(dim, config.stage_order, config.attention_temperature, config.mlp_ratio)
         self.readout = nn.Linear(dim, dim)
         self.decoder_gate = nn.Parameter(torch.zeros(()))
@@ -49,7 +51,8 @@ class MerClipHead(nn.Module):
         inputs = {m: x for m, x in inputs.items() if m in self.decoder.order}
         if not inputs:
             raise ValueError("no modality to score: give at least one of " + ", ".join(self.decoder.order))
-        elements = {m: (self.audio_adapter(x.elements) if m == "audio" else x.elements) for m, x in inputs.items()}
+        adapters = {"audio": self.audio_adapter, "vision": self.vision_adapter}
+        elements = {m: (adapters[m](x.elements) if adapters.get(m) is not None else x.elements) for m, x in inputs.items()}
         masks = {m: x.mask for m, x in inputs.items()}
         priors, weights = self._priors(inputs, label_embeddings, logit_scale, logit_bias)
         delta, attentions = self.decoder(label_embeddings, elements, masks)
@@ -65,7 +68,7 @@ class MerClipHead(nn.Module):
         priors, raw_weights = {}, {}
         for modality in PRIOR_MODALITIES:
             weight = self.config.prior_weights.get(modality, 0.0)
-            if modality not in inputs or weight <= 0:
+            if modality not in inputs or weight <= 0 or (modality == "vision" and not self.config.clip_vision):
                 continue
             pooled = _pooled(inputs[modality])
             logits = logit_scale * pooled @ label_embeddings[modality].T
