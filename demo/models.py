@@ -20,7 +20,6 @@ import numpy as np
 from merclip import MerClip, MerClipError, load_model
 from merclip.analysis import Analyzer
 from merclip.audio_features import SAMPLE_RATE, audio_frame_features
-from merclip.clip_loader import DEFAULT_CLIP
 from merclip.disk_cache import DiskCache
 from merclip.transcribe import DEFAULT_WHISPER
 
