@@ -62,7 +62,7 @@ class AnalysisService:
             if analyzer is None:
                 raise MerClipError("no analysed clip to re-score: analyse a clip first (or again, if the server restarted)")
             prediction = analyzer.rescore(clip_id, labels, _templates(vision_templates, text_templates, audio_templates))
-            return self._outputs(prediction, analyzer.cached(clip_id))
+            return self._outputs(prediction, analyzer.cached(clip_id), same_clip=True)
 
     def rescore_if_analysed(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
                             audio_templates: str) -> tuple:
@@ -71,11 +71,12 @@ class AnalysisService:
             return tuple(gr.skip() for _ in OUTPUT_NAMES)
         return self.rescore(clip_id, labels, vision_templates, text_templates, audio_templates)
 
-    def _outputs(self, prediction, analysis) -> tuple:
+    def _outputs(self, prediction, analysis, same_clip: bool = False) -> tuple:
+        """The outputs in OUTPUT_NAMES order; re-scoring leaves the crops gallery as it is (saves re-encoding it)."""
         view: PageView = build_view(prediction, analysis, self.downloads)
         stages = [gr.update(value=figure, visible=figure is not None) for figure in view.stages]
         timeline = gr.update(value=view.timeline, visible=view.timeline is not None)
-        return (view.bars, *stages, timeline, view.gallery, view.transcript, view.summary, view.warnings,
+        return (view.bars, *stages, timeline, gr.skip() if same_clip else view.gallery, view.transcript, view.summary, view.warnings,
                 view.result, view.download, view.clip_id)
 
 
