@@ -96,7 +96,7 @@ class MerClip:
             out = self.head(features.as_batch(self.device), embeddings, self.clip.logit_scale, self.clip.logit_bias)
         warnings = list(label_set.warnings) + unusable + label_warnings + self._model_warnings(out, used)
         prediction = _prediction(label_set, features, out, used, self.config.stage_order, self.clip.logit_scale, warnings)
-        if features.vision is not None:
+        if features.vision is not None and self.config.clip_vision:
             vision = features.vision.to(embeddings["vision"])
             prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
             prediction.frame_times = list(features.frame_times)

@@ -1,0 +1,78 @@
+"""Training options: defaults, then a YAML/JSON file (`--config`), then flags, each overriding the last."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from merclip.clip_loader import DEFAULT_CLIP
+from merclip.errors import MerClipError
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    format: str = "mmsa"  # mmsa | manifest
+    out: str = "runs/merclip"
+    clip: str = DEFAULT_CLIP
+    device: str = "auto"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # fraction of all steps
+    grad_clip: float = 1.0
+    patience: int = 5  # epochs without a better validation metric before stopping
+    seed: int = 0
+    labels: str = ""  # default: the dataset's (MOSI 7-level anchors, or the manifest's class names)
+    label_augment: bool = False  # sample one template per modality and one synonym per label at each step
+    amp: bool = True  # mixed precision, on CUDA only
+    resume: bool = False  # continue from OUT/last
+    stop_after: int = 0  # stop (resumably) after this many epochs in this run; 0 = run to the end
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.format not in ("mmsa", "manifest"):
+            raise MerClipError(f"--format {self.format}: expected mmsa or manifest")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise MerClipError("--epochs and --batch-size must be at least 1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train.train", description="Train the MER-CLIP head.")
+    parser.add_argument("--config", default=None, help="a YAML or JSON file with any of the options below")
+    for item in fields(TrainConfig):
+        flag = "--" + item.name.replace("_", "-")
+        if item.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = {"int": int, "float": float}.get(item.type, str)
+            parser.add_argument(flag, type=kind, default=None, help=f"default: {item.default!r}")
+    return parser
+
+
+def load_config(argv: list[str] | None = None) -> TrainConfig:
+    args = vars(build_parser().parse_args(argv))
+    config_file = args.pop("config")
+    values = read_config_file(Path(config_file)) if config_file else {}
+    values.update({k: v for k, v in args.items() if v is not None})
+    return TrainConfig(**values)
+
+
+def read_config_file(path: Path) -> dict:
+    if not path.is_file():
+        raise MerClipError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise MerClipError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data or {}) - known)
+    if not isinstance(data, dict) or unknown:
+        raise MerClipError(f"{path}: unknown options {', '.join(unknown)}" if unknown else f"{path}: expected a mapping")
+    return data

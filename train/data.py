@@ -1,0 +1,78 @@
+"""Training data as cached features: one `Sample` per clip, batched into padded model inputs.
+
+Every source (MMSA pickles, extracted video manifests) becomes a `FeatureSet`, so the
+training loop and the evaluation never care where features came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from merclip.features import ClipFeatures, ModalityInput
+from merclip.templates import MODALITIES
+
+
+@dataclass
+class Sample:
+    id: str
+    split: str
+    features: ClipFeatures
+    target: float | int  # a sentiment score (regression) or a class index (classification)
+
+
+@dataclass
+class FeatureSet:
+    """Samples plus what the model must know about them.
+
+    task: "regression" (targets are scores, `labels` carry numeric anchors) or
+    "classification" (targets index `labels`); `audio_dim`/`vision_dim` are the
+    feature widths (`vision_dim` None: CLIP image embeddings from video frames).
+    """
+
+    samples: list[Sample]
+    task: str
+    labels: str
+    audio_dim: int
+    vision_dim: int | None
+    clip: str
+    source: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> list[Sample]:
+        return [s for s in self.samples if s.split == name]
+
+
+def collate(samples: list[Sample], device: torch.device | str = "cpu") -> dict[str, ModalityInput]:
+    """Pad each modality to the longest sample in the batch; a sample without it gets an all-False mask."""
+    batch = {}
+    for modality in MODALITIES:
+        values = [getattr(s.features, modality) for s in samples]
+        present = [v for v in values if v is not None]
+        if not present:
+            continue
+        width = present[0].shape[-1]
+        longest = max(len(v) for v in present)
+        elements = torch.zeros(len(samples), max(longest, 1), width)
+        mask = torch.zeros(len(samples), max(longest, 1), dtype=torch.bool)
+        for row, value in enumerate(values):
+            if value is not None and len(value):
+                elements[row, : len(value)] = value.float()
+                mask[row, : len(value)] = True
+        pooled = None
+        if modality == "text":
+            pooled = torch.stack([s.features.text_pooled.float() if s.features.text_pooled is not None
+                                  else torch.zeros(width) for s in samples])
+        batch[modality] = ModalityInput(elements, mask, pooled).to(device)
+    return batch
+
+
+def targets_tensor(samples: list[Sample], task: str, device: torch.device | str = "cpu") -> torch.Tensor:
+    dtype = torch.float32 if task == "regression" else torch.long
+    return torch.tensor([s.target for s in samples], dtype=dtype, device=device)
+
+
+def epoch_order(count: int, seed: int, epoch: int) -> list[int]:
+    """The shuffled order of one epoch, from (seed, epoch) alone: resuming and DDP ranks agree on it."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(count, generator=generator).tolist()

@@ -1,0 +1,114 @@
+"""`python -m train.evaluate --checkpoint DIR [DIR ...] --data PATH --format mmsa|manifest [--split test] --out REPORT.json`.
+
+Writes REPORT.json and REPORT.md. Several checkpoints (e.g. one per seed) are
+aggregated as mean and standard deviation. Every report also has a zero-shot row: the
+untrained head (CLIP prior only) with the same label prompts, so it shows what
+training adds. `--zero-shot` evaluates only that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from merclip.api import MerClip, build_head, load_model
+from merclip.clip_loader import DEFAULT_CLIP, load_clip
+from merclip.config import ModelConfig
+from merclip.errors import MerClipError
+from train.data import FeatureSet
+from train.metrics import aggregate
+from train.scoring import Scorer
+from train.sources import load_data
+from train.train import task_metrics
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", nargs="*", default=[], help="trained folders (several: mean and std)")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--format", required=True, choices=["mmsa", "manifest"])
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", required=True, help="REPORT.json (REPORT.md is written beside it)")
+    parser.add_argument("--zero-shot", action="store_true", help="evaluate only the untrained model")
+    parser.add_argument("--clip", default=None, help="CLIP SPEC for --zero-shot (default: the checkpoint's, else "
+                                                     f"{DEFAULT_CLIP})")
+    parser.add_argument("--labels", default=None, help="label text (default: the one used in training)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    return parser.parse_args(argv)
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    if not args.checkpoint and not args.zero_shot:
+        raise MerClipError("give --checkpoint DIR (one or more) or --zero-shot")
+    trained = [load_model(args.clip, checkpoint, args.device) for checkpoint in args.checkpoint]
+    clip = trained[0].clip if trained else load_clip(args.clip or DEFAULT_CLIP, args.device)
+    data = load_data(args.data, args.format, clip)
+    samples = data.split(args.split)
+    if not samples:
+        raise MerClipError(f"the data has no '{args.split}' split")
+    labels = args.labels or _training_labels(args.checkpoint) or data.labels
+    zero_shot = _scores(_untrained(clip, data), samples, labels, data)
+    runs = [_scores(model, samples, labels, data) for model in trained]
+    report = {"split": args.split, "data": str(args.data), "task": data.task, "labels": labels, "n": len(samples),
+              "checkpoints": [str(c) for c in args.checkpoint], "zero_shot": zero_shot}
+    if runs:
+        report |= runs[0] if len(runs) == 1 else {**{k: v["mean"] for k, v in aggregate(runs).items()},
+                                                  "std": {k: v["std"] for k, v in aggregate(runs).items()}}
+        report["runs"] = runs
+    else:
+        report |= zero_shot
+    return report
+
+
+def _scores(model: MerClip, samples, labels: str, data: FeatureSet) -> dict[str, float]:
+    scorer = Scorer(model, labels, data.task)
+    return task_metrics(data.task, scorer.predict(model.head, samples), scorer.targets(samples), scorer.labels.names)
+
+
+def _untrained(clip, data: FeatureSet) -> MerClip:
+    config = ModelConfig(clip=clip.spec.text, embed_dim=clip.embed_dim, audio_feature_dim=data.audio_dim,
+                         vision_feature_dim=data.vision_dim)
+    return MerClip(clip, build_head(config))
+
+
+def _training_labels(checkpoints: list[str]) -> str | None:
+    for checkpoint in checkpoints:
+        settings = Path(checkpoint) / "train_config.json"
+        if settings.is_file():
+            return json.loads(settings.read_text(encoding="utf-8")).get("labels")
+    return None
+
+
+def markdown_report(report: dict) -> str:
+    keys = [k for k in report["zero_shot"] if k != "n"]
+    lines = [f"# MER-CLIP evaluation: {report['data']} ({report['split']}, n = {report['n']})", "",
+             f"Labels: `{report['labels']}`", "", "| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    if report["checkpoints"]:
+        std = report.get("std", {})
+        cells = [f"{report[k]:.4f}" + (f" ± {std[k]:.4f}" if k in std else "") for k in keys]
+        name = "trained" + (f" (mean ± std over {len(report['checkpoints'])} runs)" if std else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("| zero-shot (untrained head, CLIP prior) | " + " | ".join(f"{report['zero_shot'][k]:.4f}" for k in keys)
+                 + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        report = evaluate(args)
+    except MerClipError as exc:
+        print(f"train.evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown_report(report), encoding="utf-8")
+    print(markdown_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
