@@ -12,13 +12,13 @@ NEGATIVE = ["awful", "terrible", "hated", "sad", "boring"]
 
 
 def write_mmsa(path: Path, sizes: dict[str, int] | None = None, audio_dim: int = 5, vision_dim: int = 20,
-               aligned: bool = False, seed: int = 0) -> Path:
+               aligned: bool = False, seed: int = 0, lengths: tuple[int, int, int] = (20, 30, 25)) -> Path:
     """An MMSA-style pickle whose labels follow the vision features and the words, with COVAREP-like -inf."""
     rng = np.random.default_rng(seed)
     sizes = sizes or {"train": 48, "valid": 16, "test": 16}
     data = {}
     for split, n in sizes.items():
-        text_len, audio_len, vision_len = (20, 20, 20) if aligned else (20, 30, 25)
+        text_len, audio_len, vision_len = (lengths[0],) * 3 if aligned else lengths
         scores = np.round(rng.uniform(-3, 3, n) * 5) / 5
         scores[: max(1, n // 8)] = 0.0  # some neutral clips, as in MOSI
         audio = rng.standard_normal((n, audio_len, audio_dim)).astype(np.float32)

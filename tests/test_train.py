@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from merclip import load_model
 from merclip.cli import main as merclip_main
 from merclip.sample_media import face_frames, speech_track, write_clip
+from tests.app_server import free_port
 from tests.synthetic import write_mmsa
 from train import evaluate as evaluate_module
 from train import extract as extract_module
@@ -224,9 +225,9 @@ def test_torchrun_two_processes_match_one_process(mmsa, tmp_path):
     args = flags(mmsa, single, epochs=2) + ["--patience", "99"]
     assert train_module.main(args) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "-m", "train.train",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}", "-m", "train.train",
                *flags(mmsa, double, epochs=2), "--patience", "99"]
-    process = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    process = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert process.returncode == 0, process.stderr[-3000:]
     a, b = load_file(str(single / "last" / "model.safetensors")), load_file(str(double / "last" / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a), max((a[k] - b[k]).abs().max().item() for k in a)
