@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from collections.abc import Mapping, Sequence
@@ -91,15 +92,19 @@ class MerClip:
         used = [m for m in self.config.stage_order if m in features.modalities]
         if not used:
             raise MerClipError("nothing to analyse: the input has no face or frame, no speech and no audio")
+        started = time.perf_counter()
         embeddings, label_warnings = self.label_embeddings(label_set, template_sets)
+        encoded = time.perf_counter()
         with torch.no_grad():
             out = self.head(features.as_batch(self.device), embeddings, self.clip.logit_scale, self.clip.logit_bias)
+        decoded = time.perf_counter()
         warnings = list(label_set.warnings) + unusable + label_warnings + self._model_warnings(out, used)
         prediction = _prediction(label_set, features, out, used, self.config.stage_order, self.clip.logit_scale, warnings)
         if features.vision is not None and self.config.clip_vision:
             vision = features.vision.to(embeddings["vision"])
             prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
             prediction.frame_times = list(features.frame_times)
+        prediction.timings_ms = {"label_encoding": (encoded - started) * 1000, "decoder": (decoded - encoded) * 1000}
         return prediction
 
     def _usable(self, features: ClipFeatures) -> tuple[ClipFeatures, list[str]]:

@@ -24,7 +24,7 @@ def prediction(**overrides) -> Prediction:
         transcript={"text": "so sad today", "source": "override",
                     "words": [{"word": w, "start": None, "end": None} for w in ["so", "sad", "today"]]},
         frame_times=[0.5, 1.5], frame_similarity=np.array([[0.2, 0.21], [0.24, 0.26], [0.17, 0.19]]),
-        timings_ms={"clip_image": 100.0, "labels_and_decoder": 20.0},
+        timings_ms={"clip_image": 100.0, "label_encoding": 15.0, "decoder": 5.0},
     )
     values.update(overrides)
     return Prediction(**values)
