@@ -73,6 +73,12 @@ class Analyzer:
                 self._recognizer = load_whisper(self.whisper_spec, self.model.device.type)
             return self._recognizer
 
+    def with_empty_cache(self) -> Analyzer:
+        """The same loaded models (CLIP, Whisper) with an empty cache: what a new clip meets on a running server."""
+        other = Analyzer(self.model, self.whisper_spec, self.cache_size, self.disk_cache)
+        other._recognizer = self.recognizer
+        return other
+
     def predict(self, media: str | Path, labels: str | Sequence[str] | LabelSet,
                 templates: Mapping[str, str | Sequence[str]] | None = None,
                 options: AnalysisOptions = AnalysisOptions(), progress: Progress | None = None) -> Prediction:

@@ -38,13 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-mb", type=float, default=Limits.max_file_mb, help="refuse larger files")
     predict.add_argument("--cache-dir", default=None, help="keep analyses in this folder so a later run skips the encoders")
     predict.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bench = commands.add_parser("bench", help="time every step against the models' own cost and a naive pipeline")
+    bench.add_argument("--clip", default="ViT-B-32:random", help="CLIP SPEC (default: full-size, random weights)")
+    bench.add_argument("--whisper", default=DEFAULT_WHISPER)
+    bench.add_argument("--media", default=None, help="a clip to time (default: a built-in 10 s clip with face and speech)")
+    bench.add_argument("--frames", type=int, default=Limits.frames)
+    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    bench.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is reported)")
+    bench.add_argument("--no-scaling", action="store_true", help="skip the frames/length table and the 120 s memory run")
+    bench.add_argument("--json", action="store_true")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _predict(args)
+        return _bench(args) if args.command == "bench" else _predict(args)
     except MerClipError as exc:
         print(f"merclip: error: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +79,17 @@ def _predict(args: argparse.Namespace) -> int:
         print(json.dumps(prediction.to_dict(), ensure_ascii=False))
     else:
         print(format_table(prediction))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from merclip.bench import format_report, run_bench
+
+    if args.repeat < 1 or not 1 <= args.frames <= Limits.max_frames:
+        raise MerClipError(f"--repeat must be at least 1 and --frames within 1-{Limits.max_frames}")
+    report = run_bench(args.clip, args.whisper, args.media, args.frames, args.device, args.repeat,
+                       scaling=not args.no_scaling)
+    print(json.dumps(report) if args.json else format_report(report))
     return 0
 
 

@@ -1,0 +1,38 @@
+"""`python -m merclip bench`: every figure is there and the ratios are computed from the same run."""
+
+import json
+
+import pytest
+
+from merclip.bench import MODEL_STEPS, run_bench
+from merclip.cli import main
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_bench("merclip-tiny:random", "bundled", None, frames=4, device="cpu", repeat=1, scaling=False)
+
+
+def test_report_has_every_step_and_consistent_ratios(report):
+    steps = report["steps_ms"]
+    for name in ("decode_frames", "face_detection", "audio_features", "transcription", "clip_image", "clip_text",
+                 "label_encoding", "decoder", "result"):
+        assert steps[name] > 0, name
+    assert report["model_forward_ms"] == pytest.approx(sum(steps[k] for k in MODEL_STEPS), abs=0.2)
+    assert report["overhead_ratio"] == pytest.approx(report["end_to_end_ms"] / report["model_forward_ms"], rel=1e-2)
+    assert report["end_to_end_ms"] >= sum(steps.values()) * 0.95, "end to end covers every step"
+    assert report["rescore_ms"] < report["rescore_new_labels_ms"] < report["end_to_end_ms"]
+    assert report["rescore_ratio"] == pytest.approx(report["rescore_ms"] / report["end_to_end_ms"], rel=2e-2)
+    assert report["speedup_vs_naive"] == pytest.approx(report["naive_ms"] / report["end_to_end_ms"], rel=1e-2)
+    assert report["machine"]["cores"] >= 1 and report["machine"]["device"] == "cpu"
+
+
+def test_cli_bad_options_exit_2(capsys):
+    assert main(["bench", "--repeat", "0", "--clip", "merclip-tiny:random"]) == 2
+    assert "--repeat" in capsys.readouterr().err
+
+
+def test_cli_json_is_one_object(capsys, monkeypatch):
+    monkeypatch.setattr("merclip.bench.run_bench", lambda *a, **k: {"end_to_end_ms": 1.0})
+    assert main(["bench", "--json", "--no-scaling"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"end_to_end_ms": 1.0}
