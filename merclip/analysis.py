@@ -13,6 +13,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -153,35 +154,23 @@ class Analyzer:
             return len(self._cache)
 
     def _run(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> ClipAnalysis:
+        """The sound path (decode, features, Whisper) runs in a second thread while the picture
+        path (seek, faces, CLIP image) runs here: the two overlap instead of adding up."""
         warnings: list[str] = []
         if info.duration > limits.max_seconds:
             warnings.append(f"the clip is {info.duration:.0f} s long; only the first {limits.max_seconds:.0f} s were analysed")
-        frames, crops, found = [], [], []
-        if info.has_video:
-            with steps("decode_frames"):
-                frames, frame_warnings = sample_frames(info, limits)
-            warnings += frame_warnings
-            with steps("face_detection"):
-                crops, found = self._crops([f.image for f in frames], options.detect_faces)
-            warnings += _face_warnings(found, options.detect_faces)
-        else:
-            warnings.append("the file has no picture: the vision stage is skipped")
-        with steps("decode_audio"):
-            waveform, audio_warnings = decode_audio(info, limits.max_seconds) if info.kind != "image" else (None, [])
-        warnings += audio_warnings
-        if waveform is not None and is_silent(waveform):
-            warnings.append("the audio track is silent: audio and speech are not analysed")
-            waveform = None
         features = ClipFeatures()
-        if waveform is not None:
-            with steps("audio_features"):
-                audio, audio_times = audio_frame_features(waveform)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="merclip-sound") as pool:
+            sound = pool.submit(self._sound, info, options, limits, steps)
+            frames, crops, found, picture_warnings = self._picture(info, options, limits, steps)
+            if crops:
+                with steps("clip_image"):
+                    features.vision = self.model.encode_images(crops)
+                    features.frame_times = [f.time for f in frames]
+            audio, audio_times, transcript, sound_warnings = sound.result()
+        warnings += picture_warnings + sound_warnings
+        if audio is not None:
             features.audio, features.audio_times = torch.from_numpy(audio), audio_times.tolist()
-        transcript = self._transcript(waveform, options, steps, warnings)
-        if crops:
-            with steps("clip_image"):
-                features.vision = self.model.encode_images(crops)
-                features.frame_times = [f.time for f in frames]
         if transcript is not None and transcript.words:
             with steps("clip_text"):
                 text = self.model.encode_transcript([w.word for w in transcript.words])
@@ -189,6 +178,28 @@ class Analyzer:
                 features.text, features.text_pooled, features.words = text.elements, text.pooled, text.words
                 transcript.words = [transcript.words[i] for i in text.indices]
         return ClipAnalysis(info, features, crops, found, transcript, warnings, steps.timings)
+
+    def _picture(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> tuple:
+        if not info.has_video:
+            return [], [], [], ["the file has no picture: the vision stage is skipped"]
+        with steps("decode_frames"):
+            frames, warnings = sample_frames(info, limits)
+        with steps("face_detection"):
+            crops, found = self._crops([f.image for f in frames], options.detect_faces)
+        return frames, crops, found, warnings + _face_warnings(found, options.detect_faces)
+
+    def _sound(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> tuple:
+        audio = audio_times = None
+        with steps("decode_audio"):
+            waveform, warnings = decode_audio(info, limits.max_seconds) if info.kind != "image" else (None, [])
+        if waveform is not None and is_silent(waveform):
+            warnings.append("the audio track is silent: audio and speech are not analysed")
+            waveform = None
+        if waveform is not None:
+            with steps("audio_features"):
+                audio, audio_times = audio_frame_features(waveform)
+        transcript = self._transcript(waveform, options, steps, warnings)
+        return audio, audio_times, transcript, warnings
 
     def _crops(self, images: list[np.ndarray], detect: bool) -> tuple[list[np.ndarray], list[bool]]:
         crops, found = [], []
@@ -241,12 +252,15 @@ class _Steps:
     def __init__(self, progress: Progress | None) -> None:
         self.progress = progress
         self.timings: dict[str, float] = {}
+        self._started = 0
+        self._lock = threading.Lock()  # the picture and sound paths report from two threads
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         if self.progress:
-            order = list(self.DESCRIPTIONS)
-            self.progress(0.9 * order.index(name) / len(order), self.DESCRIPTIONS[name])
+            with self._lock:
+                self.progress(0.9 * self._started / len(self.DESCRIPTIONS), self.DESCRIPTIONS[name])
+                self._started += 1
         started = time.perf_counter()
         try:
             yield

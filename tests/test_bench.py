@@ -20,7 +20,9 @@ def test_report_has_every_step_and_consistent_ratios(report):
         assert steps[name] > 0, name
     assert report["model_forward_ms"] == pytest.approx(sum(steps[k] for k in MODEL_STEPS), abs=0.2)
     assert report["overhead_ratio"] == pytest.approx(report["end_to_end_ms"] / report["model_forward_ms"], rel=1e-2)
-    assert report["end_to_end_ms"] >= sum(steps.values()) * 0.95, "end to end covers every step"
+    picture = steps["decode_frames"] + steps["face_detection"] + steps["clip_image"]
+    sound = steps["decode_audio"] + steps["audio_features"] + steps["transcription"]
+    assert report["end_to_end_ms"] >= max(picture, sound), "the two paths overlap, but each is inside end to end"
     assert report["rescore_ms"] < report["rescore_new_labels_ms"] < report["end_to_end_ms"]
     assert report["rescore_ratio"] == pytest.approx(report["rescore_ms"] / report["end_to_end_ms"], rel=2e-2)
     assert report["speedup_vs_naive"] == pytest.approx(report["naive_ms"] / report["end_to_end_ms"], rel=1e-2)
