@@ -76,12 +76,8 @@ class MerClip:
 
     def label_embeddings(self, labels: LabelSet, templates: Mapping[str, Sequence[str]]
                          ) -> tuple[dict[str, torch.Tensor], list[str]]:
-        """(K, d) embeddings of the labels under each modality's templates."""
-        embeddings, warnings = {}, []
-        for modality in MODALITIES:
-            embeddings[modality], cut = self.labels.encode(labels.labels, templates[modality])
-            warnings += [w for w in cut if w not in warnings]
-        return embeddings, warnings
+        """(K, d) embeddings of the labels under each modality's templates (one CLIP batch for all)."""
+        return self.labels.encode_sets(labels.labels, {m: templates[m] for m in MODALITIES})
 
     def predict(self, features: ClipFeatures, labels: str | Sequence[str] | LabelSet,
                 templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:

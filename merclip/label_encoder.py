@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,20 +39,31 @@ class LabelEncoder:
 
     def encode(self, labels: Sequence[Label], templates: Sequence[str]) -> tuple[torch.Tensor, list[str]]:
         """(K, d) normalised label embeddings on the CLIP device, plus warnings about cut labels."""
-        templates = tuple(templates)
+        rows, warnings = self.encode_sets(labels, {"": templates})
+        return rows[""], warnings
+
+    def encode_sets(self, labels: Sequence[Label], template_sets: Mapping[str, Sequence[str]]
+                    ) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """(K, d) embeddings under each named template set; every prompt not cached yet goes
+        through CLIP in one batch, whatever set it belongs to."""
         warnings: list[str] = []
-        fitted = [tuple(self._fit(s, templates, warnings) for s in label.synonyms) for label in labels]
-        keys = [(self.clip.spec.text, templates, synonyms) for synonyms in fitted]
+        keys = {}
+        for name, templates in template_sets.items():
+            templates = tuple(templates)
+            fitted = [tuple(self._fit(s, templates, warnings) for s in label.synonyms) for label in labels]
+            keys[name] = [(self.clip.spec.text, templates, synonyms) for synonyms in fitted]
         with self._lock:
-            missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
+            missing = list(dict.fromkeys(k for rows in keys.values() for k in rows if k not in self._cache))
             if missing:
                 self._encode_missing(missing)
-            for key in keys:
-                self._cache.move_to_end(key)
-            rows = torch.stack([self._cache[key] for key in keys])
+            result = {}
+            for name, rows in keys.items():
+                for key in rows:
+                    self._cache.move_to_end(key)
+                result[name] = torch.stack([self._cache[key] for key in rows])
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return rows, warnings
+        return result, list(dict.fromkeys(warnings))
 
     def _encode_missing(self, keys: list[tuple]) -> None:
         prompts, owners = [], []
