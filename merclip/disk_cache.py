@@ -8,22 +8,21 @@ entry is deleted and recomputed, an unwritable folder turns into a warning.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
 
 from merclip.clip_analysis import ClipAnalysis
 from merclip.features import ClipFeatures
 from merclip.media_probe import MediaInfo
+from merclip.tensor_files import read_tensor_file, write_tensor_file
 from merclip.transcribe import Transcript
 
 SUFFIX = ".analysis.safetensors"
+META_KEY = "analysis"
 
 
 class DiskCache:
@@ -37,9 +36,7 @@ class DiskCache:
         """The analysis stored under `key`, or None when there is none or it cannot be read."""
         path = self._path(key)
         try:
-            with safe_open(str(path), framework="pt") as stored:
-                tensors = {name: stored.get_tensor(name) for name in stored.keys()}
-                meta = json.loads(stored.metadata()["analysis"])
+            tensors, meta = read_tensor_file(path, META_KEY)
             analysis = _decode(tensors, meta, info)
             os.utime(path)  # mark as recently used
             return analysis
@@ -59,13 +56,7 @@ class DiskCache:
         }
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            handle, partial = tempfile.mkstemp(dir=self.folder, suffix=".partial")
-            os.close(handle)
-            try:
-                save_file(tensors, partial, metadata={"analysis": json.dumps(meta)})
-                os.replace(partial, self._path(key))
-            finally:
-                Path(partial).unlink(missing_ok=True)
+            write_tensor_file(self._path(key), tensors, meta, META_KEY)
             self._evict()
         except OSError as exc:
             return f"the disk cache folder {self.folder} cannot be used ({exc.strerror or exc}); results are not kept on disk"

@@ -14,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from merclip.analysis import AnalysisOptions, Analyzer
@@ -22,8 +21,9 @@ from merclip.api import load_model
 from merclip.clip_loader import DEFAULT_CLIP
 from merclip.errors import MerClipError
 from merclip.limits import Limits
+from merclip.tensor_files import write_tensor_file
 from merclip.transcribe import DEFAULT_WHISPER
-from train.manifest import FEATURES_DIR, INFO_FILE, ManifestRow, read_manifest
+from train.manifest import FEATURES_DIR, INFO_FILE, SAMPLE_KEY, ManifestRow, read_manifest
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,9 +84,7 @@ def extract(args: argparse.Namespace) -> int:
 def _write(path: Path, row: ManifestRow, features, warnings: list[str]) -> None:
     tensors, meta = features.to_tensors()
     meta |= {"path": str(row.path), "split": row.split, "label": row.label, "score": row.score, "warnings": warnings}
-    partial = path.with_suffix(".partial")
-    save_file(tensors, str(partial), metadata={"sample": json.dumps(meta)})
-    partial.replace(path)  # a clip is either fully written or not there: safe to resume
+    write_tensor_file(path, tensors, meta, SAMPLE_KEY)  # a clip is either fully written or not there: safe to resume
 
 
 def _check_same_settings(info_file: Path, info: dict) -> None:

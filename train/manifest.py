@@ -13,15 +13,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from safetensors import safe_open
-
 from merclip.audio_features import AUDIO_FEATURE_DIM
 from merclip.errors import MerClipError
 from merclip.features import ClipFeatures
+from merclip.tensor_files import read_tensor_file
 from train.data import FeatureSet, Sample
 
 INFO_FILE = "extract.json"
 FEATURES_DIR = "features"
+SAMPLE_KEY = "sample"
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,7 @@ def load_extracted(folder: str | Path) -> FeatureSet:
     info = json.loads(info_file.read_text(encoding="utf-8"))
     samples, names = [], []
     for file in sorted((root / FEATURES_DIR).glob("*.safetensors")):
-        with safe_open(str(file), framework="pt") as stored:
-            tensors = {name: stored.get_tensor(name) for name in stored.keys()}  # noqa: SIM118 -- not a dict
-            meta = json.loads(stored.metadata()["sample"])
+        tensors, meta = read_tensor_file(file, SAMPLE_KEY)
         samples.append((meta, ClipFeatures.from_tensors(tensors, meta)))
     if not samples:
         raise MerClipError(f"{root}/{FEATURES_DIR} is empty: extraction has not produced any clip yet")
