@@ -41,13 +41,13 @@ def main(argv: list[str] | None = None) -> None:
     from demo.page import ASSETS, build_page
     from demo.service import AnalysisService
     from merclip import MerClipError
-    from merclip.checkpoint import read_checkpoint
+    from merclip.checkpoint import read_checkpoint_config
     from merclip.disk_cache import DiskCache
 
     clip = args.clip or DEFAULT_CLIP
     if args.checkpoint and not args.clip:
         try:
-            clip = read_checkpoint(args.checkpoint)[0].clip
+            clip = read_checkpoint_config(args.checkpoint).clip
         except MerClipError:
             pass  # the store reports the checkpoint's problem in the page
     checkpoints = find_checkpoints(args.checkpoints_dir, args.checkpoint)

@@ -11,6 +11,7 @@ import html
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -47,9 +48,7 @@ class AnalysisService:
                                  checkpoint or self.store.default.checkpoint)
             progress(0.0, desc="loading models")
             analyzer = self.store.analyzer(choice)
-            limits = Limits(max_file_mb=self.limits.max_file_mb, max_seconds=self.limits.max_seconds,
-                            frames=int(frames), max_side=self.limits.max_side)
-            options = AnalysisOptions(limits=limits, detect_faces=bool(detect_faces), transcript=transcript.strip() or None)
+            options = AnalysisOptions(limits=replace(self.limits, frames=int(frames)), detect_faces=bool(detect_faces), transcript=transcript.strip() or None)
             prediction = analyzer.predict(video, labels, _templates(vision_templates, text_templates, audio_templates),
                                           options, progress=lambda fraction, what: progress(fraction, desc=what))
             return self._outputs(prediction, analyzer.cached(prediction.clip_id))

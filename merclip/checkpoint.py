@@ -35,9 +35,18 @@ def save_checkpoint(directory: str | Path, head: torch.nn.Module, config: ModelC
 
 def read_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """Read a checkpoint folder (or its weights file) with clear errors for everything that can be wrong."""
-    folder = Path(path)
-    if folder.is_file() and folder.name.endswith(".safetensors"):
-        folder = folder.parent
+    config = read_checkpoint_config(path)
+    weights_path = _folder(path) / WEIGHTS_FILE
+    try:
+        state = load_file(str(weights_path))
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise MerClipError(f"checkpoint weights {weights_path} are corrupt or not safetensors: {exc}") from exc
+    return config, state
+
+
+def read_checkpoint_config(path: str | Path) -> ModelConfig:
+    """The config of a complete checkpoint, without reading its weights (e.g. to know its CLIP)."""
+    folder = _folder(path)
     if not folder.is_dir():
         raise MerClipError(f"checkpoint not found: {path} (expected a folder with {WEIGHTS_FILE} and {CONFIG_FILE})")
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -48,12 +57,12 @@ def read_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tens
         data = json.loads(config_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MerClipError(f"checkpoint config {config_path} is not valid JSON: {exc}") from exc
-    config = ModelConfig.from_dict(data, source=str(config_path))
-    try:
-        state = load_file(str(weights_path))
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise MerClipError(f"checkpoint weights {weights_path} are corrupt or not safetensors: {exc}") from exc
-    return config, state
+    return ModelConfig.from_dict(data, source=str(config_path))
+
+
+def _folder(path: str | Path) -> Path:
+    folder = Path(path)
+    return folder.parent if folder.is_file() and folder.name.endswith(".safetensors") else folder
 
 
 def load_weights(head: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -91,7 +92,8 @@ def test_classification_metrics():
 
 def test_mmsa_loader_cleans_infinities_and_honours_lengths(mmsa, tiny_model):
     data = load_mmsa(mmsa, tiny_model.clip, show_progress=False)
-    raw = __import__("pickle").load(open(mmsa, "rb"))["train"]
+    with open(mmsa, "rb") as handle:
+        raw = pickle.load(handle)["train"]
     first = data.split("train")[0]
     assert first.features.audio.shape == (raw["audio_lengths"][0], 5)
     assert first.features.vision.shape == (raw["vision_lengths"][0], 20)

@@ -71,8 +71,9 @@ def read_config_file(path: Path) -> dict:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise MerClipError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(data or {}) - known)
-    if not isinstance(data, dict) or unknown:
-        raise MerClipError(f"{path}: unknown options {', '.join(unknown)}" if unknown else f"{path}: expected a mapping")
+    if not isinstance(data, dict):
+        raise MerClipError(f"{path}: expected a mapping of options")
+    unknown = sorted(set(data) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise MerClipError(f"{path}: unknown options {', '.join(unknown)}")
     return data

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from merclip.clip_loader import ClipBundle
+from merclip.config import ModelConfig
 from merclip.features import ClipFeatures, ModalityInput
 from merclip.templates import MODALITIES
 
@@ -41,6 +43,11 @@ class FeatureSet:
 
     def split(self, name: str) -> list[Sample]:
         return [s for s in self.samples if s.split == name]
+
+    def model_config(self, clip: ClipBundle) -> ModelConfig:
+        """The architecture of a head for these features on this CLIP."""
+        return ModelConfig(clip=clip.spec.text, embed_dim=clip.embed_dim, audio_feature_dim=self.audio_dim,
+                           vision_feature_dim=self.vision_dim)
 
 
 def collate(samples: list[Sample], device: torch.device | str = "cpu") -> dict[str, ModalityInput]:

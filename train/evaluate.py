@@ -15,7 +15,6 @@ from pathlib import Path
 
 from merclip.api import MerClip, build_head, load_model
 from merclip.clip_loader import DEFAULT_CLIP, load_clip
-from merclip.config import ModelConfig
 from merclip.errors import MerClipError
 from train.data import FeatureSet
 from train.metrics import aggregate
@@ -49,14 +48,16 @@ def evaluate(args: argparse.Namespace) -> dict:
     if not samples:
         raise MerClipError(f"the data has no '{args.split}' split")
     labels = args.labels or _training_labels(args.checkpoint) or data.labels
-    zero_shot = _scores(_untrained(clip, data), samples, labels, data)
+    zero_shot = _scores(MerClip(clip, build_head(data.model_config(clip))), samples, labels, data)
     runs = [_scores(model, samples, labels, data) for model in trained]
     report = {"split": args.split, "data": str(args.data), "task": data.task, "labels": labels, "n": len(samples),
               "checkpoints": [str(c) for c in args.checkpoint], "zero_shot": zero_shot}
-    if runs:
-        report |= runs[0] if len(runs) == 1 else {**{k: v["mean"] for k, v in aggregate(runs).items()},
-                                                  "std": {k: v["std"] for k, v in aggregate(runs).items()}}
-        report["runs"] = runs
+    if len(runs) == 1:
+        report |= runs[0] | {"runs": runs}
+    elif runs:
+        summary = aggregate(runs)
+        report |= {k: v["mean"] for k, v in summary.items()} | {"std": {k: v["std"] for k, v in summary.items()},
+                                                                 "runs": runs}
     else:
         report |= zero_shot
     return report
@@ -65,12 +66,6 @@ def evaluate(args: argparse.Namespace) -> dict:
 def _scores(model: MerClip, samples, labels: str, data: FeatureSet) -> dict[str, float]:
     scorer = Scorer(model, labels, data.task)
     return task_metrics(data.task, scorer.predict(model.head, samples), scorer.targets(samples), scorer.labels.names)
-
-
-def _untrained(clip, data: FeatureSet) -> MerClip:
-    config = ModelConfig(clip=clip.spec.text, embed_dim=clip.embed_dim, audio_feature_dim=data.audio_dim,
-                         vision_feature_dim=data.vision_dim)
-    return MerClip(clip, build_head(config))
 
 
 def _training_labels(checkpoints: list[str]) -> str | None:

@@ -24,7 +24,6 @@ from tqdm import tqdm
 from merclip.api import MerClip, build_head
 from merclip.checkpoint import save_checkpoint
 from merclip.clip_loader import load_clip
-from merclip.config import ModelConfig
 from merclip.errors import MerClipError
 from train.config import TrainConfig, load_config
 from train.data import FeatureSet, collate, epoch_order, targets_tensor
@@ -81,8 +80,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Path:
     out = Path(config.out)
     clip = load_clip(config.clip, str(dist.device))
     data = load_data(config.data, config.format, clip, show_progress=config.progress and dist.main)
-    model_config = ModelConfig(clip=clip.spec.text, embed_dim=clip.embed_dim, audio_feature_dim=data.audio_dim,
-                               vision_feature_dim=data.vision_dim)
+    model_config = data.model_config(clip)
     model = MerClip(clip, build_head(model_config))
     head = model.head.train()
     labels = config.labels or data.labels
