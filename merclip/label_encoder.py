@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from merclip.clip_loader import ClipBundle
 from merclip.labels import Label
 from merclip.templates import fill
-from merclip.text_features import bpe_ids, token_features
+from merclip.text_features import bpe_ids, prompt_features
 
 _BATCH = 256
 
@@ -76,11 +76,11 @@ class LabelEncoder:
         with torch.no_grad():
             for start in range(0, len(prompts), _BATCH):
                 tokens = self.clip.tokenizer(prompts[start: start + _BATCH]).to(self.clip.device)
-                features.append(F.normalize(token_features(self.clip, tokens)[1].float(), dim=-1))
-        prompt_features = torch.cat(features)
-        owner = torch.tensor(owners, device=prompt_features.device)
+                features.append(F.normalize(prompt_features(self.clip, tokens).float(), dim=-1))
+        embeddings = torch.cat(features)
+        owner = torch.tensor(owners, device=embeddings.device)
         for index, key in enumerate(keys):
-            mean = prompt_features[owner == index].mean(dim=0)
+            mean = embeddings[owner == index].mean(dim=0)
             self._cache[key] = F.normalize(mean, dim=-1)
 
     def _fit(self, label: str, templates: tuple[str, ...], warnings: list[str]) -> str:

@@ -56,7 +56,6 @@ def token_features(clip: ClipBundle, tokens: torch.Tensor) -> tuple[torch.Tensor
         x = model.token_embedding(tokens).to(cast_dtype) + model.positional_embedding[:length].to(cast_dtype)
         mask = None if model.attn_mask is None else model.attn_mask[:length, :length]
         x = model.ln_final(model.transformer(x, attn_mask=mask))
-        projection, pool_type, eos_id = model.text_projection, model.text_pool_type, getattr(model, "text_eos_id", None)
     else:
         if getattr(tower, "cls_emb", None) is not None or not hasattr(tower, "_embeds"):
             raise MerClipError(f"{clip.spec.arch}: per-token text features are not supported for this text tower")
@@ -65,11 +64,75 @@ def token_features(clip: ClipBundle, tokens: torch.Tensor) -> tuple[torch.Tensor
         if attn_mask is not None and attn_mask.shape[-1] != x.shape[1]:
             attn_mask = attn_mask[..., : x.shape[1], : x.shape[1]]
         x = tower.ln_final(tower.transformer(x, attn_mask=attn_mask))
-        projection, pool_type, eos_id = tower.text_projection, tower.pool_type, getattr(tower, "eos_id", None)
-    if projection is not None:
-        x = projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
+    _, pool_type, eos_id = _pooling(clip)
+    x = _project(clip, x)
     pooled = text_global_pool(x, tokens, pool_type, eos_token_id=eos_id)
     return x, pooled
+
+
+def prompt_features(clip: ClipBundle, tokens: torch.Tensor) -> torch.Tensor:
+    """The pooled (N, d) features of many short prompts, equal to `encode_text(tokens)`.
+
+    Label prompts are short and of uneven length (7 to 14 tokens for the default
+    templates), so a padded batch wastes a third of its positions. Under a causal mask
+    the prompts are instead packed end to end into sequences of about `_PACKED_TOKENS`
+    positions, with a mask that lets each token see only the earlier tokens of its own
+    prompt and positions that restart at 0 for each prompt: the same maths, no padding.
+    Towers that are not plain causal ones take the padded batch.
+    """
+    tower, pool_type, _ = _pooling(clip)
+    if tower.attn_mask is None or getattr(tower, "cls_emb", None) is not None \
+            or getattr(tower, "use_pad_mask", False) or pool_type not in ("argmax", "eos"):
+        return token_features(clip, tokens)[1]
+    lengths = (tokens != 0).sum(dim=1).tolist()  # the end-of-text token is each prompt's last used one
+    pooled, group, used = [], [], 0
+    for row, length in enumerate(lengths):
+        if group and used + length > _PACKED_TOKENS:
+            pooled.append(_packed_pass(clip, tower, tokens, group, lengths))
+            group, used = [], 0
+        group.append(row)
+        used += length
+    pooled.append(_packed_pass(clip, tower, tokens, group, lengths))
+    return torch.cat(pooled)
+
+
+_PACKED_TOKENS = 256  # per packed sequence: long enough to keep the matrix products efficient, short
+                      # enough that the (positions x positions) attention stays small
+
+
+def _packed_pass(clip: ClipBundle, tower: torch.nn.Module, tokens: torch.Tensor, rows: list[int],
+                 lengths: list[int]) -> torch.Tensor:
+    device = tokens.device
+    ids = torch.cat([tokens[row, : lengths[row]] for row in rows])[None]
+    positions = torch.cat([torch.arange(lengths[row], device=device) for row in rows])
+    prompt = torch.cat([torch.full((lengths[row],), i, device=device) for i, row in enumerate(rows)])
+    order = torch.arange(len(prompt), device=device)
+    visible = (prompt[:, None] == prompt[None, :]) & (order[:, None] >= order[None, :])
+    cast_dtype = tower.transformer.get_cast_dtype()
+    mask = torch.zeros(visible.shape, dtype=cast_dtype, device=device).masked_fill(~visible, float("-inf"))
+    x = tower.token_embedding(ids).to(cast_dtype) + tower.positional_embedding[positions].to(cast_dtype)
+    x = tower.ln_final(tower.transformer(x, attn_mask=mask))
+    ends = torch.tensor([lengths[row] for row in rows], device=device).cumsum(dim=0) - 1
+    return _project(clip, x[0, ends])
+
+
+def _pooling(clip: ClipBundle) -> tuple[torch.nn.Module, str, int | None]:
+    """The module holding the text tower's parts, its pooling type and end-of-text id
+    (open_clip.CLIP keeps them on the model itself, other models in `model.text`)."""
+    model = clip.model
+    tower = getattr(model, "text", None)
+    if tower is None:
+        return model, model.text_pool_type, getattr(model, "text_eos_id", None)
+    return tower, tower.pool_type, getattr(tower, "eos_id", None)
+
+
+def _project(clip: ClipBundle, x: torch.Tensor) -> torch.Tensor:
+    """Final hidden states into the joint space."""
+    tower, _, _ = _pooling(clip)
+    projection = tower.text_projection
+    if projection is None:
+        return x
+    return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
 
 
 def _trim_padding(tokens: torch.Tensor, causal: bool) -> torch.Tensor:

@@ -96,8 +96,8 @@ def test_synonyms_are_normalised_averaged_and_renormalised(tiny_model):
 
 def test_label_embeddings_are_cached_per_template_set(tiny_model, monkeypatch):
     calls = []
-    original = label_encoder.token_features
-    monkeypatch.setattr(label_encoder, "token_features", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = label_encoder.prompt_features
+    monkeypatch.setattr(label_encoder, "prompt_features", lambda *a, **k: calls.append(1) or original(*a, **k))
     labels = parse_labels("cache-test-a, cache-test-b").labels
     first, _ = tiny_model.labels.encode(labels, ("{} one",))
     assert len(calls) == 1

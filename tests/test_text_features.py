@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from merclip.text_features import encode_transcript, token_features
+from merclip.text_features import encode_transcript, prompt_features, token_features
 
 SENTENCES = ["I can't believe we finally won the game!", "Honestly, this is the worst day of my life."]
 
@@ -29,6 +29,20 @@ def test_cutting_padding_changes_no_token_feature(tiny_model):
         x = model.token_embedding(padded) + model.positional_embedding
         full = model.ln_final(model.transformer(x, attn_mask=model.attn_mask)) @ model.text_projection
     assert torch.allclose(short, full[:, : short.shape[1]], atol=1e-5)
+
+
+def test_packed_prompts_equal_encode_text(tiny_model):
+    """Prompts of uneven length packed end to end (several packed sequences) give open_clip's own embeddings."""
+    clip = tiny_model.clip
+    prompts = [f"a photo of a {'very ' * (i % 9)}happy face number {i}." for i in range(60)]
+    tokens = clip.tokenizer(prompts)
+    lengths = (tokens != 0).sum(dim=1)
+    assert lengths.min() < lengths.max() and lengths.sum() > 2 * 256, "uneven prompts over several packed sequences"
+    with torch.no_grad():
+        packed = prompt_features(clip, tokens)
+        expected = clip.model.encode_text(tokens)
+    assert packed.shape == expected.shape
+    assert torch.allclose(packed, expected, atol=1e-5)
 
 
 def test_transcript_has_one_feature_per_word_and_its_sentence_embedding(tiny_model):
