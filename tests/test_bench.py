@@ -38,3 +38,15 @@ def test_cli_json_is_one_object(capsys, monkeypatch):
     monkeypatch.setattr("merclip.bench.run_bench", lambda *a, **k: {"end_to_end_ms": 1.0})
     assert main(["bench", "--json", "--no-scaling"]) == 0
     assert json.loads(capsys.readouterr().out) == {"end_to_end_ms": 1.0}
+
+
+def test_child_peak_memory_is_the_childs_own(tmp_path):
+    """The memory figure must not count this process's memory, which a forked child inherits in ru_maxrss."""
+    import numpy as np
+
+    from merclip.bench import child_peak_rss_mb
+
+    ballast = np.ones(2 * 2**30 // 8)  # 2 GiB, touched, held by this (the parent) process only
+    peak = child_peak_rss_mb(["bench", "--help"])
+    assert 50 < peak < 1500, peak
+    del ballast
