@@ -158,7 +158,8 @@ class Analyzer:
         path (seek, faces, CLIP image) runs here: the two overlap instead of adding up."""
         warnings: list[str] = []
         if info.duration > limits.max_seconds:
-            warnings.append(f"the clip is {info.duration:.0f} s long; only the first {limits.max_seconds:.0f} s were analysed")
+            warnings.append(f"the file says it lasts {info.duration:.0f} s; only the first {limits.max_seconds:.0f} s "
+                            "were analysed")
         features = ClipFeatures()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="merclip-sound") as pool:
             sound = pool.submit(self._sound, info, options, limits, steps)

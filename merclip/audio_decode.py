@@ -8,7 +8,7 @@ import av
 import numpy as np
 
 from merclip.audio_features import SAMPLE_RATE
-from merclip.media_probe import MediaInfo
+from merclip.media_probe import MediaInfo, open_container
 
 SILENCE_RMS = 10 ** (-50 / 20)  # -50 dBFS: quieter than any speech worth transcribing
 
@@ -32,7 +32,7 @@ def read_waveform(path: str | Path, max_seconds: float) -> tuple[np.ndarray, boo
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     chunks, total, complete = [], 0, True
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with open_container(path) as container:
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))

@@ -7,4 +7,17 @@ the app into a message on the page. Anything else is a bug and keeps its traceba
 
 
 class MerClipError(Exception):
-    """A problem with the user's input or setup, described in one line."""
+    """A problem with the user's input or setup, described in one line.
+
+    Messages quote file names and labels that strangers choose; control characters in
+    them (a newline in a file name, a terminal escape) are shown escaped, so the
+    message stays one line and cannot rewrite a terminal.
+    """
+
+    def __str__(self) -> str:
+        return printable(super().__str__())
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character written as its escape (`\\n`, `\\x1b`)."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

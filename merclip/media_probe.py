@@ -16,6 +16,7 @@ from merclip.errors import MerClipError
 from merclip.limits import Limits
 
 IMAGE_FORMATS = {"PNG", "JPEG", "BMP", "WEBP", "TIFF"}
+_SNIFF_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ def inspect_media(path: str | os.PathLike, limits: Limits) -> MediaInfo:
     image = _image_size(file)
     if image is not None:
         return MediaInfo(file, "image", size, 0.0, True, False, *image)
+    if _is_text(file):
+        raise MerClipError(f"{file.name} is not a video, audio or image file we can read (it is text)")
     try:
-        with av.open(str(file), metadata_errors="ignore") as container:
+        with open_container(file) as container:
             pictures = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
             video = pictures[0] if pictures else None
             has_audio = bool(container.streams.audio)
@@ -61,6 +64,30 @@ def inspect_media(path: str | os.PathLike, limits: Limits) -> MediaInfo:
         raise MerClipError(f"{file.name}: the video stream has no picture size")
     kind = "video" if video is not None else "audio"
     return MediaInfo(file, kind, size, duration, video is not None, has_audio, width, height)
+
+
+def open_container(path: Path) -> av.container.InputContainer:
+    """Open a media file for reading with FFmpeg limited to the local file itself.
+
+    The absolute path keeps FFmpeg from reading a name like `http:x.mp4` as a protocol,
+    and the protocol whitelist keeps demuxers that follow references (playlists) from
+    opening network addresses.
+    """
+    return av.open(str(Path(path).absolute()), metadata_errors="ignore", options={"protocol_whitelist": "file"})
+
+
+def _is_text(file: Path) -> bool:
+    """Text files (playlists, concat lists, subtitles, notes) are never media, but FFmpeg has
+    demuxers that would read some of them, following the files they name; refuse them early."""
+    with open(file, "rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # only a character cut at the end of the sample
+    return True
 
 
 def _image_size(file: Path) -> tuple[int, int] | None:

@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 
 from merclip.errors import MerClipError
 from merclip.limits import Limits
-from merclip.media_probe import MediaInfo
+from merclip.media_probe import MediaInfo, open_container
 
 
 @dataclass
@@ -31,33 +31,56 @@ def sample_frames(info: MediaInfo, limits: Limits) -> tuple[list[SampledFrame], 
         upright.thumbnail((limits.max_side, limits.max_side))
         return [SampledFrame(0.0, np.asarray(upright))], []
     span = min(info.duration, limits.max_seconds)
-    times = [(i + 0.5) * span / limits.frames for i in range(limits.frames)] if span > 0 else [0.0]
-    frames, failed = [], []
-    seen: set[int] = set()
-    with av.open(str(info.path), metadata_errors="ignore") as container:
+    with open_container(info.path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for target in times:
-            try:
-                frame = _frame_at(container, stream, target)
-            except (av.error.FFmpegError, ValueError):
-                frame = None
-            if frame is None:
-                failed.append(target)
-                continue
-            if frame.pts in seen:  # a clip with fewer frames than samples: keep each frame once
-                continue
-            seen.add(frame.pts)
-            frames.append(SampledFrame(float(frame.time or 0.0), _upright_rgb(frame, limits.max_side)))
+        times = _centres(span, limits.frames)
+        frames, failed, end = _frames_at(container, stream, times, limits.max_side)
+        warnings = []
+        if frames and len(times) > 1 and end < times[-1] - span / limits.frames:
+            # the header claims more than the file holds (a forged or broken duration, or a
+            # picture track shorter than the sound): sample the pictures there are instead
+            warnings.append(f"the file says it lasts {info.duration:.0f} s but its pictures end at {end:.1f} s: "
+                            "frames were sampled up to there")
+            times = _centres(end, limits.frames)
+            frames, failed, _ = _frames_at(container, stream, times, limits.max_side)
     if not frames:
         raise MerClipError(f"{info.path.name}: no video frame could be decoded (the file may be truncated or corrupt)")
-    warnings = []
     if failed:
         warnings.append(
             f"{len(failed)} of {len(times)} sampled frames could not be decoded (from {failed[0]:.1f} s); "
             "the file may be truncated"
         )
     return frames, warnings
+
+
+def _centres(span: float, count: int) -> list[float]:
+    """The centres of `count` equal slices of [0, span]."""
+    return [(i + 0.5) * span / count for i in range(count)] if span > 0 else [0.0]
+
+
+def _frames_at(container: av.container.InputContainer, stream: av.video.stream.VideoStream, times: list[float],
+               max_side: int) -> tuple[list[SampledFrame], list[float], float]:
+    """The frame at each time (each distinct frame once), the times that could not be decoded,
+    and when the last frame seen stops being shown (its time plus its duration)."""
+    frames, failed, end = [], [], 0.0
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    seen: set[int] = set()
+    for target in times:
+        try:
+            frame = _frame_at(container, stream, target)
+        except (av.error.FFmpegError, ValueError):
+            frame = None
+        if frame is None:
+            failed.append(target)
+            continue
+        if frame.pts in seen:  # a clip with fewer frames than samples: keep each frame once
+            continue
+        seen.add(frame.pts)
+        frames.append(SampledFrame(float(frame.time or 0.0), _upright_rgb(frame, max_side)))
+        shown = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 1 / rate if rate else 0.0
+        end = max(end, frames[-1].time + shown)
+    return frames, failed, end
 
 
 def _frame_at(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
