@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -18,6 +19,10 @@ OTHERS = "#8fa8c8"
 STAGE_TITLES = {"text": "words of the transcript", "audio": "audio frames (s)", "vision": "video frames (s)"}
 MAX_WORD_TICKS = 40  # words are read one by one
 MAX_TIME_TICKS = 12  # seconds are read as an axis
+
+# Labels and transcript words are typed by visitors: "$\\frac{a}$" must be drawn as typed,
+# not parsed as TeX (a malformed formula would make drawing the figure fail).
+matplotlib.rcParams["text.parse_math"] = False
 
 
 def weighted_cosine(prediction: Prediction) -> list[float]:

@@ -10,11 +10,31 @@ from PIL import Image
 
 from merclip.clip_loader import ClipBundle
 
+MAX_ASPECT = 16.0
+
+
+def _central(image: Image.Image) -> Image.Image:
+    """The middle of an extremely long or tall picture, at most MAX_ASPECT:1.
+
+    CLIP's preprocessing scales the short side to its input size and keeps only the central
+    square, so it sees the same part of the picture either way (resampled on a slightly
+    different grid); the crop spares scaling a 1280 x 1 strip up to 286,720 x 224 pixels
+    (190 MB) first. Ordinary frames are left exactly as they are.
+    """
+    width, height = image.size
+    if max(width, height) <= MAX_ASPECT * min(width, height):
+        return image
+    if width > height:
+        keep = round(MAX_ASPECT * height)
+        return image.crop(((width - keep) // 2, 0, (width - keep) // 2 + keep, height))
+    keep = round(MAX_ASPECT * width)
+    return image.crop((0, (height - keep) // 2, width, (height - keep) // 2 + keep))
+
 
 def encode_images(clip: ClipBundle, images: Sequence[Image.Image | np.ndarray]) -> torch.Tensor:
     """(N, d) normalised image embeddings, with CLIP's own preprocessing, in one batch."""
     pil = [image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image)) for image in images]
-    batch = torch.stack([clip.preprocess(image.convert("RGB")) for image in pil])
+    batch = torch.stack([clip.preprocess(_central(image.convert("RGB"))) for image in pil])
     with torch.no_grad():
         features = clip.model.encode_image(batch.to(clip.device, clip.dtype), normalize=True)
     return features.float()

@@ -110,3 +110,20 @@ def test_view_of_a_real_clip_fills_every_output(tiny_model, tmp_path):
     assert len(view.gallery) == 8 and view.gallery[0][1].endswith(" s")
     assert [w for w, _ in view.transcript] == ["what ", "a ", "day "]
     assert view.result["clip_id"] == view.clip_id == result.clip_id
+
+
+def test_labels_and_words_that_look_like_tex_are_drawn_as_typed():
+    """A visitor's "$\\frac{...$" would make matplotlib's TeX parser fail at drawing time."""
+    import io
+
+    labels = ["$\\frac{sad$", "<b>😀</b>", "$x$"]
+    words = ["costs", "$\\bad{", "$5"]
+    stages = [StageAttention("stage 1: text", "text", words, np.full((3, 3), 1 / 3))]
+    transcript = {"text": " ".join(words), "source": "override",
+                  "words": [{"word": w, "start": None, "end": None} for w in words]}
+    result = prediction(labels=labels, stages=stages, transcript=transcript)
+    bars, heatmap = similarity_bars(result), stage_heatmap(stages[0], labels)
+    for figure in (bars, heatmap, frame_timeline(result)):
+        figure.savefig(io.BytesIO(), format="png")  # drawing is where a bad formula fails
+    assert sorted(t.get_text() for t in bars.axes[0].get_yticklabels()) == sorted(labels)
+    assert [t.get_text() for t in heatmap.axes[0].get_xticklabels()] == words
