@@ -64,14 +64,22 @@ class Analyzer:
         self._cache_lock = threading.Lock()
         self._whisper_lock = threading.Lock()
         self._recognizer: SpeechRecognizer | None = None
+        self._whisper_error: str | None = None
         self._faces = FaceCropper()
 
     @property
     def recognizer(self) -> SpeechRecognizer | None:
-        """Whisper, loaded on first use (it is only needed for clips with speech)."""
+        """Whisper, loaded on first use (it is only needed for clips with speech). A model that
+        failed to load is not retried on every request: the same MerClipError is raised again."""
         with self._whisper_lock:
+            if self._whisper_error is not None:
+                raise MerClipError(self._whisper_error)
             if self._recognizer is None and self.whisper_spec != "none":
-                self._recognizer = load_whisper(self.whisper_spec, self.model.device.type)
+                try:
+                    self._recognizer = load_whisper(self.whisper_spec, self.model.device.type)
+                except MerClipError as exc:
+                    self._whisper_error = str(exc)
+                    raise
             return self._recognizer
 
     def with_empty_cache(self) -> Analyzer:
@@ -221,7 +229,11 @@ class Analyzer:
             return Transcript(" ".join(w.word for w in words), words, source="override") if words else None
         if waveform is None:
             return None
-        recognizer = self.recognizer
+        try:
+            recognizer = self.recognizer
+        except MerClipError as exc:  # the clip is still worth analysing without its words
+            warnings.append(f"speech recognition is unavailable ({exc}): the text stage is skipped")
+            return None
         if recognizer is None:
             warnings.append("speech recognition is off (--whisper none): the text stage is skipped")
             return None

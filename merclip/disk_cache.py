@@ -58,8 +58,9 @@ class DiskCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             write_tensor_file(self._path(key), tensors, meta, META_KEY)
             self._evict()
-        except OSError as exc:
-            return f"the disk cache folder {self.folder} cannot be used ({exc.strerror or exc}); results are not kept on disk"
+        except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as SafetensorError
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            return f"the disk cache folder {self.folder} cannot be used ({reason}); results are not kept on disk"
         return None
 
     def entries(self) -> list[Path]:

