@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", default=None, help="keep clip analyses on disk here (default: memory only)")
     parser.add_argument("--max-mb", type=float, default=Limits.max_file_mb, help="largest upload accepted")
     parser.add_argument("--max-seconds", type=float, default=Limits.max_seconds, help="analyse at most this much of a clip")
+    parser.add_argument("--deadline", type=float, default=Limits.deadline_seconds,
+                        help="stop an analysis that runs longer than this many seconds (the worker is then free again)")
     return parser.parse_args(argv)
 
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
     downloads = Path(tempfile.mkdtemp(prefix="merclip-results-"))
     atexit.register(shutil.rmtree, downloads, ignore_errors=True)
-    limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds)
+    limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, deadline_seconds=args.deadline)
     page = build_page(store, AnalysisService(store, downloads, limits))
     page.queue(default_concurrency_limit=2, max_size=64).launch(
         server_name=args.host, server_port=args.port, share=args.share,

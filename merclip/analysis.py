@@ -136,7 +136,7 @@ class Analyzer:
         if hit is not None:
             lookup_ms = (time.perf_counter() - started) * 1000
             return replace(hit, info=info, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms}), True
-        analysis = self._run(info, options, limits, _Steps(progress))
+        analysis = self._run(info, options, limits, _Steps(progress, limits.deadline_seconds))
         analysis.key = key
         if self.disk_cache is not None:
             problem = self.disk_cache.put(key, analysis)
@@ -192,9 +192,9 @@ class Analyzer:
         if not info.has_video:
             return [], [], [], ["the file has no picture: the vision stage is skipped"]
         with steps("decode_frames"):
-            frames, warnings = sample_frames(info, limits)
+            frames, warnings = sample_frames(info, limits, steps.check)
         with steps("face_detection"):
-            crops, found = self._crops([f.image for f in frames], options.detect_faces)
+            crops, found = self._crops([f.image for f in frames], options.detect_faces, steps.check)
         return frames, crops, found, warnings + _face_warnings(found, options.detect_faces)
 
     def _sound(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> tuple:
@@ -210,9 +210,11 @@ class Analyzer:
         transcript = self._transcript(waveform, options, steps, warnings)
         return audio, audio_times, transcript, warnings
 
-    def _crops(self, images: list[np.ndarray], detect: bool) -> tuple[list[np.ndarray], list[bool]]:
+    def _crops(self, images: list[np.ndarray], detect: bool, check: Callable[[], None]
+               ) -> tuple[list[np.ndarray], list[bool]]:
         crops, found = [], []
         for image in images:
+            check()
             face = self._faces.crop(image) if detect else None
             crops.append(face if face is not None else image)
             found.append(face is not None)
@@ -238,7 +240,7 @@ class Analyzer:
             warnings.append("speech recognition is off (--whisper none): the text stage is skipped")
             return None
         with steps("transcription"):
-            transcript = recognizer.transcribe(waveform)
+            transcript = recognizer.transcribe(waveform, steps.check)
         if not transcript.words:
             warnings.append("no speech was recognised: the text stage is skipped")
             return None
@@ -254,7 +256,13 @@ def _face_warnings(found: list[bool], detect: bool) -> list[str]:
 
 
 class _Steps:
-    """Times each step of an analysis and tells the caller which one is starting."""
+    """Times each step of an analysis, tells the caller which one is starting, and stops
+    the analysis once it runs past its deadline.
+
+    Python cannot kill a thread, so both paths call `check` between steps and inside the
+    long ones (per frame, per speech segment): a stopped analysis frees its worker within
+    one frame or segment of the deadline.
+    """
 
     DESCRIPTIONS = {
         "decode_frames": "decoding video frames", "face_detection": "finding faces", "decode_audio": "decoding audio",
@@ -262,18 +270,30 @@ class _Steps:
         "clip_image": "encoding faces with CLIP", "clip_text": "encoding the transcript with CLIP",
     }
 
-    def __init__(self, progress: Progress | None) -> None:
+    def __init__(self, progress: Progress | None, deadline_seconds: float) -> None:
         self.progress = progress
         self.timings: dict[str, float] = {}
+        self.allowed = deadline_seconds
+        self._deadline = time.monotonic() + deadline_seconds
         self._started = 0
+        self._begun: set[str] = set()
         self._lock = threading.Lock()  # the picture and sound paths report from two threads
+
+    def check(self) -> None:
+        if time.monotonic() > self._deadline:
+            running = ", ".join(self.DESCRIPTIONS[name] for name in self.DESCRIPTIONS
+                                if name not in self.timings and name in self._begun) or "finishing"
+            raise MerClipError(f"the analysis was stopped after {self.allowed:g} s, the time allowed per request "
+                               f"(while {running}): try a shorter clip or fewer frames")
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        if self.progress:
-            with self._lock:
+        self.check()
+        with self._lock:
+            self._begun.add(name)
+            if self.progress:
                 self.progress(0.9 * self._started / len(self.DESCRIPTIONS), self.DESCRIPTIONS[name])
-                self._started += 1
+            self._started += 1
         started = time.perf_counter()
         try:
             yield

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--transcript", default=None, help="use this text instead of speech recognition")
     predict.add_argument("--max-seconds", type=float, default=Limits.max_seconds, help="analyse at most this much")
     predict.add_argument("--max-mb", type=float, default=Limits.max_file_mb, help="refuse larger files")
+    predict.add_argument("--deadline", type=float, default=Limits.deadline_seconds,
+                         help="stop an analysis that runs longer than this many seconds")
     predict.add_argument("--cache-dir", default=None, help="keep analyses in this folder so a later run skips the encoders")
     predict.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bench = commands.add_parser("bench", help="time every step against the models' own cost and a naive pipeline")
@@ -69,7 +71,8 @@ def _predict(args: argparse.Namespace) -> int:
     labels = parse_labels(args.labels)  # fail on bad labels before loading any model
     templates = {m: t for m, t in (("vision", args.templates), ("text", args.text_templates),
                                    ("audio", args.audio_templates)) if t is not None}
-    limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, frames=args.frames)
+    limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, frames=args.frames,
+                    deadline_seconds=args.deadline)
     options = AnalysisOptions(limits=limits, detect_faces=not args.no_face, transcript=args.transcript)
     inspect_media(args.media, limits)  # a bad file is reported before seconds of model loading
     disk_cache = DiskCache(args.cache_dir) if args.cache_dir else None

@@ -9,6 +9,7 @@ CTranslate2 folder, or `none` (no transcription).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,16 +68,17 @@ class SpeechRecognizer:
         self.spec = spec
         self.english_only = english_only
 
-    def transcribe(self, waveform: np.ndarray) -> Transcript:
-        """Words with start/end seconds. VAD skips non-speech, so music or noise yields few or no words."""
+    def transcribe(self, waveform: np.ndarray, check: Callable[[], None] = lambda: None) -> Transcript:
+        """Words with start/end seconds. VAD skips non-speech, so music or noise yields few or no words.
+        Segments are decoded lazily; `check` runs after each (it raises to stop a run past its deadline)."""
         segments, _ = self.pipeline.transcribe(
             waveform, language="en" if self.english_only else None, beam_size=1, word_timestamps=True,
             batch_size=WHISPER_BATCH,
         )
-        words = [
-            Word(w.word.strip(), float(w.start), float(w.end))
-            for segment in segments for w in (segment.words or []) if w.word.strip()
-        ]
+        words = []
+        for segment in segments:  # decoded lazily, a batch of speech chunks at a time
+            check()
+            words += [Word(w.word.strip(), float(w.start), float(w.end)) for w in (segment.words or []) if w.word.strip()]
         return Transcript(text=" ".join(w.word for w in words), words=words)
 
 

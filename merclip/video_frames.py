@@ -6,6 +6,7 @@ longest side is at most `max_side` before anything else looks at them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
@@ -23,8 +24,10 @@ class SampledFrame:
     image: np.ndarray  # (H, W, 3) uint8 RGB, upright
 
 
-def sample_frames(info: MediaInfo, limits: Limits) -> tuple[list[SampledFrame], list[str]]:
-    """The frames at the centres of `limits.frames` equal slices of the analysed span, and warnings."""
+def sample_frames(info: MediaInfo, limits: Limits, check: Callable[[], None] = lambda: None
+                  ) -> tuple[list[SampledFrame], list[str]]:
+    """The frames at the centres of `limits.frames` equal slices of the analysed span, and warnings;
+    `check` is called before each frame (it raises to stop a run past its deadline)."""
     if info.kind == "image":
         with Image.open(info.path) as image:
             upright = ImageOps.exif_transpose(image).convert("RGB")
@@ -35,7 +38,7 @@ def sample_frames(info: MediaInfo, limits: Limits) -> tuple[list[SampledFrame], 
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         times = _centres(span, limits.frames)
-        frames, failed, end = _frames_at(container, stream, times, limits.max_side)
+        frames, failed, end = _frames_at(container, stream, times, limits.max_side, check)
         warnings = []
         if frames and len(times) > 1 and end < times[-1] - span / limits.frames:
             # the header claims more than the file holds (a forged or broken duration, or a
@@ -43,7 +46,7 @@ def sample_frames(info: MediaInfo, limits: Limits) -> tuple[list[SampledFrame], 
             warnings.append(f"the file says it lasts {info.duration:.0f} s but its pictures end at {end:.1f} s: "
                             "frames were sampled up to there")
             times = _centres(end, limits.frames)
-            frames, failed, _ = _frames_at(container, stream, times, limits.max_side)
+            frames, failed, _ = _frames_at(container, stream, times, limits.max_side, check)
     if not frames:
         raise MerClipError(f"{info.path.name}: no video frame could be decoded (the file may be truncated or corrupt)")
     if failed:
@@ -60,13 +63,14 @@ def _centres(span: float, count: int) -> list[float]:
 
 
 def _frames_at(container: av.container.InputContainer, stream: av.video.stream.VideoStream, times: list[float],
-               max_side: int) -> tuple[list[SampledFrame], list[float], float]:
+               max_side: int, check: Callable[[], None]) -> tuple[list[SampledFrame], list[float], float]:
     """The frame at each time (each distinct frame once), the times that could not be decoded,
     and when the last frame seen stops being shown (its time plus its duration)."""
     frames, failed, end = [], [], 0.0
     rate = float(stream.average_rate or stream.guessed_rate or 0)
     seen: set[int] = set()
     for target in times:
+        check()
         try:
             frame = _frame_at(container, stream, target)
         except (av.error.FFmpegError, ValueError):
