@@ -10,6 +10,8 @@ import argparse
 import atexit
 import os
 import shutil
+import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,8 +38,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def private_workspace() -> Path:
+    """A folder only this server's user can read (mkdtemp makes it 0700) for uploads and results,
+    removed when the server stops, also on SIGTERM (how Spaces and service managers stop it).
+    Gradio reads GRADIO_TEMP_DIR when it is imported, so this runs before that import; an
+    operator's own GRADIO_TEMP_DIR is kept."""
+    workspace = Path(tempfile.mkdtemp(prefix="merclip-app-"))
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace / "uploads"))
+    atexit.register(shutil.rmtree, workspace, ignore_errors=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # runs the atexit clean-up
+    return workspace
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    workspace = private_workspace()
     # gradio and torch take seconds to import: flags are parsed first so --help is instant
     from demo.models import ModelChoice, ModelStore, find_checkpoints
     from demo.page import ASSETS, build_page
@@ -57,10 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     store = ModelStore(default, args.device, DiskCache(args.cache_dir) if args.cache_dir else None, checkpoints)
     store.load_default_in_background()
 
-    downloads = Path(tempfile.mkdtemp(prefix="merclip-results-"))
-    atexit.register(shutil.rmtree, downloads, ignore_errors=True)
     limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, deadline_seconds=args.deadline)
-    page = build_page(store, AnalysisService(store, downloads, limits))
+    page = build_page(store, AnalysisService(store, workspace / "results", limits))
     page.queue(default_concurrency_limit=2, max_size=64).launch(
         server_name=args.host, server_port=args.port, share=args.share,
         max_file_size=f"{int(limits.max_file_mb)}mb", allowed_paths=[str(ASSETS)],

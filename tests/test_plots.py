@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from demo.plots import WINNER, frame_timeline, similarity_bars, stage_heatmap, weighted_cosine
-from demo.views import build_view, shaded_transcript, summary_markdown, write_result
+from demo.views import build_view, shaded_transcript, summary_markdown, warnings_markdown, write_result
 from merclip.analysis import AnalysisOptions, Analyzer
 from merclip.result import Prediction, StageAttention
 from merclip.sample_media import speech_clip
@@ -127,3 +127,13 @@ def test_labels_and_words_that_look_like_tex_are_drawn_as_typed():
         figure.savefig(io.BytesIO(), format="png")  # drawing is where a bad formula fails
     assert sorted(t.get_text() for t in bars.axes[0].get_yticklabels()) == sorted(labels)
     assert [t.get_text() for t in heatmap.axes[0].get_xticklabels()] == words
+
+
+def test_visitors_markup_in_labels_and_warnings_is_shown_as_text():
+    labels = ["<script>alert(1)</script>", "[x](javascript:alert(1))", "*bold*"]
+    result = prediction(labels=labels, warnings=["duplicate label '<img src=x onerror=alert(1)>' was merged"])
+    summary, warnings = summary_markdown(result), warnings_markdown(result.warnings)
+    for text in (summary, warnings):
+        assert "<script>" not in text and "<img" not in text and "](javascript" not in text
+    assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in summary and "\\*bold\\*" in summary
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in warnings
