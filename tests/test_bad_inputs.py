@@ -1,0 +1,145 @@
+"""The bad-input corpus (tests/bad_inputs.py) through the CLI and through a launched app.
+
+Every case ends in one readable line (CLI exit status 2, a message in the app) or in a
+result that says what was wrong; after each, a normal request still succeeds.
+"""
+
+import json
+
+import pytest
+from gradio_client import Client, handle_file
+
+from demo.service import OUTPUT_NAMES
+from merclip.cli import main
+from merclip.sample_media import speech_clip
+from tests import bad_inputs
+from tests.app_server import AppServer
+
+TINY = ["--clip", "merclip-tiny:random", "--device", "cpu"]
+GOOD_LABELS = "happy, sad"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return {case: build(folder / name) for case, (name, build, _, _) in bad_inputs.MEDIA.items()}
+
+
+@pytest.fixture(scope="module")
+def good_clip(tmp_path_factory):
+    return speech_clip(tmp_path_factory.mktemp("good") / "good.mp4", seconds=3)
+
+
+def run_cli(capsys, media, *extra, labels=GOOD_LABELS):
+    status = main(["predict", str(media), "--labels", labels, "--json", *TINY, *extra])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def check_cli(status, out, err, expect, fragment):
+    if expect == "error":
+        assert status == 2 and out == "", out
+        assert err.count("\n") == 1 and err.startswith("merclip: error: ") and fragment in err, err
+        return None
+    assert status == 0, err
+    result = json.loads(out)
+    if expect == "warning":
+        assert any(fragment in w for w in result["warnings"]), result["warnings"]
+    return result
+
+
+@pytest.mark.parametrize("case", list(bad_inputs.MEDIA))
+def test_cli_media_corpus(capsys, corpus, case):
+    _, _, expect, fragment = bad_inputs.MEDIA[case]
+    result = check_cli(*run_cli(capsys, corpus[case]), expect, fragment)
+    if result is not None:
+        assert result["labels"] == ["happy", "sad"] and result["modalities"]["used"]
+
+
+def test_cli_hostile_name_reaches_no_shell_and_errors_stay_one_line(capsys, corpus, tmp_path):
+    path = corpus["hostile file name"]
+    assert path.name == bad_inputs.HOSTILE_NAME and path.is_file()
+    status, out, _ = run_cli(capsys, path.parent / ".." / path.parent.name / path.name, "--whisper", "none")
+    assert status == 0 and json.loads(out)["modalities"]["used"] == ["audio", "vision"]
+    broken = tmp_path / bad_inputs.HOSTILE_NAME
+    broken.write_bytes(b"\x00\x01 not media" * 50)
+    status, out, err = run_cli(capsys, broken)
+    assert status == 2 and err.count("\n") == 1, err  # the newline of the name is shown escaped
+    assert "\\n..mp4" in err
+
+
+@pytest.mark.parametrize("case", list(bad_inputs.LABELS))
+def test_cli_label_corpus(capsys, good_clip, case):
+    labels, expect, fragment = bad_inputs.LABELS[case]
+    result = check_cli(*run_cli(capsys, good_clip, "--whisper", "none", labels=labels), expect, fragment)
+    assert all(ch.isprintable() for label in result["labels"] for ch in label), result["labels"]
+
+
+@pytest.mark.parametrize("case", list(bad_inputs.TEMPLATES))
+def test_cli_template_corpus(capsys, good_clip, case):
+    template, expect, fragment = bad_inputs.TEMPLATES[case]
+    check_cli(*run_cli(capsys, good_clip, "--whisper", "none", "--templates", template), expect, fragment)
+
+
+def test_cli_100k_transcript_is_cut_with_a_warning(capsys, good_clip):
+    result = check_cli(*run_cli(capsys, good_clip, "--transcript", bad_inputs.LONG_TRANSCRIPT), "warning",
+                       "transcript was cut")
+    assert result["modalities"]["used"][0] == "text"
+
+
+# ---- the same corpus against a launched app -------------------------------------------------------
+
+RESULT = OUTPUT_NAMES.index("result")
+
+
+@pytest.fixture(scope="module")
+def app():
+    server = AppServer("--clip", "merclip-tiny:random", "--device", "cpu")
+    yield server
+    server.stop()
+
+
+def app_predict(client, media, labels=GOOD_LABELS, **advanced):
+    return client.predict(handle_file(str(media)), labels, api_name="/predict", **advanced)[RESULT]
+
+
+def assert_next_request_succeeds(client, good_clip):
+    assert app_predict(client, good_clip)["labels"] == ["happy", "sad"]
+
+
+@pytest.mark.slow
+def test_app_media_corpus(app, corpus, good_clip):
+    client = Client(app.url, verbose=False)
+    for case, (_, _, expect, fragment) in bad_inputs.MEDIA.items():
+        if expect == "error":
+            with pytest.raises(Exception, match=fragment.replace(".", r"\.")) as raised:
+                app_predict(client, corpus[case])
+            assert "Traceback" not in str(raised.value) and "\n" not in str(raised.value).strip(), case
+        else:
+            result = app_predict(client, corpus[case])
+            assert result["labels"] == ["happy", "sad"], case
+            if expect == "warning":
+                assert any(fragment in w for w in result["warnings"]), (case, result["warnings"])
+        assert_next_request_succeeds(client, good_clip)
+    assert "Traceback" not in app.output()
+
+
+@pytest.mark.slow
+def test_app_label_template_and_transcript_corpus(app, good_clip):
+    client = Client(app.url, verbose=False)
+    for case, (labels, expect, fragment) in bad_inputs.LABELS.items():
+        outputs = dict(zip(OUTPUT_NAMES, client.predict(handle_file(str(good_clip)), labels, api_name="/predict")))
+        assert len(outputs["result"]["labels"]) >= 2, case
+        assert "<script>" not in outputs["summary"] and "<b>" not in outputs["summary"], case
+        if expect == "warning":
+            assert fragment in outputs["warnings"], case
+    for case, (template, expect, fragment) in bad_inputs.TEMPLATES.items():
+        if expect == "error":
+            with pytest.raises(Exception, match=fragment):
+                app_predict(client, good_clip, vision_templates=template)
+        else:
+            assert app_predict(client, good_clip, vision_templates=template)["labels"] == ["happy", "sad"], case
+        assert_next_request_succeeds(client, good_clip)
+    result = app_predict(client, good_clip, transcript=bad_inputs.LONG_TRANSCRIPT)
+    assert any("transcript was cut" in w for w in result["warnings"])
+    assert_next_request_succeeds(client, good_clip)
