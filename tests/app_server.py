@@ -40,6 +40,19 @@ class AppServer:
         self.stop()
         raise RuntimeError(f"app did not serve its page within {timeout} s:\n{self.output()}")
 
+    def upload(self, name: str, data: bytes) -> Path:
+        """Upload a file as the page does; the server's path for it."""
+        import httpx
+
+        response = httpx.post(f"{self.url}/gradio_api/upload", files=[("files", (name, data, "video/mp4"))], timeout=30)
+        response.raise_for_status()
+        return Path(response.json()[0])
+
+    def workspace(self) -> Path:
+        """The server's private folder for uploads and results (found through an upload's path)."""
+        stored = self.upload("probe.bin", b"probe")
+        return next(p for p in stored.parents if p.name.startswith("merclip-app-"))
+
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read()

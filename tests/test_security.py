@@ -25,16 +25,6 @@ def app():
     server.stop()
 
 
-def upload(app, name: str, data: bytes) -> Path:
-    response = httpx.post(f"{app.url}/gradio_api/upload", files=[("files", (name, data, "video/mp4"))], timeout=30)
-    response.raise_for_status()
-    return Path(response.json()[0])
-
-
-def workspace_of(path: Path) -> Path:
-    return next(p for p in path.parents if p.name.startswith("merclip-app-"))
-
-
 @pytest.mark.parametrize("target", ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "README.md"),
                                     str(ROOT / "assets" / ".." / "app.py"), "../../../../etc/hostname"])
 def test_files_outside_assets_are_not_served(app, target):
@@ -50,8 +40,8 @@ def test_assets_are_served(app):
 
 def test_an_upload_named_with_dot_dots_lands_in_the_private_workspace_and_is_analysed(app, tmp_path):
     clip = speech_clip(tmp_path / "clip.mp4", seconds=2)
-    stored = upload(app, "../../../../tmp/escaped.mp4", clip.read_bytes())
-    workspace = workspace_of(stored)
+    stored = app.upload("../../../../tmp/escaped.mp4", clip.read_bytes())
+    workspace = app.workspace()
     assert ".." not in stored.parts and stored.resolve().is_relative_to(workspace)
     assert not Path("/tmp/escaped.mp4").exists()
     assert stat.S_IMODE(workspace.stat().st_mode) == 0o700, "other users of the machine cannot read uploads"
@@ -60,17 +50,29 @@ def test_an_upload_named_with_dot_dots_lands_in_the_private_workspace_and_is_ana
     assert result["labels"] == ["happy", "sad"]
 
 
-def test_a_path_outside_the_uploads_cannot_be_passed_as_the_video(app):
-    client = Client(app.url, verbose=False)
-    with pytest.raises(Exception) as raised:
-        client.predict({"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, "happy", api_name="/predict")
-    assert "root:" not in str(raised.value)
+@pytest.mark.parametrize("server_file", ["/etc/passwd", "skimage-photo"])
+def test_a_server_path_sent_as_the_video_is_refused(app, server_file):
+    """A raw API call naming a file on the server (gradio_client would upload its own copy instead):
+    a server photo must not come back as face crops, nor a text file as an error quoting it."""
+    if server_file == "skimage-photo":
+        import skimage
+
+        server_file = str(Path(skimage.__file__).parent / "data" / "astronaut.png")
+        assert Path(server_file).is_file()
+    video = {"path": server_file, "meta": {"_type": "gradio.FileData"}}
+    api = f"{app.url}/gradio_api"
+    inputs = [video, "happy", "", "", "", 8, True, "", "merclip-tiny:random", "none", None]  # the page's 11 inputs
+    event = httpx.post(f"{api}/call/predict", json={"data": inputs}, timeout=30).json()["event_id"]
+    answer = httpx.get(f"{api}/call/predict/{event}", timeout=60).text
+    assert "event: error" in answer and "event: complete" not in answer, answer
+    assert "root:" not in answer and "happy" not in answer
+    assert "not uploaded by a user" in app.output()
 
 
-def test_the_workspace_is_removed_when_the_server_is_stopped(tmp_path):
+def test_the_workspace_is_removed_when_the_server_is_stopped():
     server = AppServer("--clip", "merclip-tiny:random", "--device", "cpu", "--whisper", "none")
     try:
-        workspace = workspace_of(upload(server, "clip.mp4", speech_clip(tmp_path / "c.mp4", seconds=1).read_bytes()))
+        workspace = server.workspace()
         assert workspace.is_dir()
     finally:
         server.stop()  # SIGTERM, as Spaces and service managers stop a server
