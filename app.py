@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", default=None, help="keep clip analyses on disk here (default: memory only)")
     parser.add_argument("--max-mb", type=float, default=Limits.max_file_mb, help="largest upload accepted")
     parser.add_argument("--max-seconds", type=float, default=Limits.max_seconds, help="analyse at most this much of a clip")
+    parser.add_argument("--max-sessions", type=int, default=200,
+                        help="visitors' page state kept in memory (~1 MB each); the oldest beyond this are forgotten")
     parser.add_argument("--deadline", type=float, default=Limits.deadline_seconds,
                         help="stop an analysis that runs longer than this many seconds (the worker is then free again)")
     return parser.parse_args(argv)
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     page.queue(default_concurrency_limit=2, max_size=64).launch(
         server_name=args.host, server_port=args.port, share=args.share,
         max_file_size=f"{int(limits.max_file_mb)}mb", allowed_paths=[str(ASSETS)],
+        state_session_capacity=args.max_sessions,  # Gradio's default, 10,000, would grow to ~10 GB
     )
 
 
