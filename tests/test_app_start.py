@@ -45,3 +45,33 @@ def test_page_explains_missing_weights(launch):
 def test_random_weights_run_is_labelled(launch):
     status = wait_for_status(launch("--clip", "merclip-tiny:random").url, "meaningless")
     assert "Plumbing run" in status
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weights", ["missing file", "wrong architecture"])
+def test_a_clip_that_cannot_load_is_explained_and_other_models_still_work(launch, tmp_path, weights):
+    from gradio_client import handle_file
+    from safetensors.torch import save_file
+
+    from demo.service import OUTPUT_NAMES
+    from merclip.clip_loader import load_clip
+    from merclip.sample_media import speech_clip
+
+    path = tmp_path / "weights.safetensors"
+    if weights == "wrong architecture":  # tiny weights offered as RN50
+        tiny = load_clip("merclip-tiny:random", device="cpu")
+        save_file({k: v.contiguous() for k, v in tiny.model.state_dict().items()}, str(path))
+    server = launch("--clip", f"RN50:{path}", "--device", "cpu", "--whisper", "none", "--max-mb", "1")
+    expected = "not found" if weights == "missing file" else "could not be loaded as RN50"
+    assert expected in wait_for_status(server.url, "No model loaded")
+    clip = speech_clip(tmp_path / "clip.mp4", seconds=2)
+    client = Client(server.url, verbose=False)
+    with pytest.raises(Exception, match=expected):
+        client.predict(handle_file(str(clip)), "happy, sad", api_name="/predict")
+    result = client.predict(handle_file(str(clip)), "happy, sad", clip="merclip-tiny:random", api_name="/predict")
+    assert result[OUTPUT_NAMES.index("result")]["labels"] == ["happy", "sad"]
+    big = tmp_path / "big.mp4"
+    big.write_bytes(clip.read_bytes() + b"\0" * 2 * 2**20)
+    with pytest.raises(Exception, match="(?i)too large|exceeds|maximum") as raised:
+        client.predict(handle_file(str(big)), "happy", clip="merclip-tiny:random", api_name="/predict")
+    assert "Traceback" not in server.output(), "failures visitors cause are messages, not logged crashes"
