@@ -16,11 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from merclip.clip_loader import ClipBundle
+from merclip.errors import MerClipError
 from merclip.labels import Label
 from merclip.templates import fill
 from merclip.text_features import bpe_ids, prompt_features
 
 _BATCH = 256
+MAX_PROMPTS = 4096  # per request: ~20 s of ViT-B-32 text tower on 2 CPU cores; the defaults make 7 per label
 
 
 class LabelEncoder:
@@ -46,6 +48,10 @@ class LabelEncoder:
                     ) -> tuple[dict[str, torch.Tensor], list[str]]:
         """(K, d) embeddings under each named template set; every prompt not cached yet goes
         through CLIP in one batch, whatever set it belongs to."""
+        prompts = sum(len(t) for t in template_sets.values()) * sum(len(label.synonyms) for label in labels)
+        if prompts > MAX_PROMPTS:
+            raise MerClipError(f"these labels, synonyms and templates make {prompts} prompts; at most {MAX_PROMPTS} "
+                               "are encoded per request: use fewer synonyms or templates")
         warnings: list[str] = []
         keys = {}
         for name, templates in template_sets.items():

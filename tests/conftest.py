@@ -22,6 +22,16 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
+def tiny_app():
+    """`python app.py` with the tiny CLIP and bundled Whisper on a free localhost port, shared by the app tests."""
+    from tests.app_server import AppServer
+
+    server = AppServer("--clip", TINY, "--device", "cpu")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def astronaut() -> Image.Image:
     """A real photograph of a smiling face."""
     from skimage.data import astronaut as astronaut_image

@@ -8,17 +8,9 @@ from gradio_client import Client, handle_file
 
 from demo.service import OUTPUT_NAMES
 from merclip.sample_media import speech_clip
-from tests.app_server import AppServer
 
 pytestmark = pytest.mark.slow
 RESULT = OUTPUT_NAMES.index("result")
-
-
-@pytest.fixture(scope="module")
-def app():
-    server = AppServer("--clip", "merclip-tiny:random", "--device", "cpu")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +22,8 @@ def outputs(values) -> dict:
     return dict(zip(OUTPUT_NAMES, values))
 
 
-def test_predict_returns_labels_stages_crops_and_transcript(app, clip_path):
-    out = outputs(Client(app.url, verbose=False).predict(handle_file(str(clip_path)), "happy, sad, calm",
+def test_predict_returns_labels_stages_crops_and_transcript(tiny_app, clip_path):
+    out = outputs(Client(tiny_app.url, verbose=False).predict(handle_file(str(clip_path)), "happy, sad, calm",
                                                          api_name="/predict"))
     result = out["result"]
     assert result["labels"] == ["happy", "sad", "calm"]
@@ -50,8 +42,8 @@ def test_predict_returns_labels_stages_crops_and_transcript(app, clip_path):
         assert '"top_label"' in handle.read()
 
 
-def test_rescore_gives_new_labels_without_running_encoders(app, clip_path):
-    client = Client(app.url, verbose=False)
+def test_rescore_gives_new_labels_without_running_encoders(tiny_app, clip_path):
+    client = Client(tiny_app.url, verbose=False)
     first = outputs(client.predict(handle_file(str(clip_path)), "happy, sad", api_name="/predict"))
     again = outputs(client.predict(first["clip_id"], "proud, bored|tired, sarcastic", api_name="/rescore"))
     assert again["result"]["labels"] == ["proud", "bored", "sarcastic"]
@@ -59,8 +51,8 @@ def test_rescore_gives_new_labels_without_running_encoders(app, clip_path):
     assert again["result"]["transcript"] == first["result"]["transcript"]
 
 
-def test_bad_file_gets_a_message_and_the_next_request_succeeds(app, clip_path, tmp_path):
-    client = Client(app.url, verbose=False)
+def test_bad_file_gets_a_message_and_the_next_request_succeeds(tiny_app, clip_path, tmp_path):
+    client = Client(tiny_app.url, verbose=False)
     (tmp_path / "notes.mp4").write_text("this is not a video")
     with pytest.raises(Exception, match="not a video, audio or image file"):
         client.predict(handle_file(str(tmp_path / "notes.mp4")), "happy, sad", api_name="/predict")
@@ -70,13 +62,13 @@ def test_bad_file_gets_a_message_and_the_next_request_succeeds(app, clip_path, t
     assert out["result"]["labels"] == ["happy", "sad"]
 
 
-def test_four_concurrent_requests_each_get_their_own_answer(app, clip_path, tmp_path):
+def test_four_concurrent_requests_each_get_their_own_answer(tiny_app, clip_path, tmp_path):
     other = speech_clip(tmp_path / "other.mp4", seconds=3)
     jobs = [(clip_path, "happy, sad"), (other, "calm, tense, bored"), (clip_path, "joy, anger, fear, awe"), (other, "yes")]
 
     def run(job):
         media, labels = job
-        return outputs(Client(app.url, verbose=False).predict(handle_file(str(media)), labels, api_name="/predict"))
+        return outputs(Client(tiny_app.url, verbose=False).predict(handle_file(str(media)), labels, api_name="/predict"))
 
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(run, jobs))

@@ -13,7 +13,6 @@ from demo.service import OUTPUT_NAMES
 from merclip.cli import main
 from merclip.sample_media import speech_clip
 from tests import bad_inputs
-from tests.app_server import AppServer
 
 TINY = ["--clip", "merclip-tiny:random", "--device", "cpu"]
 GOOD_LABELS = "happy, sad"
@@ -92,13 +91,6 @@ def test_cli_100k_transcript_is_cut_with_a_warning(capsys, good_clip):
 RESULT = OUTPUT_NAMES.index("result")
 
 
-@pytest.fixture(scope="module")
-def app():
-    server = AppServer("--clip", "merclip-tiny:random", "--device", "cpu")
-    yield server
-    server.stop()
-
-
 def app_predict(client, media, labels=GOOD_LABELS, **advanced):
     return client.predict(handle_file(str(media)), labels, api_name="/predict", **advanced)[RESULT]
 
@@ -108,8 +100,8 @@ def assert_next_request_succeeds(client, good_clip):
 
 
 @pytest.mark.slow
-def test_app_media_corpus(app, corpus, good_clip):
-    client = Client(app.url, verbose=False)
+def test_app_media_corpus(tiny_app, corpus, good_clip):
+    client = Client(tiny_app.url, verbose=False)
     for case, (_, _, expect, fragment) in bad_inputs.MEDIA.items():
         if expect == "error":
             with pytest.raises(Exception, match=fragment.replace(".", r"\.")) as raised:
@@ -121,12 +113,12 @@ def test_app_media_corpus(app, corpus, good_clip):
             if expect == "warning":
                 assert any(fragment in w for w in result["warnings"]), (case, result["warnings"])
         assert_next_request_succeeds(client, good_clip)
-    assert "Traceback" not in app.output()
+    assert "Traceback" not in tiny_app.output()
 
 
 @pytest.mark.slow
-def test_app_label_template_and_transcript_corpus(app, good_clip):
-    client = Client(app.url, verbose=False)
+def test_app_label_template_and_transcript_corpus(tiny_app, good_clip):
+    client = Client(tiny_app.url, verbose=False)
     for case, (labels, expect, fragment) in bad_inputs.LABELS.items():
         outputs = dict(zip(OUTPUT_NAMES, client.predict(handle_file(str(good_clip)), labels, api_name="/predict")))
         assert len(outputs["result"]["labels"]) >= 2, case

@@ -8,6 +8,7 @@ import pytest
 from merclip import MerClipError
 from merclip.analysis import MAX_TRANSCRIPT_CHARS, AnalysisOptions, Analyzer
 from merclip.faces import FaceCropper
+from merclip.label_encoder import MAX_PROMPTS
 from merclip.labels import MAX_LABEL_CHARS, MAX_LABELS
 from merclip.limits import Limits
 from merclip.sample_media import speech_clip
@@ -73,6 +74,9 @@ def test_long_labels_templates_and_transcripts_are_bounded(tiny_model, clip_path
     assert any(f"longer than {MAX_LABEL_CHARS} characters" in w for w in result.warnings)
     with pytest.raises(MerClipError, match=f"at most {MAX_LABELS}"):
         analyzer.predict(clip_path, ", ".join(f"label{i}" for i in range(MAX_LABELS + 1)))
+    many_synonyms = ", ".join("|".join(f"l{i}s{j}" for j in range(16)) for i in range(MAX_LABELS))
+    with pytest.raises(MerClipError, match=f"make {MAX_LABELS * 16 * 7} prompts; at most {MAX_PROMPTS}"):
+        analyzer.predict(clip_path, many_synonyms)
     with pytest.raises(MerClipError, match="longer than 300 characters"):
         analyzer.predict(clip_path, "happy", {"vision": LONG + "{}"})
     long = analyzer.predict(clip_path, "happy, sad", options=AnalysisOptions(transcript=LONG_TRANSCRIPT))
