@@ -261,7 +261,7 @@ class _Steps:
 
     Python cannot kill a thread, so both paths call `check` between steps and inside the
     long ones (per frame, per speech segment): a stopped analysis frees its worker within
-    one frame or segment of the deadline.
+    one frame, speech segment or model forward pass of the deadline.
     """
 
     DESCRIPTIONS = {
