@@ -28,7 +28,7 @@ re-scores the same clip in a fraction of a second."""
 
 
 def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
-    with gr.Blocks(title="MER-CLIP", delete_cache=(3600, 3600)) as page:
+    with gr.Blocks(title="MER-CLIP", delete_cache=(600, 3600)) as page:  # every 10 min, files over an hour old
         gr.Markdown(INTRO)
         status = gr.Markdown(store.status_markdown, elem_id="model-status")
         with gr.Row():
