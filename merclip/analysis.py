@@ -290,8 +290,7 @@ class _Steps:
     def __call__(self, name: str) -> Iterator[None]:
         with self._lock:
             self._begun.add(name)  # before the check, so a stop here names the step it did not start
-        self.check()
-        with self._lock:
+            self.check()
             if self.progress:
                 self.progress(0.9 * self._started / len(self.DESCRIPTIONS), self.DESCRIPTIONS[name])
             self._started += 1

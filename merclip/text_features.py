@@ -64,8 +64,8 @@ def token_features(clip: ClipBundle, tokens: torch.Tensor) -> tuple[torch.Tensor
         if attn_mask is not None and attn_mask.shape[-1] != x.shape[1]:
             attn_mask = attn_mask[..., : x.shape[1], : x.shape[1]]
         x = tower.ln_final(tower.transformer(x, attn_mask=attn_mask))
-    _, pool_type, eos_id = _pooling(clip)
-    x = _project(clip, x)
+    holder, pool_type, eos_id = _pooling(clip)
+    x = _project(holder, x)
     pooled = text_global_pool(x, tokens, pool_type, eos_token_id=eos_id)
     return x, pooled
 
@@ -88,11 +88,11 @@ def prompt_features(clip: ClipBundle, tokens: torch.Tensor) -> torch.Tensor:
     pooled, group, used = [], [], 0
     for row, length in enumerate(lengths):
         if group and used + length > _PACKED_TOKENS:
-            pooled.append(_packed_pass(clip, tower, tokens, group, lengths))
+            pooled.append(_packed_pass(tower, tokens, group, lengths))
             group, used = [], 0
         group.append(row)
         used += length
-    pooled.append(_packed_pass(clip, tower, tokens, group, lengths))
+    pooled.append(_packed_pass(tower, tokens, group, lengths))
     return torch.cat(pooled)
 
 
@@ -100,7 +100,7 @@ _PACKED_TOKENS = 256  # per packed sequence: long enough to keep the matrix prod
                       # enough that the (positions x positions) attention stays small
 
 
-def _packed_pass(clip: ClipBundle, tower: torch.nn.Module, tokens: torch.Tensor, rows: list[int],
+def _packed_pass(tower: torch.nn.Module, tokens: torch.Tensor, rows: list[int],
                  lengths: list[int]) -> torch.Tensor:
     device = tokens.device
     ids = torch.cat([tokens[row, : lengths[row]] for row in rows])[None]
@@ -113,7 +113,7 @@ def _packed_pass(clip: ClipBundle, tower: torch.nn.Module, tokens: torch.Tensor,
     x = tower.token_embedding(ids).to(cast_dtype) + tower.positional_embedding[positions].to(cast_dtype)
     x = tower.ln_final(tower.transformer(x, attn_mask=mask))
     ends = torch.tensor([lengths[row] for row in rows], device=device).cumsum(dim=0) - 1
-    return _project(clip, x[0, ends])
+    return _project(tower, x[0, ends])
 
 
 def _pooling(clip: ClipBundle) -> tuple[torch.nn.Module, str, int | None]:
@@ -126,9 +126,8 @@ def _pooling(clip: ClipBundle) -> tuple[torch.nn.Module, str, int | None]:
     return tower, tower.pool_type, getattr(tower, "eos_id", None)
 
 
-def _project(clip: ClipBundle, x: torch.Tensor) -> torch.Tensor:
-    """Final hidden states into the joint space."""
-    tower, _, _ = _pooling(clip)
+def _project(tower: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Final hidden states into the joint space (`tower` as `_pooling` returns it)."""
     projection = tower.text_projection
     if projection is None:
         return x
