@@ -31,9 +31,9 @@ OUTPUT_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "timeli
 class AnalysisService:
     """Analyses for the page and its API, with the models from a `ModelStore`."""
 
-    def __init__(self, store: ModelStore, downloads: Path, limits: Limits = Limits()) -> None:
+    def __init__(self, store: ModelStore, served: Path, limits: Limits = Limits()) -> None:
         self.store = store
-        self.downloads = downloads
+        self.served = served
         self.limits = limits
 
     def predict(self, video: str | None, labels: str, vision_templates: str = "", text_templates: str = "",
@@ -72,7 +72,7 @@ class AnalysisService:
 
     def _outputs(self, prediction, analysis, same_clip: bool = False) -> tuple:
         """The outputs in OUTPUT_NAMES order; re-scoring leaves the crops gallery as it is (saves re-encoding it)."""
-        view: PageView = build_view(prediction, analysis, self.downloads)
+        view: PageView = build_view(prediction, analysis, self.served, crops=not same_clip)
         stages = [gr.update(value=figure, visible=figure is not None) for figure in view.stages]
         timeline = gr.update(value=view.timeline, visible=view.timeline is not None)
         return (view.bars, *stages, timeline, gr.skip() if same_clip else view.gallery, view.transcript, view.summary, view.warnings,

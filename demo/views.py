@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +12,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from demo.plots import frame_timeline, similarity_bars, stage_heatmap
+from demo.served_files import prune, write_image, write_once
 from merclip.clip_analysis import ClipAnalysis
 from merclip.result import Prediction
 
 STAGE_SLOTS = 3  # one heatmap slot per modality the decoder can have
-KEPT_DOWNLOADS = 64
 
 
 @dataclass
@@ -28,7 +26,7 @@ class PageView:
     bars: Figure
     stages: list[Figure | None]
     timeline: Figure | None
-    gallery: list[tuple[np.ndarray, str]]
+    gallery: list[tuple[str, str]]
     transcript: list[tuple[str, float | None]]
     summary: str
     warnings: str
@@ -37,27 +35,31 @@ class PageView:
     clip_id: str
 
 
-def build_view(prediction: Prediction, analysis: ClipAnalysis, downloads: Path) -> PageView:
+def build_view(prediction: Prediction, analysis: ClipAnalysis, served: Path, crops: bool = True) -> PageView:
+    """Figures, texts and the files to serve (written into `served`, which keeps only the newest);
+    `crops=False` leaves the gallery empty (a re-score shows the crops already on the page)."""
     stages = [stage_heatmap(stage, prediction.labels) for stage in prediction.stages]
     result = prediction.to_dict()
-    return PageView(
+    view = PageView(
         bars=similarity_bars(prediction),
         stages=stages + [None] * (STAGE_SLOTS - len(stages)),
         timeline=frame_timeline(prediction),
-        gallery=face_gallery(analysis),
+        gallery=face_gallery(analysis, served) if crops else [],
         transcript=shaded_transcript(prediction),
         summary=summary_markdown(prediction),
         warnings=warnings_markdown(prediction.warnings),
         result=result,
-        download=str(write_result(result, downloads)),
+        download=str(write_result(result, served)),
         clip_id=prediction.clip_id or "",
     )
+    prune(served)
+    return view
 
 
-def face_gallery(analysis: ClipAnalysis) -> list[tuple[np.ndarray, str]]:
-    """Each sampled crop captioned with its time and whether a face was found there."""
+def face_gallery(analysis: ClipAnalysis, served: Path) -> list[tuple[str, str]]:
+    """Each sampled crop as a file, captioned with its time and whether a face was found there."""
     times = analysis.features.frame_times or [0.0] * len(analysis.crops)
-    return [(crop, f"{t:.1f} s" + ("" if found else " · no face: whole frame"))
+    return [(str(write_image(served, crop)), f"{t:.1f} s" + ("" if found else " · no face: whole frame"))
             for crop, t, found in zip(analysis.crops, times, analysis.faces_found)]
 
 
@@ -105,13 +107,5 @@ def _text(value: str) -> str:
 
 
 def write_result(result: dict, folder: Path) -> Path:
-    """The JSON result as a file to download; only the newest KEPT_DOWNLOADS stay in the folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result, ensure_ascii=False, indent=1)
-    path = folder / f"merclip-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".partial", delete=False, encoding="utf-8") as handle:
-        handle.write(text)
-    Path(handle.name).replace(path)
-    for stale in sorted(folder.glob("merclip-*.json"), key=lambda p: p.stat().st_mtime)[:-KEPT_DOWNLOADS]:
-        stale.unlink(missing_ok=True)
-    return path
+    """The JSON result as a file to download."""
+    return write_once(folder, json.dumps(result, ensure_ascii=False, indent=1).encode(), "merclip", ".json")

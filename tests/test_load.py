@@ -15,7 +15,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from demo.service import OUTPUT_NAMES
-from demo.views import KEPT_DOWNLOADS
+from demo.served_files import KEPT_FILES
 from merclip.sample_media import speech_clip
 from tests.app_server import AppServer
 
@@ -119,13 +119,13 @@ def test_100_sequential_analyses_leave_memory_descriptors_and_files_bounded(app,
             first_ids.append(result["clip_id"])
     rss_end, fds_end = server_figures(app)
     growth = (rss_end - rss_warm) / rss_warm
-    results = list((workspace / "results").glob("*"))
+    served = list((workspace / "served").glob("*"))
     print(f"\nsoak: {SOAK_RUNS} analyses, 0 failures; latency p50 {statistics.median(latencies):.2f} s, "
           f"p95 {percentile(latencies, 0.95):.2f} s; RSS {rss_warm:.0f} -> {rss_end:.0f} MB ({growth:+.1%}) "
-          f"after {WARM_UP} warm-up runs; fds {fds_warm} -> {fds_end}; {len(results)} result files")
+          f"after {WARM_UP} warm-up runs; fds {fds_warm} -> {fds_end}; {len(served)} served files")
     assert growth < 0.10
     assert fds_end <= fds_warm + 2, "open file descriptors do not grow"
-    assert len(results) <= KEPT_DOWNLOADS and not [p for p in results if p.suffix == ".partial"]
+    assert len(served) <= KEPT_FILES and not [p for p in served if p.suffix == ".partial"]
     client = Client(app.url, verbose=False)
     with pytest.raises(Exception, match="no analysed clip to re-score"):
         client.predict(first_ids[0], "calm", api_name="/rescore")  # the analysis cache is bounded too

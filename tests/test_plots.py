@@ -1,9 +1,14 @@
 """The page's figures and views show the prediction's own numbers, row for row and column for column."""
 
+import json
+import os
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from demo.plots import WINNER, frame_timeline, similarity_bars, stage_heatmap, weighted_cosine
+from demo.served_files import prune
 from demo.views import build_view, shaded_transcript, summary_markdown, warnings_markdown, write_result
 from merclip.analysis import AnalysisOptions, Analyzer
 from merclip.result import Prediction, StageAttention
@@ -93,21 +98,29 @@ def test_summary_lists_modalities_contributions_and_timings():
     assert "clip image 100 ms" in text and "total 120 ms" in text
 
 
-def test_result_files_are_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr("demo.views.KEPT_DOWNLOADS", 3)
-    paths = [write_result({"n": i}, tmp_path) for i in range(5)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths[-3:])
-    assert paths[-1].read_text(encoding="utf-8").startswith("{")
+def test_served_files_are_named_by_content_and_bounded(tmp_path):
+    first = write_result({"n": 1}, tmp_path)
+    assert write_result({"n": 1}, tmp_path) == first, "the same result is the same file"
+    assert json.loads(first.read_text(encoding="utf-8")) == {"n": 1}
+    paths = [write_result({"n": i}, tmp_path) for i in range(2, 7)]
+    for age, path in enumerate(reversed([first, *paths])):  # older files get older times
+        os.utime(path, (1e9 - age, 1e9 - age))
+    prune(tmp_path, keep=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths[-3:]), "no .partial left either"
 
 
 def test_view_of_a_real_clip_fills_every_output(tiny_model, tmp_path):
     clip = speech_clip(tmp_path / "clip.mp4", seconds=3)
     analyzer = Analyzer(tiny_model, whisper="none")
     result = analyzer.predict(clip, "happy, sad", options=AnalysisOptions(transcript="what a day"))
-    view = build_view(result, analyzer.cached(result.clip_id), tmp_path / "downloads")
+    analysis = analyzer.cached(result.clip_id)
+    view = build_view(result, analysis, tmp_path / "served")
     assert [figure is not None for figure in view.stages] == [True, True, True]
     assert [f.axes[0].get_title(loc="left") for f in view.stages] == [s.name for s in result.stages]
     assert len(view.gallery) == 8 and view.gallery[0][1].endswith(" s")
+    with Image.open(view.gallery[0][0]) as crop:
+        assert crop.size == analysis.crops[0].shape[1::-1], "each gallery file is its crop"
+    assert len(set(tmp_path.joinpath("served").iterdir())) <= 1 + 8
     assert [w for w, _ in view.transcript] == ["what ", "a ", "day "]
     assert view.result["clip_id"] == view.clip_id == result.clip_id
 
