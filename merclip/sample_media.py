@@ -26,7 +26,8 @@ SPEECH_TEXT = {
 }
 
 
-def _recordings(names: tuple[str, ...]) -> list[np.ndarray]:
+def recordings(names: tuple[str, ...]) -> list[np.ndarray]:
+    """The named gradio speech recordings as 16 kHz mono waveforms."""
     import gradio.media
 
     return [read_waveform(gradio.media.get_audio(name), max_seconds=60)[0] for name in names]
@@ -37,14 +38,14 @@ def speech_track(seconds: float, gap_seconds: float = 0.4) -> np.ndarray:
     sentence cut off mid-word), padded with silence; cut only if even one is too long."""
     needed = int(seconds * SAMPLE_RATE)
     gap = np.zeros(int(gap_seconds * SAMPLE_RATE), np.float32)
-    recordings = _recordings(SPEECH_FILES)
+    spoken = recordings(SPEECH_FILES)
     parts, length = [], 0
-    for recording in itertools.cycle(recordings):
+    for recording in itertools.cycle(spoken):
         if length + len(recording) > needed:
             break
         parts += [recording, gap]
         length += len(recording) + len(gap)
-    track = np.concatenate(parts) if parts else recordings[0]
+    track = np.concatenate(parts) if parts else spoken[0]
     return np.pad(track, (0, max(0, needed - len(track))))[:needed]
 
 
