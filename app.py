@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     workspace = private_workspace()
     # gradio and torch take seconds to import: flags are parsed first so --help is instant
+    from demo import zero_gpu  # first: on a ZeroGPU Space, `spaces` must be imported before CUDA is touched
     from demo.models import ModelChoice, ModelStore, find_checkpoints
     from demo.page import ASSETS, build_page
     from demo.service import AnalysisService
@@ -71,7 +72,13 @@ def main(argv: list[str] | None = None) -> None:
             pass  # the store reports the checkpoint's problem in the page
     checkpoints = find_checkpoints(args.checkpoints_dir, args.checkpoint)
     default = ModelChoice(clip, args.whisper, Path(args.checkpoint).name if args.checkpoint else None)
-    store = ModelStore(default, args.device, DiskCache(args.cache_dir) if args.cache_dir else None, checkpoints)
+    store = ModelStore(default, args.device, DiskCache(args.cache_dir) if args.cache_dir else None, checkpoints,
+                       place=zero_gpu.ZeroGpuModel if zero_gpu.active() else None)
+    if zero_gpu.active():  # ZeroGPU records models put on "cuda" only in this thread, and only before launch
+        try:
+            store.analyzer(default)
+        except MerClipError:
+            pass  # the page says why
     store.load_default_in_background()
 
     limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, deadline_seconds=args.deadline)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,13 @@ class ModelStore:
     """Analyzers by model choice, loaded on demand, at most `max_models` at once."""
 
     def __init__(self, default: ModelChoice, device: str = "auto", disk_cache: DiskCache | None = None,
-                 checkpoints: dict[str, str] | None = None, max_models: int = 2) -> None:
+                 checkpoints: dict[str, str] | None = None, max_models: int = 2,
+                 place: Callable[[MerClip], MerClip] | None = None) -> None:
+        """`place` wraps each loaded model (ZeroGPU runs its forwards elsewhere); with it, only the
+        start-up choice is offered, since a ZeroGPU worker knows only the models loaded before it."""
         self.default = default
         self.device = device
+        self.place = place
         self.disk_cache = disk_cache
         self.checkpoints = checkpoints or {}
         self.max_models = max_models
@@ -55,10 +60,16 @@ class ModelStore:
 
     @property
     def clip_choices(self) -> list[str]:
-        return list(dict.fromkeys([self.default.clip, *CLIP_CHOICES]))
+        return [self.default.clip] if self.place else list(dict.fromkeys([self.default.clip, *CLIP_CHOICES]))
+
+    @property
+    def whisper_choices(self) -> list[str]:
+        return [self.default.whisper] if self.place else list(dict.fromkeys([self.default.whisper, *WHISPER_CHOICES]))
 
     @property
     def checkpoint_choices(self) -> list[str]:
+        if self.place:
+            return [self.default.checkpoint or NO_CHECKPOINT]
         return [NO_CHECKPOINT, *self.checkpoints]
 
     def load_default_in_background(self) -> threading.Thread:
@@ -80,10 +91,15 @@ class ModelStore:
 
     def analyzer(self, choice: ModelChoice) -> Analyzer:
         """The analyzer for a choice, loading its models if needed; MerClipError says why it cannot."""
+        if choice.checkpoint == NO_CHECKPOINT:
+            choice = replace(choice, checkpoint=None)
         with self._lock:
             if choice in self._analyzers:
                 self._analyzers.move_to_end(choice)
                 return self._analyzers[choice]
+            if self.place and choice != self.default:
+                raise MerClipError("this server runs only its start-up models (CLIP "
+                                   f"{self.default.clip}, Whisper {self.default.whisper})")
             try:
                 model = self._model(choice)
             except MerClipError as exc:
@@ -100,13 +116,14 @@ class ModelStore:
 
     def _model(self, choice: ModelChoice) -> MerClip:
         checkpoint = None
-        if choice.checkpoint and choice.checkpoint != NO_CHECKPOINT:
+        if choice.checkpoint:
             if choice.checkpoint not in self.checkpoints:
                 raise MerClipError(f"unknown checkpoint '{choice.checkpoint}'")
             checkpoint = self.checkpoints[choice.checkpoint]
         key = (choice.clip, checkpoint)
         if key not in self._models:
-            self._models[key] = load_model(choice.clip, checkpoint, self.device)
+            model = load_model(choice.clip, checkpoint, self.device)
+            self._models[key] = self.place(model) if self.place else model
         return self._models[key]
 
     def find(self, clip_id: str) -> Analyzer | None:
@@ -127,10 +144,11 @@ class ModelStore:
                 return f"Loading CLIP `{choice.clip}` and Whisper `{choice.whisper}`… the page works as soon as they are ready."
             return f"CLIP `{choice.clip}` loads with the first analysis."
         clip = analyzer.model.clip
+        device = "ZeroGPU slots" if self.place else analyzer.model.device.type
         if clip.random_weights:
-            return (f"### Plumbing run: CLIP `{clip.spec.text}` has random weights\n\n"
+            return (f"### Plumbing run: CLIP `{clip.spec.text}` (on {device}) has random weights\n\n"
                     "Every number on this page is meaningless. Start the app with real weights to read emotions.")
-        return f"Model: CLIP `{clip.spec.text}` on {analyzer.model.device.type}, Whisper `{choice.whisper}`."
+        return f"Model: CLIP `{clip.spec.text}` on {device}, Whisper `{choice.whisper}`."
 
     @property
     def loading(self) -> bool:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from demo.models import NO_CHECKPOINT, WHISPER_CHOICES, ModelStore
+from demo.models import NO_CHECKPOINT, ModelStore
 from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
-from demo.service import AnalysisService, on_zero_gpu
+from demo.service import AnalysisService
 from merclip.limits import Limits
 from merclip.templates import DEFAULT_TEMPLATES
 
@@ -52,8 +52,7 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
                     transcript = gr.Textbox("", label="Transcript override", lines=2,
                                             placeholder="type what is said to skip speech recognition")
                     clip = gr.Dropdown(store.clip_choices, value=store.default.clip, label="CLIP model")
-                    whisper = gr.Dropdown(list(dict.fromkeys([store.default.whisper, *WHISPER_CHOICES])),
-                                          value=store.default.whisper, label="Whisper model")
+                    whisper = gr.Dropdown(store.whisper_choices, value=store.default.whisper, label="Whisper model")
                     checkpoint = gr.Dropdown(store.checkpoint_choices, value=store.default.checkpoint or NO_CHECKPOINT,
                                              label="Trained checkpoint", visible=len(store.checkpoint_choices) > 1)
             with gr.Column(scale=3):
@@ -73,7 +72,7 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
 
         outputs = [bars, *stage_plots, timeline, gallery, transcript_view, summary, warnings, result, download, clip_id]
         templates = [vision_templates, text_templates, audio_templates]
-        analyse.click(on_zero_gpu(service.predict),
+        analyse.click(service.predict,
                       [video, labels, *templates, frames, detect_faces, transcript, clip, whisper, checkpoint],
                       outputs, api_name="predict", concurrency_limit=1, concurrency_id="analyse")
         rescore.click(service.rescore, [clip_id, labels, *templates], outputs, api_name="rescore",

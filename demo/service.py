@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -97,11 +97,3 @@ def _user_errors() -> Iterator[None]:
         raise gr.Error(f"internal error while analysing ({type(exc).__name__}); the server keeps running",
                        print_exception=False) from None
 
-
-def on_zero_gpu(function: Callable) -> Callable:
-    """Run `function` on a ZeroGPU slice when the `spaces` package is present (Hugging Face Spaces)."""
-    try:
-        import spaces
-    except ImportError:
-        return function
-    return spaces.GPU(duration=120)(function)

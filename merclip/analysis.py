@@ -76,7 +76,7 @@ class Analyzer:
                 raise MerClipError(self._whisper_error)
             if self._recognizer is None and self.whisper_spec != "none":
                 try:
-                    self._recognizer = load_whisper(self.whisper_spec, self.model.device.type)
+                    self._recognizer = load_whisper(self.whisper_spec, str(self.model.device))
                 except MerClipError as exc:
                     self._whisper_error = str(exc)
                     raise
@@ -239,8 +239,13 @@ class Analyzer:
         if recognizer is None:
             warnings.append("speech recognition is off (--whisper none): the text stage is skipped")
             return None
-        with steps("transcription"):
-            transcript = recognizer.transcribe(waveform, steps.check)
+        try:
+            with steps("transcription"):
+                transcript = recognizer.transcribe(waveform, steps.check)
+        except RuntimeError as exc:  # CTranslate2 failing on the GPU (a CUDA library missing or broken)
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            warnings.append(f"speech recognition failed ({reason}): the text stage is skipped")
+            return None
         if not transcript.words:
             warnings.append("no speech was recognised: the text stage is skipped")
             return None

@@ -114,7 +114,6 @@ class ClipBundle:
     model: torch.nn.Module
     preprocess: Callable
     tokenizer: Callable
-    device: torch.device
     dtype: torch.dtype
     embed_dim: int
     context_length: int
@@ -125,31 +124,39 @@ class ClipBundle:
     def random_weights(self) -> bool:
         return self.spec.random_weights
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are now: a ZeroGPU worker receives them on its GPU after start-up."""
+        return next(self.model.parameters()).device
+
 
 def load_clip(spec: str = DEFAULT_CLIP, device: str = "auto") -> ClipBundle:
     """Build the CLIP model a SPEC names, frozen and in eval mode.
 
     Half precision on CUDA (CLIP was trained that way and it halves memory), full on CPU.
+    The model is built and read on the CPU, then moved: on a ZeroGPU Space the main process
+    only has stand-ins for CUDA tensors, whose values cannot be read there.
     """
     parsed = parse_clip_spec(spec)
     target = resolve_device(device)
     precision = "fp16" if target.type == "cuda" else "fp32"
-    model, preprocess = _create(parsed, target, precision)
+    model, preprocess = _create(parsed, torch.device("cpu"), precision)
     model.eval().requires_grad_(False)
     tokenizer = open_clip.get_tokenizer(parsed.arch)
     logit_bias = getattr(model, "logit_bias", None)
-    return ClipBundle(
+    bundle = ClipBundle(
         spec=parsed,
         model=model,
         preprocess=preprocess,
         tokenizer=tokenizer,
-        device=target,
         dtype=torch.float16 if precision == "fp16" else torch.float32,
-        embed_dim=_embed_dim(model, tokenizer, target),
+        embed_dim=_embed_dim(model, tokenizer),
         context_length=int(tokenizer.context_length),
         logit_scale=float(model.logit_scale.exp().item()),
         logit_bias=None if logit_bias is None else float(logit_bias.item()),
     )
+    model.to(target)
+    return bundle
 
 
 def _create(spec: ClipSpec, device: torch.device, precision: str) -> tuple[torch.nn.Module, Callable]:
@@ -201,10 +208,10 @@ def _quiet_root_logger() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
-def _embed_dim(model: torch.nn.Module, tokenizer: Callable, device: torch.device) -> int:
+def _embed_dim(model: torch.nn.Module, tokenizer: Callable) -> int:
     """Ask the model rather than its config: text towers name their projection differently."""
     with torch.no_grad():
-        return int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
+        return int(model.encode_text(tokenizer(["a"])).shape[-1])
 
 
 def _first_line(exc: BaseException) -> str:

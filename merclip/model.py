@@ -73,9 +73,10 @@ class MerClipHead(nn.Module):
             pooled = _pooled(inputs[modality])
             logits = logit_scale * pooled @ label_embeddings[modality].T
             priors[modality] = logits + logit_bias if logit_bias is not None else logits
-            raw_weights[modality] = weight * inputs[modality].mask.any(dim=1).to(logits.dtype)
+            raw_weights[modality] = weight * inputs[modality].mask.any(dim=1).float()
         if not priors:
             return {}, {}
+        # float32 even under fp16 autocast: there 1e-12 is 0, and a sample with neither modality got 0 / 0
         total = torch.stack(list(raw_weights.values())).sum(dim=0).clamp_min(1e-12)
         return priors, {m: w / total for m, w in raw_weights.items()}
 

