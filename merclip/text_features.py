@@ -80,11 +80,14 @@ def prompt_features(clip: ClipBundle, tokens: torch.Tensor) -> torch.Tensor:
     prompt and positions that restart at 0 for each prompt: the same maths, no padding.
     Towers that are not plain causal ones take the padded batch.
     """
-    tower, pool_type, _ = _pooling(clip)
+    tower, pool_type, eos_id = _pooling(clip)
     if tower.attn_mask is None or getattr(tower, "cls_emb", None) is not None \
             or getattr(tower, "use_pad_mask", False) or pool_type not in ("argmax", "eos"):
         return token_features(clip, tokens)[1]
-    lengths = (tokens != 0).sum(dim=1).tolist()  # the end-of-text token is each prompt's last used one
+    # Each prompt ends at its end-of-text token, found as the tower's pooling finds it. (Counting
+    # non-zero ids is wrong: id 0 is also a real token, a bare "!" as in "yay!~".)
+    ends = tokens.argmax(dim=1) if pool_type == "argmax" else (tokens == eos_id).int().argmax(dim=1)
+    lengths = (ends + 1).tolist()
     pooled, group, used = [], [], 0
     for row, length in enumerate(lengths):
         if group and used + length > _PACKED_TOKENS:

@@ -45,6 +45,18 @@ def test_packed_prompts_equal_encode_text(tiny_model):
     assert torch.allclose(packed, expected, atol=1e-5)
 
 
+def test_prompts_holding_token_zero_equal_encode_text(tiny_model):
+    """In CLIP's vocabulary id 0 is a bare "!" (as in "yay!~" or '!",'), not padding."""
+    clip = tiny_model.clip
+    prompts = ["a photo of a yay!~ looking face.", 'someone saying "wow!", happily.', "a photo of a happy face."]
+    tokens = clip.tokenizer(prompts)
+    assert all(0 in clip.tokenizer.encode(p) for p in prompts[:2]), "each of the first two holds token 0"
+    with torch.no_grad():
+        packed = prompt_features(clip, tokens)
+        expected = clip.model.encode_text(tokens)
+    assert torch.allclose(packed, expected, atol=1e-5)
+
+
 def test_transcript_has_one_feature_per_word_and_its_sentence_embedding(tiny_model):
     clip = tiny_model.clip
     text = SENTENCES[0]
