@@ -123,7 +123,7 @@ class Analyzer:
         started = time.perf_counter()
         limits = options.limits
         info = inspect_media(media, limits)
-        key = _cache_key(_content_hash(info.path), options, self.model.clip.spec.text, self.whisper_spec)
+        key = _cache_key(_content_hash(info.path), options, self.model.fingerprint, self.whisper_spec)
         with self._cache_lock:
             hit = self._cache.get(key)
             if hit is not None:
@@ -306,9 +306,10 @@ class _Steps:
             self.timings[name] = (time.perf_counter() - started) * 1000
 
 
-def _cache_key(content_hash: str, options: AnalysisOptions, clip_spec: str, whisper_spec: str) -> str:
-    """One name for everything the heavy part depends on (the dataclass repr is deterministic)."""
-    return hashlib.sha256(repr((content_hash, options, clip_spec, whisper_spec)).encode()).hexdigest()
+def _cache_key(content_hash: str, options: AnalysisOptions, model: str, whisper_spec: str) -> str:
+    """One name for everything the heavy part depends on (the dataclass repr is deterministic), and
+    for the model that scores it: a clip_id found again must be re-scored by the same head."""
+    return hashlib.sha256(repr((content_hash, options, model, whisper_spec)).encode()).hexdigest()
 
 
 def _content_hash(path: Path) -> str:

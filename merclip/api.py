@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +40,7 @@ class MerClip:
 
     def __init__(self, clip: ClipBundle, head: MerClipHead) -> None:
         self.clip = clip
+        self.fingerprint = _fingerprint(clip, head)  # read here, before the head may go where it cannot be read
         self.head = head.to(clip.device).eval()
         self.config = head.config
         self.labels = LabelEncoder(clip)
@@ -160,6 +162,15 @@ def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, us
         warnings=warnings,
         sentiment=sentiment,
     )
+
+
+def _fingerprint(clip: ClipBundle, head: MerClipHead) -> str:
+    """Names this model (its CLIP and every weight of its head): two checkpoints, two names."""
+    digest = hashlib.sha256(clip.spec.text.encode())
+    for name, tensor in head.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def build_head(config: ModelConfig) -> MerClipHead:

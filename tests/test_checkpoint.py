@@ -10,6 +10,7 @@ from merclip.api import MerClip, build_head
 from merclip.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
 LABELS = "pleased, upset, furious"
+TINY = "merclip-tiny:random"
 
 
 @pytest.fixture
@@ -99,3 +100,19 @@ def test_broken_checkpoint_folders_are_clear_errors(trained, tmp_path, change, m
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(MerClipError, match="checkpoint not found"):
         load_model(checkpoint=tmp_path / "nowhere", device="cpu")
+
+
+def test_a_clip_id_names_the_checkpoint_that_scored_it(trained, astronaut, tmp_path):
+    """The same picture analysed with and without a checkpoint gets two clip_ids, and the page's
+    re-score (ModelStore.find) uses the head that made the clip_id."""
+    from demo.models import ModelChoice, ModelStore
+
+    trained.save(tmp_path / "ck")
+    astronaut.save(tmp_path / "face.png")
+    store = ModelStore(ModelChoice(TINY, "none"), device="cpu", checkpoints={"ck": str(tmp_path / "ck")})
+    untrained = store.analyzer(ModelChoice(TINY, "none")).predict(tmp_path / "face.png", "happy, sad, calm")
+    checkpoint = store.analyzer(ModelChoice(TINY, "none", "ck")).predict(tmp_path / "face.png", "happy, sad, calm")
+    assert untrained.clip_id != checkpoint.clip_id
+    assert not torch.allclose(torch.tensor(untrained.probs), torch.tensor(checkpoint.probs), atol=1e-3)
+    again = store.find(checkpoint.clip_id).rescore(checkpoint.clip_id, "happy, sad, calm")
+    assert again.probs == pytest.approx(checkpoint.probs, abs=1e-6)
