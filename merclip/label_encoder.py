@@ -90,12 +90,20 @@ class LabelEncoder:
             self._cache[key] = F.normalize(mean, dim=-1)
 
     def _fit(self, label: str, templates: tuple[str, ...], warnings: list[str]) -> str:
-        """Cut a label by whole words until every prompt fits CLIP's context, and say so."""
+        """Cut a label by whole words until every filled prompt fits CLIP's context, and say so.
+        Each prompt is measured as filled (a template may hold `{}` twice); a template that leaves
+        no room for even one character of a label is refused, since it would erase every label."""
         capacity = self.clip.context_length - 2
-        longest = max(templates, key=lambda t: len(bpe_ids(self.clip, fill(t, ""))))
+
+        def overflowing(text: str) -> list[str]:
+            return [t for t in templates if len(bpe_ids(self.clip, fill(t, text))) > capacity]
+
+        if crowded := overflowing(label[:1]):
+            raise MerClipError(f"template '{crowded[0][:40]}...' leaves no room for a label in CLIP's "
+                               f"{self.clip.context_length}-token context: shorten it")
         words = label.split(" ")
         fitted = label
-        while len(bpe_ids(self.clip, fill(longest, fitted))) > capacity and fitted:
+        while fitted and overflowing(fitted):
             words = words[:-1] if len(words) > 1 else [words[0][: len(words[0]) // 2]]
             fitted = " ".join(words).strip()
         if fitted != label:

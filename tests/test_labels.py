@@ -84,6 +84,25 @@ def test_too_long_label_is_cut_to_fit_the_context_with_a_warning(tiny_model):
     assert torch.allclose(embeddings, expected)
 
 
+def test_a_template_with_two_placeholders_is_measured_filled(tiny_model):
+    """The label fits once in the context but not twice: it is cut, with a warning, until the filled prompt fits."""
+    label = " ".join(["happy"] * 20)
+    templates = ("a face.", "{} and again {}")
+    capacity = tiny_model.clip.context_length - 2
+    assert len(tiny_model.clip.tokenizer.encode(label)) < capacity < len(tiny_model.clip.tokenizer.encode(label * 2))
+    _, warnings = tiny_model.labels.encode(parse_labels(label).labels, templates)
+    assert len(warnings) == 1 and "too long" in warnings[0], warnings
+    cut = warnings[0].split("cut to '")[1].rstrip("'")
+    assert len(tiny_model.clip.tokenizer.encode(templates[1].replace("{}", cut))) <= capacity
+
+
+def test_a_template_that_fills_the_context_by_itself_is_refused(tiny_model):
+    crowded = "a photo of " + "a very " * 15 + "{} face."
+    assert len(crowded) < 300, "within the template length limit"
+    with pytest.raises(MerClipError, match="leaves no room for a label"):
+        tiny_model.labels.encode(parse_labels("happy, sad").labels, ("a {} face.", crowded))
+
+
 def test_synonyms_are_normalised_averaged_and_renormalised(tiny_model):
     clip = tiny_model.clip
     templates = ("a photo of a {} face.", "someone who looks {}.")
