@@ -106,13 +106,16 @@ def _duration(container: av.container.InputContainer, stream: av.stream.Stream) 
     so then read packet timestamps (demuxing only, no decoding) to find the end."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
-    if container.duration:
+    if container.duration and (container.start_time or 0) <= 0:
+        # (a header duration of a file starting later may count from 0, as MKV's does: then read the packets)
         return container.duration / 1_000_000
-    last = 0.0
+    first, last = None, 0.0
     for packet in container.demux(stream):
         if packet.pts is not None and packet.time_base:
+            start = float(packet.pts * packet.time_base)
+            first = start if first is None else min(first, start)
             last = max(last, float((packet.pts + (packet.duration or 0)) * packet.time_base))
-    return last
+    return last - first if first is not None else 0.0  # a file may start at any timestamp
 
 
 def _reason(exc: av.error.FFmpegError) -> str:

@@ -65,14 +65,19 @@ def face_frames(count: int, size: int = 384) -> list[np.ndarray]:
 
 def write_clip(path: str | Path, frames: list[np.ndarray] | None, fps: float = 15, audio: np.ndarray | None = None,
                sample_rate: int = SAMPLE_RATE, audio_codec: str = "aac", video_codec: str = "libx264",
-               frame_times: list[float] | None = None, rotation: int = 0) -> Path:
+               frame_times: list[float] | None = None, rotation: int = 0, start: float = 0.0,
+               keyframe_interval: int | None = None) -> Path:
     """Mux RGB frames and/or a mono waveform into any container PyAV knows by extension.
 
     Video is yuv420p (`rawvideo` keeps rgb24 and any size); `frame_times` in seconds
     give a variable frame rate; `rotation` (degrees counterclockwise) is written as
-    display-matrix metadata, as phones do, leaving the pixels as they are.
+    display-matrix metadata, as phones do, leaving the pixels as they are; `start` shifts
+    every timestamp (camcorder and broadcast files rarely start at 0); `keyframe_interval`
+    is in frames (a large one gives a single keyframe).
     """
     path = Path(path)
+    if start and frames:
+        frame_times = [start + t for t in (frame_times or [i / fps for i in range(len(frames))])]
     with av.open(str(path), "w") as out:
         video = None
         if frames:
@@ -84,6 +89,9 @@ def write_clip(path: str | Path, frames: list[np.ndarray] | None, fps: float = 1
                 video.width, video.height, video.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
             if video_codec == "libx264":
                 video.options = {"preset": "veryfast", "crf": "26"}
+            if keyframe_interval:
+                video.codec_context.gop_size = keyframe_interval
+                video.options = {**video.options, "sc_threshold": "0"}  # no extra keyframes at scene cuts
             if frame_times is not None:
                 video.codec_context.time_base = Fraction(1, 1000)
             if rotation:
@@ -97,12 +105,12 @@ def write_clip(path: str | Path, frames: list[np.ndarray] | None, fps: float = 1
         if video is not None:
             out.mux(video.encode(None))
         if sound is not None:
-            _mux_audio(out, sound, audio.astype(np.float32), sample_rate)
+            _mux_audio(out, sound, audio.astype(np.float32), sample_rate, first_pts=round(start * sample_rate))
     return path
 
 
 def _mux_audio(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, audio: np.ndarray,
-               sample_rate: int) -> None:
+               sample_rate: int, first_pts: int = 0) -> None:
     chunk = stream.codec_context.frame_size or 1024
     sample_format = stream.codec_context.format.name
     for start in range(0, len(audio), chunk):
@@ -110,7 +118,7 @@ def _mux_audio(out: av.container.OutputContainer, stream: av.audio.stream.AudioS
         if sample_format.startswith("s16"):
             samples = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(samples[None, :], format=sample_format, layout="mono")
-        frame.sample_rate, frame.pts = sample_rate, start
+        frame.sample_rate, frame.pts = sample_rate, first_pts + start
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
 

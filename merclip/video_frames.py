@@ -49,6 +49,9 @@ def sample_frames(info: MediaInfo, limits: Limits, check: Callable[[], None] = l
             frames, failed, _ = _frames_at(container, stream, times, limits.max_side, check)
     if not frames:
         raise MerClipError(f"{info.path.name}: no video frame could be decoded (the file may be truncated or corrupt)")
+    if len(frames) < len(times) - len(failed):
+        warnings.append(f"the clip shows only {len(frames)} different pictures at the {len(times)} sampled times: "
+                        f"{len(frames)} frames were used")
     if failed:
         warnings.append(
             f"{len(failed)} of {len(times)} sampled frames could not be decoded (from {failed[0]:.1f} s); "
@@ -64,15 +67,21 @@ def _centres(span: float, count: int) -> list[float]:
 
 def _frames_at(container: av.container.InputContainer, stream: av.video.stream.VideoStream, times: list[float],
                max_side: int, check: Callable[[], None]) -> tuple[list[SampledFrame], list[float], float]:
-    """The frame at each time (each distinct frame once), the times that could not be decoded,
-    and when the last frame seen stops being shown (its time plus its duration)."""
+    """The frame on screen at each time (each distinct frame once), the times that could not be
+    decoded, and when the last frame seen stops being shown (its time plus its duration).
+
+    Times are media times: seconds from the start of the file, the axis the audio and the words
+    are on, whatever time the container's first timestamp says (an MKV or MPEG-TS may start at 5 s).
+    """
     frames, failed, end = [], [], 0.0
     rate = float(stream.average_rate or stream.guessed_rate or 0)
+    origin = media_origin(container)
+    stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else origin
     seen: set[int] = set()
     for target in times:
         check()
         try:
-            frame = _frame_at(container, stream, target)
+            frame = _frame_on_screen(container, stream, origin + target, stream_start)
         except (av.error.FFmpegError, ValueError):
             frame = None
         if frame is None:
@@ -81,23 +90,39 @@ def _frames_at(container: av.container.InputContainer, stream: av.video.stream.V
         if frame.pts in seen:  # a clip with fewer frames than samples: keep each frame once
             continue
         seen.add(frame.pts)
-        frames.append(SampledFrame(float(frame.time or 0.0), _upright_rgb(frame, max_side)))
+        frames.append(SampledFrame(max(0.0, float(frame.time) - origin), _upright_rgb(frame, max_side)))
         shown = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 1 / rate if rate else 0.0
         end = max(end, frames[-1].time + shown)
     return frames, failed, end
 
 
-def _frame_at(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-              target: float) -> av.VideoFrame | None:
-    """The first frame at or after `target` seconds (or the last frame before the end)."""
-    start = stream.start_time or 0
-    container.seek(start + int(target / stream.time_base), stream=stream, backward=True)
-    last = None
-    for frame in container.decode(stream):
-        last = frame
-        if frame.time is not None and frame.time >= target:
-            break
-    return last
+def media_origin(container: av.container.InputContainer) -> float:
+    """The container's first timestamp in seconds: time 0 of the media axis."""
+    return container.start_time / av.time_base if container.start_time is not None else 0.0
+
+
+def _frame_on_screen(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                     target: float, stream_start: float) -> av.VideoFrame | None:
+    """The frame on screen at `target` (container seconds): the last one starting at or before it,
+    or the first frame when the target comes before any. A seek should land on a keyframe at or
+    before the target; in MPEG-TS (seeked by byte position) it may land after it, and the
+    decoder then starts late: the seek is repeated from further back until it does not."""
+    back = 0.0
+    while True:
+        from_start = target - back < stream_start  # MPEG-TS may land late even when asked for its start
+        container.seek(0 if from_start else int((target - back) / stream.time_base), stream=stream, backward=True)
+        shown = first = None
+        for frame in container.decode(stream):
+            if frame.time is None:
+                continue
+            if first is None:
+                first = frame
+            if frame.time > target + 1e-6:
+                break
+            shown = frame
+        if shown is not None or from_start:
+            return shown if shown is not None else first
+        back = max(1.0, 2 * back)
 
 
 def _upright_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:

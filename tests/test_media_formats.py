@@ -62,11 +62,46 @@ def test_rotation_metadata_turns_frames_upright(tmp_path, rotation):
     assert np.abs(image.astype(int) - nearest).mean() < 0.4 * np.abs(image.astype(int) - wrong_way).mean()
 
 
-def test_variable_frame_rate_samples_the_first_frame_at_or_after_each_target(tmp_path):
+def test_variable_frame_rate_samples_the_frame_on_screen_at_each_target(tmp_path):
     times = [0.0, 0.05, 0.1, 0.5, 1.5, 1.6, 1.7, 2.2, 2.9, 3.0, 3.9]
     path = write_clip(tmp_path / "vfr.mp4", face_frames(len(times), 128), frame_times=times)
     info = inspect_media(path, Limits())
     frames, _ = sample_frames(info, Limits(frames=4))
     targets = [(i + 0.5) * info.duration / 4 for i in range(4)]
-    expected = sorted({min(t for t in times if t >= target - 1e-3) for target in targets})
+    expected = sorted({max(t for t in times if t <= target + 1e-3) for target in targets})
     assert [f.time for f in frames] == pytest.approx(expected, abs=0.01)
+
+
+@pytest.mark.parametrize(("name", "keyframe_interval"), [
+    ("export.mkv", None), ("camcorder.mts", FPS), ("broadcast.ts", 10_000),  # a keyframe a second; a single one
+])
+def test_a_file_that_starts_late_is_sampled_on_the_media_axis(tmp_path, name, keyframe_interval):
+    """Timestamps from 5 s on (MPEG-TS adds its own offset too): frames spread over the clip, at
+    times measured from its start like the audio, each showing the picture of its time."""
+    seconds, frames_asked = 4.0, 8
+    pictures = face_frames(int(seconds * FPS), 128)
+    path = write_clip(tmp_path / name, pictures, fps=FPS, audio=speech_track(seconds), start=5.0,
+                      keyframe_interval=keyframe_interval)
+    info = inspect_media(path, Limits())
+    assert info.duration == pytest.approx(seconds, abs=0.15)
+    frames, warnings = sample_frames(info, Limits(frames=frames_asked))
+    assert warnings == [] and len(frames) == frames_asked
+    centres = [(i + 0.5) * info.duration / frames_asked for i in range(frames_asked)]
+    assert [f.time for f in frames] == pytest.approx(centres, abs=1.01 / FPS)
+    for frame in frames:
+        shown = pictures[round(frame.time * FPS)]
+        error = np.abs(frame.image.astype(int) - shown).mean()
+        others = min(np.abs(frame.image.astype(int) - p).mean() for i, p in enumerate(pictures)
+                     if abs(i - frame.time * FPS) > 3)
+        assert error < others, f"the picture at {frame.time:.2f} s is the one shown then"
+    waveform, _ = decode_audio(info, 120)
+    assert len(waveform) / 16000 == pytest.approx(seconds, abs=0.15), "audio is on the same axis"
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_clip_shorter_than_the_samples_gives_every_frame_and_says_so(tmp_path, count):
+    pictures = face_frames(count, 128)
+    path = write_clip(tmp_path / "short.mp4", pictures, fps=2)
+    frames, warnings = sample_frames(inspect_media(path, Limits()), Limits(frames=8))
+    assert [f.time for f in frames] == pytest.approx([i / 2 for i in range(count)], abs=0.01), "frame 0 included"
+    assert any(f"only {count} different pictures" in w for w in warnings), warnings
