@@ -9,6 +9,7 @@ cached) and the small decoder.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import threading
 import time
@@ -169,14 +170,22 @@ class Analyzer:
             warnings.append(f"the file says it lasts {info.duration:.0f} s; only the first {limits.max_seconds:.0f} s "
                             "were analysed")
         features = ClipFeatures()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="merclip-sound") as pool:
-            sound = pool.submit(self._sound, info, options, limits, steps)
-            frames, crops, found, picture_warnings = self._picture(info, options, limits, steps)
-            if crops:
-                with steps("clip_image"):
-                    features.vision = self.model.encode_images(crops)
-                    features.frame_times = [f.time for f in frames]
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merclip-sound")
+        try:
+            # the request's context goes along: Gradio finds the progress bar's request through it
+            sound = pool.submit(contextvars.copy_context().run, self._sound, info, options, limits, steps)
+            try:
+                frames, crops, found, picture_warnings = self._picture(info, options, limits, steps)
+                if crops:
+                    with steps("clip_image"):
+                        features.vision = self.model.encode_images(crops)
+                        features.frame_times = [f.time for f in frames]
+            except BaseException:
+                steps.stop()  # the sound path ends at its next check; nobody waits for it
+                raise
             audio, audio_times, transcript, sound_warnings = sound.result()
+        finally:
+            pool.shutdown(wait=False)
         warnings += picture_warnings + sound_warnings
         if audio is not None:
             features.audio, features.audio_times = torch.from_numpy(audio), audio_times.tolist()
@@ -282,9 +291,16 @@ class _Steps:
         self._deadline = time.monotonic() + deadline_seconds
         self._started = 0
         self._begun: set[str] = set()
+        self._stopped = False
         self._lock = threading.Lock()  # the picture and sound paths report from two threads
 
+    def stop(self) -> None:
+        """Make every later `check` raise: the other path failed, this one's result is not wanted."""
+        self._stopped = True
+
     def check(self) -> None:
+        if self._stopped:
+            raise MerClipError("the analysis was stopped: the other path failed")
         if time.monotonic() > self._deadline:
             running = ", ".join(self.DESCRIPTIONS[name] for name in self.DESCRIPTIONS
                                 if name not in self.timings and name in self._begun) or "finishing"
