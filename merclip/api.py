@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +33,8 @@ from merclip.result import Prediction, StageAttention
 from merclip.templates import MODALITIES, resolve_templates
 from merclip.text_features import TextFeatures, encode_transcript
 
+# Raised whenever what an analysis caches changes meaning, so caches on disk from before are not read.
+FEATURES_VERSION = 2
 RANDOM_WEIGHTS_WARNING = "CLIP has random weights (a plumbing run): the predictions are meaningless"
 
 
@@ -165,8 +168,12 @@ def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, us
 
 
 def _fingerprint(clip: ClipBundle, head: MerClipHead) -> str:
-    """Names this model (its CLIP and every weight of its head): two checkpoints, two names."""
-    digest = hashlib.sha256(clip.spec.text.encode())
+    """Names this model (its CLIP and every weight of its head): two checkpoints, two names. A local
+    CLIP weights file counts with its size and time, so replacing it is not served stale features."""
+    digest = hashlib.sha256(f"{FEATURES_VERSION} {clip.spec.text}".encode())
+    if clip.spec.source == "file":
+        stat = os.stat(clip.spec.weights)
+        digest.update(f"{stat.st_size} {stat.st_mtime_ns}".encode())
     for name, tensor in head.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())

@@ -116,3 +116,19 @@ def test_a_clip_id_names_the_checkpoint_that_scored_it(trained, astronaut, tmp_p
     assert not torch.allclose(torch.tensor(untrained.probs), torch.tensor(checkpoint.probs), atol=1e-3)
     again = store.find(checkpoint.clip_id).rescore(checkpoint.clip_id, "happy, sad, calm")
     assert again.probs == pytest.approx(checkpoint.probs, abs=1e-6)
+
+
+def test_replacing_a_local_clip_weights_file_changes_the_model_name(tmp_path):
+    """Analyses cached on disk under the old weights must not be found for the new ones."""
+    import os
+
+    from safetensors.torch import save_file
+
+    path = tmp_path / "clip.safetensors"
+    weights = load_model(TINY, device="cpu").clip.model.state_dict()
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(path))
+    before = load_model(f"merclip-tiny:{path}", device="cpu").fingerprint
+    assert load_model(f"merclip-tiny:{path}", device="cpu").fingerprint == before, "the same file, the same name"
+    save_file({k: v.contiguous() * 1.01 for k, v in weights.items()}, str(path))
+    os.utime(path, ns=(1, 10**18))
+    assert load_model(f"merclip-tiny:{path}", device="cpu").fingerprint != before
