@@ -41,7 +41,7 @@ def write_image(folder: Path, image: np.ndarray) -> Path:
 
 
 def prune(folder: Path, keep: int = KEPT_FILES) -> None:
-    """Remove all but the newest `keep` files of the folder (partial writes of others included)."""
+    """Remove all but the newest `keep` files of the folder (leftovers of interrupted writes too)."""
     files = []
     for path in folder.iterdir():
         try:

@@ -96,4 +96,3 @@ def _user_errors() -> Iterator[None]:
         log.exception("merclip: analysis failed")
         raise gr.Error(f"internal error while analysing ({type(exc).__name__}); the server keeps running",
                        print_exception=False) from None
-
