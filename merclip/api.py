@@ -124,7 +124,7 @@ class MerClip:
 
     def _model_warnings(self, out: HeadOutput, used: list[str]) -> list[str]:
         warnings = [RANDOM_WEIGHTS_WARNING] if self.clip.random_weights else []
-        if not out.priors and self.head.decoder_gate.item() == 0.0:
+        if not out.priors and not self.head.readout.weight.any():
             warnings.append(
                 f"only {', '.join(used)} was available and this model is untrained there: all labels are equally likely"
             )

@@ -4,9 +4,15 @@ Stage `s` (one per modality, in a configured order) cross-attends from the label
 to that modality's elements (words, audio frames, video frames). The label state is
 each stage's own label embedding plus a residual `delta` carried from stage to stage,
 so text -> audio -> vision fuse one after another while every stage still asks its
-question in its modality's phrasing. Query and key projections start as identity and
-every gate at zero, so before training the attention is softmax_t(tau * cos(E_k, x_t))
-and the decoder adds nothing to CLIP's prediction.
+question in its modality's phrasing.
+
+At initialisation the query, key, value and output projections are identities and the
+attention gates are open, so `delta` is already the evidence each stage attended to, in
+CLIP's space: the first stage's attention is softmax_t(tau * cos(E_k, x_t)), later stages
+ask with the label moved towards what earlier stages found. What keeps an untrained model
+equal to CLIP zero-shot is the head's readout, which starts at zero; with the gates open,
+its gradient depends on the input from the first step. (With the gates closed too, every
+path was a product of zeros and training sat on that saddle for about a hundred steps.)
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+OPEN_GATE = 1.0  # tanh(1.0) = 0.76 of each stage's attended evidence joins the label state from the start
 
 
 def _identity_linear(dim: int) -> nn.Linear:
@@ -35,9 +44,9 @@ class CrossModalStage(nn.Module):
         self.query = _identity_linear(dim)
         self.key = _identity_linear(dim)
         self.value = _identity_linear(dim)
-        self.out = nn.Linear(dim, dim)
+        self.out = _identity_linear(dim)
         self.log_tau = nn.Parameter(torch.tensor(math.log(temperature)))
-        self.attn_gate = nn.Parameter(torch.zeros(()))
+        self.attn_gate = nn.Parameter(torch.tensor(OPEN_GATE))
         self.norm = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))

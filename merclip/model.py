@@ -2,9 +2,10 @@
 
 logits = CLIP prior + decoder term. The prior is CLIP's own zero-shot score per
 modality (vision, text), mixed by weights renormalised over the modalities present.
-The decoder term scores each label's final query state against that label's own
-embedding, so it applies to labels never seen in training; its gate starts at zero,
-which makes the untrained model exactly CLIP zero-shot.
+The decoder term scores each label's final query state, through a learned readout,
+against that label's own embedding, so it applies to labels never seen in training; the
+readout starts at zero, which makes the untrained model exactly CLIP zero-shot while its
+gradient, from the first step, depends on what the decoder attended to.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class MerClipHead(nn.Module):
                                nn.Sequential(nn.Linear(config.vision_feature_dim, dim), nn.LayerNorm(dim)))
         self.decoder = CrossModalDecoder(dim, config.stage_order, config.attention_temperature, config.mlp_ratio)
         self.readout = nn.Linear(dim, dim)
-        self.decoder_gate = nn.Parameter(torch.zeros(()))
+        nn.init.zeros_(self.readout.weight)
+        nn.init.zeros_(self.readout.bias)
 
     def forward(self, inputs: Mapping[str, ModalityInput], label_embeddings: Mapping[str, torch.Tensor],
                 logit_scale: float, logit_bias: float | None = None) -> HeadOutput:
@@ -57,8 +59,7 @@ class MerClipHead(nn.Module):
         priors, weights = self._priors(inputs, label_embeddings, logit_scale, logit_bias)
         delta, attentions = self.decoder(label_embeddings, elements, masks)
         anchor = F.normalize(torch.stack([label_embeddings[m] for m in self.decoder.order]).mean(dim=0), dim=-1)
-        final = F.normalize(self.readout(anchor + delta), dim=-1)
-        decoder_term = self.decoder_gate * logit_scale * torch.einsum("bkd,kd->bk", final, anchor)
+        decoder_term = logit_scale * torch.einsum("bkd,kd->bk", self.readout(anchor + delta), anchor)
         prior = sum((weights[m][:, None] * priors[m] for m in priors), torch.zeros_like(decoder_term))
         return HeadOutput(prior + decoder_term, priors, weights, decoder_term, attentions)
 

@@ -32,7 +32,7 @@ TINY = "merclip-tiny:random"
 
 def flags(data, out, *extra, epochs=3, data_format="mmsa"):
     return ["--data", str(data), "--format", data_format, "--clip", TINY, "--device", "cpu", "--epochs", str(epochs),
-            "--seed", "0", "--out", str(out), "--no-progress", "--batch-size", "16", "--lr", "0.01", *extra]
+            "--seed", "0", "--out", str(out), "--no-progress", "--batch-size", "16", *extra]
 
 
 def log_rows(out):
@@ -233,3 +233,12 @@ def test_torchrun_two_processes_match_one_process(mmsa, tmp_path):
     assert process.returncode == 0, process.stderr[-3000:]
     a, b = load_file(str(single / "last" / "model.safetensors")), load_file(str(double / "last" / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a), max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def test_early_stopping_waits_for_the_minimum_number_of_epochs(mmsa, tmp_path):
+    """With nothing to learn (lr 0) the validation metric never improves after epoch 1: patience alone would stop
+    at epoch 3; the run goes on to --min-epochs, then stops."""
+    out = tmp_path / "flat"
+    assert train_module.main(flags(mmsa, out, epochs=12) + ["--lr", "0", "--patience", "2", "--min-epochs", "6"]) == 0
+    rows = log_rows(out)
+    assert len(rows) == 6 and len({r["valid_metric"] for r in rows}) == 1

@@ -20,13 +20,14 @@ class TrainConfig:
     out: str = "runs/merclip"
     clip: str = DEFAULT_CLIP
     device: str = "auto"
-    epochs: int = 10
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of all steps
     grad_clip: float = 1.0
-    patience: int = 5  # epochs without a better validation metric before stopping
+    patience: int = 5  # epochs without a better validation metric before stopping...
+    min_epochs: int = 10  # ...counted only from here: a small, noisy validation split must not end a run early
     seed: int = 0
     labels: str = ""  # default: the dataset's (MOSI 7-level anchors, or the manifest's class names)
     label_augment: bool = False  # sample one template per modality and one synonym per label at each step

@@ -146,7 +146,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Path:
             save_training_state(out / "last", head, model_config, optimiser, asdict(progress))
         logger.write(progress, sum(losses) / max(1, len(losses)), value, optimiser.param_groups[0]["lr"],
                      time.perf_counter() - started)
-        if progress.bad_epochs >= config.patience:
+        if progress.bad_epochs >= config.patience and progress.epoch >= config.min_epochs:
             print(f"train: no better validation {metric_name} for {config.patience} epochs: stopping", file=sys.stderr)
             break
         if config.stop_after and epochs_this_run >= config.stop_after:
