@@ -53,8 +53,7 @@ class MerClipHead(nn.Module):
         inputs = {m: x for m, x in inputs.items() if m in self.decoder.order}
         if not inputs:
             raise ValueError("no modality to score: give at least one of " + ", ".join(self.decoder.order))
-        adapters = {"audio": self.audio_adapter, "vision": self.vision_adapter}
-        elements = {m: (adapters[m](x.elements) if adapters.get(m) is not None else x.elements) for m, x in inputs.items()}
+        elements = {m: self.adapt(m, x.elements) for m, x in inputs.items()}
         masks = {m: x.mask for m, x in inputs.items()}
         priors, weights = self._priors(inputs, label_embeddings, logit_scale, logit_bias)
         delta, attentions = self.decoder(label_embeddings, elements, masks)
@@ -62,6 +61,13 @@ class MerClipHead(nn.Module):
         decoder_term = logit_scale * torch.einsum("bkd,kd->bk", self.readout(anchor + delta), anchor)
         prior = sum((weights[m][:, None] * priors[m] for m in priors), torch.zeros_like(decoder_term))
         return HeadOutput(prior + decoder_term, priors, weights, decoder_term, attentions)
+
+    def adapt(self, modality: str, elements: torch.Tensor) -> torch.Tensor:
+        """A modality's elements in CLIP's joint space, unit length like CLIP's own embeddings: features
+        from an adapter (audio; the dataset's vision features) would otherwise outweigh words and faces
+        in what the stages pass on by their norm alone (a LayerNorm's output has norm sqrt(d))."""
+        adapter = {"audio": self.audio_adapter, "vision": self.vision_adapter}.get(modality)
+        return elements if adapter is None else F.normalize(adapter(elements), dim=-1)
 
     def _priors(self, inputs: Mapping[str, ModalityInput], label_embeddings: Mapping[str, torch.Tensor],
                 logit_scale: float, logit_bias: float | None

@@ -34,7 +34,7 @@ def test_attention_at_initialisation_is_softmax_of_scaled_cosine(tiny_model, all
     embeddings, _ = tiny_model.label_embeddings(parse_labels(LABELS), resolve_templates(None))
     tau = tiny_model.config.attention_temperature
     with torch.no_grad():
-        audio_elements = tiny_model.head.audio_adapter(all_features.audio)
+        audio_elements = tiny_model.head.adapt("audio", all_features.audio)
     found = torch.zeros(4, embeddings["text"].shape[1])  # what earlier stages attended to, in CLIP space
     for modality, elements in (("text", all_features.text), ("audio", audio_elements), ("vision", all_features.vision)):
         cosine = F.normalize(embeddings[modality] + found, dim=-1) @ F.normalize(elements, dim=-1).T

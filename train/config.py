@@ -30,6 +30,7 @@ class TrainConfig:
     min_epochs: int = 10  # ...counted only from here: a small, noisy validation split must not end a run early
     seed: int = 0
     labels: str = ""  # default: the dataset's (MOSI 7-level anchors, or the manifest's class names)
+    stages: str = ""  # decoder stages in order, e.g. "text,audio" (an ablation: the others are left out); default all
     label_augment: bool = False  # sample one template per modality and one synonym per label at each step
     amp: bool = True  # mixed precision, on CUDA only
     resume: bool = False  # continue from OUT/last

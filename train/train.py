@@ -15,7 +15,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -81,6 +81,8 @@ def _train(config: TrainConfig, dist: Distributed) -> Path:
     clip = load_clip(config.clip, str(dist.device))
     data = load_data(config.data, config.format, clip, show_progress=config.progress and dist.main)
     model_config = data.model_config(clip)
+    if config.stages:
+        model_config = replace(model_config, stage_order=tuple(m.strip() for m in config.stages.split(",") if m.strip()))
     model = MerClip(clip, build_head(model_config))
     head = model.head.train()
     labels = config.labels or data.labels

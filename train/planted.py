@@ -1,0 +1,129 @@
+"""Datasets with a planted signal, in the exact formats training reads, to show what the head learns.
+
+Each case hides a sentiment score (or a class) in chosen elements of chosen modalities and
+records where: the words, the audio frames, the video frames that carry it. Training on it
+must beat CLIP zero-shot, and afterwards the attention of the stage that carries the signal
+should sit on those elements. Used by the tests and by `python -m train.learning`.
+
+- MMSA pickles (CMU-MOSI's layout: Facet vision, COVAREP audio, raw text) for the text,
+  audio, vision and fusion cases;
+- a video manifest of real pictures from scikit-image (the class is the face shown in 2
+  of 8 frames, the other frames are other photographs) for the raw-video route.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FILLER = ["the", "movie", "was", "about", "a", "man", "and", "his", "dog", "in", "town", "then", "it", "went", "on"]
+POSITIVE = ["wonderful", "brilliant", "amazing", "great", "loved"]
+NEGATIVE = ["awful", "terrible", "horrible", "boring", "hated"]
+TEXT_LEN, AUDIO_LEN, VISION_LEN = 20, 50, 8  # words; audio frames (10 per second); video frames
+AUDIO_DIM, VISION_DIM = 5, 20  # CMU-MOSI's COVAREP and Facet widths are larger; any width works
+CARRIED_WORDS, CARRIED_AUDIO, CARRIED_FRAMES = 3, 10, 2  # up to 3 of 20 words, one second of audio, 2 of 8 frames
+AUDIO_FEATURE, VISION_FEATURE = 2, 3  # which feature column carries the score
+
+
+@dataclass(frozen=True)
+class Case:
+    """`carriers`: the modalities whose chosen elements carry the score. Fusion: the words give its
+    sign and the voice its size, so neither modality alone can predict it."""
+
+    name: str
+    carriers: tuple[str, ...]
+    fusion: bool = False
+
+
+MMSA_CASES = {
+    "text": Case("text", ("text",)),
+    "audio": Case("audio", ("audio",)),
+    "vision": Case("vision", ("vision",)),
+    "fusion": Case("fusion", ("text", "audio"), fusion=True),
+}
+
+
+def write_mmsa(path: Path, case: Case, sizes: dict[str, int], seed: int = 0) -> tuple[Path, dict[str, dict]]:
+    """The pickle, and for each sample id the positions of the elements that carry its score."""
+    rng = np.random.default_rng(seed)
+    data, carried = {}, {}
+    for split, n in sizes.items():
+        scores = np.round(rng.uniform(-3, 3, n), 1)
+        audio = rng.standard_normal((n, AUDIO_LEN, AUDIO_DIM)).astype(np.float32)
+        vision = rng.standard_normal((n, VISION_LEN, VISION_DIM)).astype(np.float32)
+        texts, ids = [], []
+        for i, score in enumerate(scores):
+            ids.append(f"{case.name}-{split}-{i}")
+            where = {}
+            words = list(rng.choice(FILLER, TEXT_LEN))
+            if "text" in case.carriers:  # the sign in the words; the size in how many (fusion: always 3)
+                count = CARRIED_WORDS if case.fusion else min(CARRIED_WORDS, round(abs(score)))
+                where["text"] = sorted(rng.choice(TEXT_LEN, count, replace=False).tolist())
+                for position in where["text"]:
+                    words[position] = str(rng.choice(POSITIVE if score > 0 else NEGATIVE))
+            if "audio" in case.carriers:
+                start = int(rng.integers(0, AUDIO_LEN - CARRIED_AUDIO + 1))
+                where["audio"] = list(range(start, start + CARRIED_AUDIO))
+                audio[i, start: start + CARRIED_AUDIO, AUDIO_FEATURE] += 2 * (abs(score) if case.fusion else score)
+            if "vision" in case.carriers:
+                where["vision"] = sorted(rng.choice(VISION_LEN, CARRIED_FRAMES, replace=False).tolist())
+                vision[i, where["vision"], VISION_FEATURE] += 2 * score
+            texts.append(" ".join(words))
+            carried[ids[-1]] = where
+        data[split] = {
+            "raw_text": np.array(texts), "audio": audio, "vision": vision,
+            "text": np.zeros((n, TEXT_LEN, 768), np.float32), "text_bert": np.zeros((n, 3, TEXT_LEN), np.float32),
+            "id": np.array(ids), "regression_labels": scores.astype(np.float32),
+            "audio_lengths": np.full(n, AUDIO_LEN), "vision_lengths": np.full(n, VISION_LEN),
+        }
+    with open(path, "wb") as handle:
+        pickle.dump(data, handle)
+    return path, carried
+
+
+def write_video_manifest(folder: Path, sizes: dict[str, int], seed: int = 0, size: int = 96
+                         ) -> tuple[Path, dict[str, dict]]:
+    """Clips of 8 frames at 8 fps, one frame per sample: 2 frames (anywhere) show the class's face,
+    the 6 others photographs without a face. The manifest, and each clip's carrying frames."""
+    from merclip.sample_media import write_clip
+
+    faces, others = _pictures(size)
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, carried = ["path,split,label"], {}
+    for split, n in sizes.items():
+        for i in range(n):
+            label = VIDEO_CLASSES[i % 2]
+            frames = [others[j] for j in rng.choice(len(others), VISION_LEN)]
+            where = sorted(rng.choice(VISION_LEN, CARRIED_FRAMES, replace=False).tolist())
+            for position in where:
+                frames[position] = faces[label]
+            name = f"{split}-{i}.mp4"
+            write_clip(folder / name, frames, fps=VISION_LEN)
+            rows.append(f"{name},{split},{label}")
+            carried[str((folder / name).resolve())] = {"vision": where}
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder / "manifest.csv", carried
+
+
+VIDEO_CLASSES = ("smiling", "frowning")  # the label words; the faces that stand for them are fixed pictures
+
+
+def _pictures(size: int) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """Two real faces (the NASA astronaut portrait; a face from Labeled Faces in the Wild) and five
+    real photographs without faces, all from scikit-image."""
+    from PIL import Image
+    from skimage import data
+
+    def square(image: np.ndarray) -> np.ndarray:
+        picture = Image.fromarray(image if image.ndim == 3 else np.stack([image] * 3, axis=-1)).convert("RGB")
+        side = min(picture.size)
+        return np.asarray(picture.crop((0, 0, side, side)).resize((size, size)))
+
+    lfw = (data.lfw_subset()[3] * 255).astype(np.uint8)
+    faces = {VIDEO_CLASSES[0]: square(data.astronaut()[20:330, 120:430]), VIDEO_CLASSES[1]: square(lfw)}
+    others = [square(image) for image in (data.coffee(), data.chelsea(), data.rocket(), data.camera(), data.brick())]
+    return faces, others
