@@ -54,8 +54,20 @@ def similarity_bars(prediction: Prediction) -> Figure:
     return figure
 
 
+UNTRAINED = ("This stage reads {modality} through an adapter that has not been trained yet, so its attention means\n"
+             "nothing and is not drawn. Load a checkpoint trained with train/ (--checkpoint) to see it.")
+
+
 def stage_heatmap(stage: StageAttention, labels: Sequence[str]) -> Figure:
-    """Attention of one decoder stage: labels as rows, the modality's words or seconds as columns."""
+    """Attention of one decoder stage: labels as rows, the modality's words or seconds as columns
+    (an untrained stage says so instead of drawing numbers that mean nothing)."""
+    if not stage.trained:
+        figure = Figure(figsize=(8, 1.2), layout="constrained")
+        axes = figure.subplots()
+        axes.axis("off")
+        axes.set_title(f"{stage.name} (untrained)", loc="left")
+        axes.text(0, 0.5, UNTRAINED.format(modality=stage.modality), va="center", fontsize=9, color="#555555")
+        return figure
     attention = np.asarray(stage.attention, dtype=float)
     columns = attention.shape[1]
     width = float(np.clip(3 + 0.28 * columns, 6, 14)) if stage.modality == "text" else 8.0

@@ -101,6 +101,8 @@ class MerClip:
         decoded = time.perf_counter()
         warnings = list(label_set.warnings) + unusable + label_warnings + self._model_warnings(out, used)
         prediction = _prediction(label_set, features, out, used, self.config.stage_order, self.clip.logit_scale, warnings)
+        for stage in prediction.stages:
+            stage.trained = self.head.trained or not self.head.has_adapter(stage.modality)
         if features.vision is not None and self.config.clip_vision:
             vision = features.vision.to(embeddings["vision"])
             prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
@@ -124,7 +126,7 @@ class MerClip:
 
     def _model_warnings(self, out: HeadOutput, used: list[str]) -> list[str]:
         warnings = [RANDOM_WEIGHTS_WARNING] if self.clip.random_weights else []
-        if not out.priors and not self.head.readout.weight.any():
+        if not out.priors and not self.head.trained:
             warnings.append(
                 f"only {', '.join(used)} was available and this model is untrained there: all labels are equally likely"
             )

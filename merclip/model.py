@@ -62,6 +62,14 @@ class MerClipHead(nn.Module):
         prior = sum((weights[m][:, None] * priors[m] for m in priors), torch.zeros_like(decoder_term))
         return HeadOutput(prior + decoder_term, priors, weights, decoder_term, attentions)
 
+    @property
+    def trained(self) -> bool:
+        """False for a fresh head (its readout is still zero): then the adapters are untrained too."""
+        return bool(self.readout.weight.any())
+
+    def has_adapter(self, modality: str) -> bool:
+        return {"audio": self.audio_adapter, "vision": self.vision_adapter}.get(modality) is not None
+
     def adapt(self, modality: str, elements: torch.Tensor) -> torch.Tensor:
         """A modality's elements in CLIP's joint space, unit length like CLIP's own embeddings: features
         from an adapter (audio; the dataset's vision features) would otherwise outweigh words and faces

@@ -10,17 +10,21 @@ import numpy as np
 
 @dataclass
 class StageAttention:
-    """One decoder stage: labels as rows, the modality's elements (words or seconds) as columns."""
+    """One decoder stage: labels as rows, the modality's elements (words or seconds) as columns.
+    `trained` is False when the elements come from an adapter that was never trained (audio before
+    training): that attention is computed but means nothing yet."""
 
     name: str
     modality: str
     elements: list[str | float]
     attention: np.ndarray
+    trained: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "modality": self.modality,
+            "trained": self.trained,
             "elements": [e if isinstance(e, str) else round(float(e), 3) for e in self.elements],
             "attention": np.round(self.attention, 6).tolist(),
         }

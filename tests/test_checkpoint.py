@@ -29,6 +29,12 @@ def features(tiny_model, faces, random_audio_features):
     return tiny_model.features(images=faces[:3], transcript="that is not what I ordered", audio=random_audio_features)
 
 
+def test_stages_read_through_untrained_adapters_are_marked_untrained(trained, tiny_model, features):
+    zero_shot = {s["modality"]: s["trained"] for s in tiny_model.predict(features, LABELS).to_dict()["stages"]}
+    assert zero_shot == {"text": True, "audio": False, "vision": True}, "CLIP's own features need no training"
+    assert all(s["trained"] for s in trained.predict(features, LABELS).to_dict()["stages"])
+
+
 def test_round_trip_gives_identical_outputs(trained, features, tmp_path):
     trained.save(tmp_path / "run")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]

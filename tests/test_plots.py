@@ -52,6 +52,13 @@ def test_weighted_cosine_mixes_modalities_by_prior_weight():
     assert weighted_cosine(prediction()) == pytest.approx([0.7 * 0.2 + 0.3 * 0.1, 0.265, 0.7 * 0.18 + 0.3 * 0.05])
 
 
+def test_an_untrained_stage_is_said_to_be_untrained_not_drawn():
+    audio = StageAttention("stage 2: audio", "audio", [0.0, 0.05], np.array([[0.5, 0.5]] * 3), trained=False)
+    axes = stage_heatmap(audio, LABELS).axes[0]
+    assert len(axes.images) == 0 and axes.get_title(loc="left") == "stage 2: audio (untrained)"
+    assert "has not been trained" in axes.texts[0].get_text()
+
+
 def test_heatmap_rows_are_labels_and_columns_are_words_or_seconds():
     text, vision = prediction().stages
     axes = stage_heatmap(text, LABELS).axes[0]
@@ -116,7 +123,9 @@ def test_view_of_a_real_clip_fills_every_output(tiny_model, tmp_path):
     analysis = analyzer.cached(result.clip_id)
     view = build_view(result, analysis, tmp_path / "served")
     assert [figure is not None for figure in view.stages] == [True, True, True]
-    assert [f.axes[0].get_title(loc="left") for f in view.stages] == [s.name for s in result.stages]
+    assert [f.axes[0].get_title(loc="left") for f in view.stages] == [
+        s.name + ("" if s.trained else " (untrained)") for s in result.stages]
+    assert [s.trained for s in result.stages] == [True, False, True], "audio's adapter is untrained"
     assert len(view.gallery) == 8 and view.gallery[0][1].endswith(" s")
     with Image.open(view.gallery[0][0]) as crop:
         assert crop.size == analysis.crops[0].shape[1::-1], "each gallery file is its crop"
