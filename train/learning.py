@@ -31,6 +31,7 @@ from train.sources import load_data
 from train.train import task_metrics, validation_metric
 
 SIZES = {"small": {"train": 80, "valid": 20, "test": 40}, "mosi": {"train": 1284, "valid": 229, "test": 686}}
+VIDEO_SIZES = {"small": {"train": 48, "valid": 16, "test": 16}, "mosi": {"train": 240, "valid": 40, "test": 80}}
 TINY = "merclip-tiny:random"
 
 
@@ -98,22 +99,29 @@ def _attention_share(model: MerClip, data: FeatureSet, samples: list[Sample], ca
 def run_all(size: str, clip: str, folder: Path) -> list[Outcome]:
     sizes = SIZES[size]
     outcomes = []
-    for name, case in MMSA_CASES.items():
-        path, carried = write_mmsa(folder / f"{name}.pkl", case, sizes)
-        outcomes.append(run_case(name, path, "mmsa", carried, folder / name, clip))
+    for index, (name, case) in enumerate(MMSA_CASES.items()):
+        path, carried = write_mmsa(folder / f"case{index}.pkl", case, sizes)
+        outcomes.append(run_case(name, path, "mmsa", carried, folder / f"case{index}", clip))
         if case.fusion:
             for left_out in case.carriers:
                 stages = ",".join(m for m in ("text", "audio", "vision") if m != left_out)
-                outcomes.append(run_case(f"{name} without {left_out}", path, "mmsa", carried,
-                                         folder / f"{name}-no-{left_out}", clip, stages))
+                outcomes.append(run_case(f"{name}, without {left_out}", path, "mmsa", carried,
+                                         folder / f"case{index}-no-{left_out}", clip, stages))
+    features, carried = video_features(folder, VIDEO_SIZES[size], clip)
+    outcomes.append(run_case("video manifest, a face in 2 of 8 frames", features, "manifest", carried,
+                             folder / "video", clip))
+    return outcomes
+
+
+def video_features(folder: Path, sizes: dict[str, int], clip: str) -> tuple[Path, dict[str, dict]]:
+    """The planted video clips written and run through `train.extract`, as training reads them."""
     manifest, carried = write_video_manifest(folder / "videos", sizes)
     features = folder / "video-features"
     with contextlib.redirect_stderr(io.StringIO()):
         if extract.main(["--manifest", str(manifest), "--out", str(features), "--clip", clip, "--whisper", "none",
                          "--device", "cpu"]) != 0:
             raise MerClipError("extracting the video case failed")
-    outcomes.append(run_case("video (2 of 8 frames)", features, "manifest", carried, folder / "video", clip))
-    return outcomes
+    return features, carried
 
 
 def table(outcomes: list[Outcome]) -> str:

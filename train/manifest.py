@@ -77,6 +77,7 @@ def load_extracted(folder: str | Path) -> FeatureSet:
     regression = all(meta["score"] is not None for meta, _ in samples)
     if not regression:
         names = sorted({meta["label"] for meta, _ in samples if meta["label"] is not None})
+    samples.sort(key=lambda item: item[0]["path"])  # files are named by a hash: order by path, so a run is repeatable
     data = [Sample(meta["path"], meta["split"], features, meta["score"] if regression else names.index(meta["label"]))
             for meta, features in samples if regression or meta["label"] is not None]
     labels = info.get("labels") or ", ".join(names)

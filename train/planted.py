@@ -35,15 +35,19 @@ class Case:
 
     name: str
     carriers: tuple[str, ...]
+    localised: bool = False  # only a few elements carry it (else every audio and video frame, 3 words per point)
     fusion: bool = False
 
 
-MMSA_CASES = {
-    "text": Case("text", ("text",)),
-    "audio": Case("audio", ("audio",)),
-    "vision": Case("vision", ("vision",)),
-    "fusion": Case("fusion", ("text", "audio"), fusion=True),
-}
+MMSA_CASES = {case.name: case for case in (
+    Case("text", ("text",)),
+    Case("audio", ("audio",)),
+    Case("vision", ("vision",)),
+    Case("text, 3 of 20 words", ("text",), localised=True),
+    Case("audio, 1 s of 5 s", ("audio",), localised=True),
+    Case("vision, 2 of 8 frames", ("vision",), localised=True),
+    Case("fusion: sign in words, size in voice", ("text", "audio"), localised=True, fusion=True),
+)}
 
 
 def write_mmsa(path: Path, case: Case, sizes: dict[str, int], seed: int = 0) -> tuple[Path, dict[str, dict]]:
@@ -60,16 +64,18 @@ def write_mmsa(path: Path, case: Case, sizes: dict[str, int], seed: int = 0) -> 
             where = {}
             words = list(rng.choice(FILLER, TEXT_LEN))
             if "text" in case.carriers:  # the sign in the words; the size in how many (fusion: always 3)
-                count = CARRIED_WORDS if case.fusion else min(CARRIED_WORDS, round(abs(score)))
+                per_point = 1 if case.localised else CARRIED_WORDS
+                count = CARRIED_WORDS if case.fusion else min(CARRIED_WORDS * per_point, round(abs(score) * per_point))
                 where["text"] = sorted(rng.choice(TEXT_LEN, count, replace=False).tolist())
                 for position in where["text"]:
                     words[position] = str(rng.choice(POSITIVE if score > 0 else NEGATIVE))
             if "audio" in case.carriers:
-                start = int(rng.integers(0, AUDIO_LEN - CARRIED_AUDIO + 1))
-                where["audio"] = list(range(start, start + CARRIED_AUDIO))
-                audio[i, start: start + CARRIED_AUDIO, AUDIO_FEATURE] += 2 * (abs(score) if case.fusion else score)
+                start = int(rng.integers(0, AUDIO_LEN - CARRIED_AUDIO + 1)) if case.localised else 0
+                where["audio"] = list(range(start, start + (CARRIED_AUDIO if case.localised else AUDIO_LEN)))
+                audio[i, where["audio"], AUDIO_FEATURE] += 2 * (abs(score) if case.fusion else score)
             if "vision" in case.carriers:
-                where["vision"] = sorted(rng.choice(VISION_LEN, CARRIED_FRAMES, replace=False).tolist())
+                where["vision"] = (sorted(rng.choice(VISION_LEN, CARRIED_FRAMES, replace=False).tolist())
+                                   if case.localised else list(range(VISION_LEN)))
                 vision[i, where["vision"], VISION_FEATURE] += 2 * score
             texts.append(" ".join(words))
             carried[ids[-1]] = where
