@@ -68,14 +68,17 @@ class MerClipHead(nn.Module):
         return bool(self.readout.weight.any())
 
     def has_adapter(self, modality: str) -> bool:
-        return {"audio": self.audio_adapter, "vision": self.vision_adapter}.get(modality) is not None
+        return self._adapter(modality) is not None
 
     def adapt(self, modality: str, elements: torch.Tensor) -> torch.Tensor:
         """A modality's elements in CLIP's joint space, unit length like CLIP's own embeddings: features
         from an adapter (audio; the dataset's vision features) would otherwise outweigh words and faces
         in what the stages pass on by their norm alone (a LayerNorm's output has norm sqrt(d))."""
-        adapter = {"audio": self.audio_adapter, "vision": self.vision_adapter}.get(modality)
+        adapter = self._adapter(modality)
         return elements if adapter is None else F.normalize(adapter(elements), dim=-1)
+
+    def _adapter(self, modality: str) -> nn.Module | None:
+        return {"audio": self.audio_adapter, "vision": self.vision_adapter}.get(modality)
 
     def _priors(self, inputs: Mapping[str, ModalityInput], label_embeddings: Mapping[str, torch.Tensor],
                 logit_scale: float, logit_bias: float | None
