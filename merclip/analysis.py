@@ -28,7 +28,7 @@ from merclip.audio_decode import decode_audio, is_silent
 from merclip.audio_features import audio_frame_features
 from merclip.clip_analysis import ClipAnalysis
 from merclip.disk_cache import DiskCache
-from merclip.errors import MerClipError
+from merclip.errors import MerClipError, first_line
 from merclip.faces import FaceCropper
 from merclip.features import ClipFeatures
 from merclip.labels import LabelSet
@@ -252,8 +252,7 @@ class Analyzer:
             with steps("transcription"):
                 transcript = recognizer.transcribe(waveform, steps.check)
         except RuntimeError as exc:  # CTranslate2 failing on the GPU (a CUDA library missing or broken)
-            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-            warnings.append(f"speech recognition failed ({reason}): the text stage is skipped")
+            warnings.append(f"speech recognition failed ({first_line(exc)}): the text stage is skipped")
             return None
         if not transcript.words:
             warnings.append("no speech was recognised: the text stage is skipped")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 import open_clip
 import torch
 
-from merclip.errors import MerClipError
+from merclip.errors import MerClipError, first_line
 from merclip.hub import offline_if_hub_unreachable
 
 DEFAULT_CLIP = "ViT-B-32:openai"
@@ -177,7 +177,7 @@ def _create(spec: ClipSpec, device: torch.device, precision: str) -> tuple[torch
             )
         except Exception as exc:  # open_clip raises RuntimeError/KeyError/pickle errors here
             raise MerClipError(
-                f"CLIP weights file {spec.weights} could not be loaded as {spec.arch}: {_first_line(exc)}"
+                f"CLIP weights file {spec.weights} could not be loaded as {spec.arch}: {first_line(exc)}"
             ) from exc
         return model, preprocess
     with offline_if_hub_unreachable() as offline, _quiet_root_logger():
@@ -192,7 +192,7 @@ def _create(spec: ClipSpec, device: torch.device, precision: str) -> tuple[torch
             arch = "ViT-B-32" if spec.source == "hub" else spec.arch
             reason = (
                 "they are not in the local cache and the Hugging Face hub cannot be reached (offline)"
-                if offline() else _first_line(exc)
+                if offline() else first_line(exc)
             )
             raise MerClipError(f"CLIP weights '{spec.text}' could not be loaded: {reason}. {how_to_provide_weights(arch)}") from exc
     return model, preprocess
@@ -213,8 +213,3 @@ def _embed_dim(model: torch.nn.Module, tokenizer: Callable) -> int:
     """Ask the model rather than its config: text towers name their projection differently."""
     with torch.no_grad():
         return int(model.encode_text(tokenizer(["a"])).shape[-1])
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

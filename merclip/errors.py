@@ -21,3 +21,9 @@ class MerClipError(Exception):
 def printable(text: str) -> str:
     """`text` with every non-printable character written as its escape (`\\n`, `\\x1b`)."""
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def first_line(exc: BaseException) -> str:
+    """A library's exception as the reason inside one of our one-line messages (at most 300 characters)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
