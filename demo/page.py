@@ -1,7 +1,11 @@
 """The page: a video in, typed labels, and every figure of one analysis out.
 
 UI only: what happens on each event lives in `demo.service`, the figures in
-`demo.plots`, the models in `demo.models`.
+`demo.plots`, the models in `demo.models`, colours in `demo.style`.
+
+Layout for a first visit: the examples sit under the video input and run on a click; the
+labels box re-scores on Enter; results start beside the input. Page events are private;
+the API (`/predict`, `/rescore`) is served by the same functions with plain errors.
 """
 
 from __future__ import annotations
@@ -10,37 +14,48 @@ from pathlib import Path
 
 import gradio as gr
 
+from demo.described_plot import DescribedPlot
 from demo.models import NO_CHECKPOINT, ModelStore
 from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
-from demo.service import AnalysisService
+from demo.service import STALE_NOTE, AnalysisService
+from demo.views import STAGE_SLOTS
 from merclip.limits import Limits
 from merclip.templates import DEFAULT_TEMPLATES
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-EXAMPLES = (
-    ("examples/great_news.mp4", "Ekman's seven emotions"),
-    ("examples/rough_day.mp4", "Sentiment (3 classes)"),
+EXAMPLES = (  # clip, label set, the name shown on the example's button
+    ("examples/great_news.mp4", "Ekman's seven emotions", "Great news! (emotions)"),
+    ("examples/rough_day.mp4", "Sentiment (3 classes)", "A rough day (sentiment)"),
 )
 INTRO = """# MER-CLIP: how does CLIP read emotion from a face, a voice and words?
-Record or upload a short video, type the labels you want (comma-separated; `happy|joyful` are synonyms of one
-label, `positive=1` gives a label a numeric anchor), and press **Analyse**. Changing only the labels or templates
-re-scores the same clip in a fraction of a second."""
+Pick an example, or record or upload a short video, then press **Analyse**. Type your own labels (comma-separated;
+`happy|joyful` are synonyms of one label, `positive=1` gives a label a numeric anchor) and press Enter to re-score
+the same clip in a fraction of a second."""
 
 
 def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
     with gr.Blocks(title="MER-CLIP", delete_cache=(600, 3600)) as page:  # every 10 min, files over an hour old
         gr.Markdown(INTRO)
         status = gr.Markdown(store.status_markdown, elem_id="model-status")
+        outputs = _outputs()
         with gr.Row():
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, min_width=320):
                 video = gr.Video(label="Video (upload, or record with sound)", sources=["upload", "webcam"],
-                                 include_audio=True, height=320, elem_id="video")
+                                 include_audio=True, height=300, elem_id="video")
+                other_media = gr.File(label="…or a photo or a sound file", file_types=["image", "audio"],
+                                      height=90, elem_id="other-media")
                 preset = gr.Dropdown([*PRESETS, CUSTOM], value=DEFAULT_PRESET, label="Label set")
-                labels = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels", lines=2,
-                                    info="comma-separated; synonyms with |; numeric anchors with =")
+                labels = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (Enter re-scores)", lines=1, max_lines=4,
+                                    info="comma-separated; synonyms with |; numeric anchors with =", elem_id="labels")
+                outputs["label_note"].render()
                 with gr.Row():
                     analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
                     rescore = gr.Button("Re-score labels", elem_id="rescore")
+                gr.Examples(
+                    [[str(ASSETS / path), name, PRESETS[name]] for path, name, _ in EXAMPLES if (ASSETS / path).is_file()],
+                    [video, preset, labels], [*outputs.values()], service.analyse_example, run_on_click=True,
+                    cache_examples=False, label="Examples: click one to analyse it", api_visibility="private",
+                    example_labels=[title for path, _, title in EXAMPLES if (ASSETS / path).is_file()])
                 with gr.Accordion("Advanced", open=False):
                     vision_templates, text_templates, audio_templates = (
                         gr.Textbox("", label=f"{m.capitalize()} templates", placeholder="; ".join(DEFAULT_TEMPLATES[m]),
@@ -55,43 +70,75 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
                     whisper = gr.Dropdown(store.whisper_choices, value=store.default.whisper, label="Whisper model")
                     checkpoint = gr.Dropdown(store.checkpoint_choices, value=store.default.checkpoint or NO_CHECKPOINT,
                                              label="Trained checkpoint", visible=len(store.checkpoint_choices) > 1)
-            with gr.Column(scale=3):
-                bars = gr.Plot(label="Label similarity", elem_id="bars")
-                warnings = gr.Markdown(elem_id="warnings")
-                summary = gr.Markdown(elem_id="summary")
-        stage_plots = [gr.Plot(label=f"Decoder stage {i + 1} attention", elem_id=f"stage-{i + 1}") for i in range(3)]
+            with gr.Column(scale=3, min_width=320):
+                outputs["stale"].render()
+                outputs["bars"].render()
+                outputs["warnings"].render()
+                outputs["summary"].render()
+        gr.Markdown("### What each decoder stage looked at", elem_id="stages-heading")
+        for i in range(STAGE_SLOTS):
+            outputs[f"stage_{i + 1}"].render()
+        outputs["untrained"].render()
         with gr.Row():
-            gallery = gr.Gallery(label="Sampled face crops", columns=4, height=260, elem_id="crops")
-            transcript_view = gr.HighlightedText(label="Transcript, shaded by the top label's text attention",
-                                                 elem_id="transcript")
-        timeline = gr.Plot(label="Label similarity over the clip", elem_id="timeline")
+            outputs["gallery"].render()
+            outputs["transcript"].render()
+        outputs["timeline"].render()
         with gr.Accordion("Full result (JSON)", open=False):
-            result = gr.JSON(label="Result")
-            download = gr.File(label="Download the result")
-            clip_id = gr.Textbox(label="clip_id (for the rescore API)", interactive=False)
+            outputs["result"].render()
+            outputs["download"].render()
+            outputs["clip_id"].render()
 
-        outputs = [bars, *stage_plots, timeline, gallery, transcript_view, summary, warnings, result, download, clip_id]
+        page_outputs = [*outputs.values()]
+        api_outputs = page_outputs[:-2]  # without the labels-box note and the stale notice
         templates = [vision_templates, text_templates, audio_templates]
-        analyse.click(service.predict,
-                      [video, labels, *templates, frames, detect_faces, transcript, clip, whisper, checkpoint],
-                      outputs, api_name="predict", concurrency_limit=1, concurrency_id="analyse")
-        rescore.click(service.rescore, [clip_id, labels, *templates], outputs, api_name="rescore",
-                      concurrency_limit=4, concurrency_id="rescore")
-        for trigger in (labels.submit, *(t.submit for t in templates)):
-            trigger(service.rescore_if_analysed, [clip_id, labels, *templates], outputs,
-                    api_visibility="private", concurrency_id="rescore")
+        options = [frames, detect_faces, transcript, clip, whisper, checkpoint]
+        analysis = dict(concurrency_limit=1, concurrency_id="analyse")
+        analyse.click(service.analyse_on_page, [video, other_media, labels, *templates, *options], page_outputs,
+                      api_visibility="private", **analysis)
+        rescoring = [outputs["clip_id"], labels, *templates]
+        for trigger in (rescore.click, labels.submit, *(t.submit for t in templates)):
+            trigger(service.rescore_on_page, rescoring, page_outputs, api_visibility="private",
+                    concurrency_limit=4, concurrency_id="rescore")
         preset.input(lambda name: gr.skip() if name == CUSTOM else PRESETS[name], preset, labels,
                      api_visibility="private").then(
-            service.rescore_if_analysed, [clip_id, labels, *templates], outputs, api_visibility="private",
-            concurrency_id="rescore")
-        labels.input(lambda: CUSTOM, None, preset, api_visibility="private", queue=False)
-        video.change(lambda: "", None, clip_id, api_visibility="private", queue=False)
+            service.rescore_on_page, rescoring, page_outputs, api_visibility="private", concurrency_id="rescore")
+        labels.input(lambda clip_id: (CUSTOM, STALE_NOTE if clip_id else ""), outputs["clip_id"], [preset, outputs["stale"]],
+                     api_visibility="private", queue=False)
+        video.change(lambda: "", None, outputs["clip_id"], api_visibility="private", queue=False)
+        video.clear(service.cleared, None, page_outputs, api_visibility="private", queue=False)
+        video.upload(lambda: None, None, other_media, api_visibility="private", queue=False)
+        other_media.upload(lambda: None, None, video, api_visibility="private", queue=False)
 
-        examples = [[str(ASSETS / path), PRESETS[name]] for path, name in EXAMPLES if (ASSETS / path).is_file()]
-        if examples:
-            gr.Examples(examples, [video, labels], label="Examples (press Analyse after choosing one)")
+        # The API: the same analyses, with a plain error for bad labels (no page to show a note on)
+        api = gr.Button(visible=False)
+        api.click(service.predict, [video, labels, *templates, *options], api_outputs, api_name="predict", **analysis)
+        api.click(service.rescore, rescoring, api_outputs, api_name="rescore", concurrency_limit=4,
+                  concurrency_id="rescore")
 
         timer = gr.Timer(1.5, active=store.loading)
         timer.tick(lambda: (store.status_markdown(), gr.Timer(active=store.loading)), None, [status, timer],
                    api_visibility="private", queue=False)
     return page
+
+
+def _outputs() -> dict[str, gr.components.Component]:
+    """The result components in `PAGE_OUTPUT_NAMES` order, made before the layout places them."""
+    figure = dict(show_label=False, render=False, elem_classes=["figure"])
+    return {
+        "bars": DescribedPlot(label="Label similarity", elem_id="bars", **figure),
+        **{f"stage_{i + 1}": DescribedPlot(label=f"Decoder stage {i + 1}", elem_id=f"stage-{i + 1}", **figure)
+           for i in range(STAGE_SLOTS)},
+        "untrained": gr.Markdown(elem_id="untrained", render=False),
+        "timeline": DescribedPlot(label="Face similarity over the clip", elem_id="timeline", **figure),
+        "gallery": gr.Gallery(label="Sampled face crops", columns=4, height=260, elem_id="crops", render=False),
+        "transcript": gr.HighlightedText(
+            label="Transcript: each word shaded by how much the top label's Words stage looked at it (darker = more)",
+            show_legend=True, elem_id="transcript", render=False),
+        "summary": gr.Markdown(elem_id="summary", render=False),
+        "warnings": gr.Markdown(elem_id="warnings", render=False),
+        "result": gr.JSON(label="Result", render=False),
+        "download": gr.File(label="Download the result", render=False),
+        "clip_id": gr.Textbox(label="clip_id (for the rescore API)", interactive=False, render=False),
+        "label_note": gr.Markdown(elem_id="label-note", render=False),
+        "stale": gr.Markdown(elem_id="stale", render=False),
+    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -19,13 +19,17 @@ import gradio as gr
 from demo.models import ModelChoice, ModelStore
 from demo.views import STAGE_SLOTS, PageView, build_view
 from merclip import MerClipError
+from merclip.errors import LabelError
 from merclip.analysis import AnalysisOptions
+from merclip.labels import parse_labels
 from merclip.limits import Limits
 
 log = logging.getLogger(__name__)
 
-OUTPUT_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "timeline", "gallery", "transcript",
-                "summary", "warnings", "result", "download", "clip_id")
+OUTPUT_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "untrained", "timeline", "gallery",
+                "transcript", "summary", "warnings", "result", "download", "clip_id")
+PAGE_OUTPUT_NAMES = (*OUTPUT_NAMES, "label_note", "stale")  # the page also says, by the labels box, what is wrong
+STALE_NOTE = "The figures below are for the previous labels: press Enter in the labels box (or Re-score) to update them."
 
 
 class AnalysisService:
@@ -63,20 +67,59 @@ class AnalysisService:
             prediction = analyzer.rescore(clip_id, labels, _templates(vision_templates, text_templates, audio_templates))
             return self._outputs(prediction, analyzer.cached(clip_id), same_clip=True)
 
-    def rescore_if_analysed(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
-                            audio_templates: str) -> tuple:
-        """The page's reaction to new labels or templates: re-score when a clip is on screen."""
-        if not clip_id or self.store.find(clip_id) is None:
-            return tuple(gr.skip() for _ in OUTPUT_NAMES)
-        return self.rescore(clip_id, labels, vision_templates, text_templates, audio_templates)
+    def analyse_on_page(self, video: str | None, other_media: str | None, labels: str, vision_templates: str,
+                        text_templates: str, audio_templates: str, frames: float, detect_faces: bool, transcript: str,
+                        clip: str | None, whisper: str | None, checkpoint: str | None,
+                        progress: gr.Progress = gr.Progress()) -> tuple:
+        """The Analyse button: the video, or else the photo or sound file; bad labels are reported
+        by the labels box and the figures on screen stay."""
+        return _on_page(lambda: self.predict(video or other_media, labels, vision_templates, text_templates,
+                                             audio_templates, frames, detect_faces, transcript, clip, whisper,
+                                             checkpoint, progress))
+
+    def analyse_example(self, video: str, preset: str, labels: str, progress: gr.Progress = gr.Progress()) -> tuple:
+        """A click on an example: its clip with its label set, default options."""
+        return _on_page(lambda: self.predict(video, labels, progress=progress))
+
+    def rescore_on_page(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
+                        audio_templates: str) -> tuple:
+        """Enter in the labels box, a new label set or Re-score: re-score the clip on screen, if any."""
+        if not clip_id or self.store.find(clip_id) is None:  # nothing to re-score, but a mistake is worth saying now
+            return _on_page(lambda: _checked(labels))
+        return _on_page(lambda: self.rescore(clip_id, labels, vision_templates, text_templates, audio_templates))
+
+    @staticmethod
+    def cleared() -> tuple:
+        """The page's outputs emptied (the video was removed)."""
+        return (None, *[gr.update(value=None, visible=True)] * STAGE_SLOTS, "", gr.update(value=None, visible=True),
+                [], [], "", "", None, None, "", "", "")
 
     def _outputs(self, prediction, analysis, same_clip: bool = False) -> tuple:
         """The outputs in OUTPUT_NAMES order; re-scoring leaves the crops gallery as it is (saves re-encoding it)."""
         view: PageView = build_view(prediction, analysis, self.served, crops=not same_clip)
         stages = [gr.update(value=figure, visible=figure is not None) for figure in view.stages]
         timeline = gr.update(value=view.timeline, visible=view.timeline is not None)
-        return (view.bars, *stages, timeline, gr.skip() if same_clip else view.gallery, view.transcript, view.summary, view.warnings,
-                view.result, view.download, view.clip_id)
+        return (view.bars, *stages, view.untrained, timeline, gr.skip() if same_clip else view.gallery, view.transcript,
+                view.summary, view.warnings, view.result, view.download, view.clip_id)
+
+
+def _on_page(analyse: Callable[[], tuple]) -> tuple:
+    """`analyse()`'s outputs plus the labels-box note (cleared) and the stale notice (hidden); when the labels
+    or templates are at fault, only the note changes: the visitor fixes them and the figures stay."""
+    try:
+        return (*analyse(), "", "")
+    except LabelMistake as mistake:
+        return (*_skipped(OUTPUT_NAMES), f"⚠️ {mistake.message}", gr.skip())
+
+
+def _checked(labels: str) -> tuple:
+    with _user_errors():
+        parse_labels(labels)
+    return tuple(_skipped(OUTPUT_NAMES))
+
+
+def _skipped(names: tuple[str, ...]) -> list:
+    return [gr.skip() for _ in names]
 
 
 def _templates(vision: str, text: str, audio: str) -> dict[str, str]:
@@ -84,10 +127,16 @@ def _templates(vision: str, text: str, audio: str) -> dict[str, str]:
     return {m: t.strip() for m, t in given.items() if t and t.strip()}
 
 
+class LabelMistake(gr.Error):
+    """A `LabelError` on its way to the visitor (API clients get it as any other error)."""
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     try:
         yield
+    except LabelError as exc:
+        raise LabelMistake(html.escape(str(exc)), print_exception=False) from None
     except MerClipError as exc:
         raise gr.Error(html.escape(str(exc)), print_exception=False) from None  # messages may quote file names
     except gr.Error:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from demo.plots import frame_timeline, similarity_bars, stage_heatmap
+from demo.plots import STAGE_NAMES, frame_timeline, similarity_bars, stage_heatmap
 from demo.served_files import prune, write_image, write_once
 from merclip.clip_analysis import ClipAnalysis
 from merclip.result import Prediction
@@ -25,6 +25,7 @@ class PageView:
 
     bars: Figure
     stages: list[Figure | None]
+    untrained: str
     timeline: Figure | None
     gallery: list[tuple[str, str]]
     transcript: list[tuple[str, float | None]]
@@ -38,11 +39,13 @@ class PageView:
 def build_view(prediction: Prediction, analysis: ClipAnalysis, served: Path, crops: bool = True) -> PageView:
     """Figures, texts and the files to serve (written into `served`, which keeps only the newest);
     `crops=False` leaves the gallery empty (a re-score shows the crops already on the page)."""
-    stages = [stage_heatmap(stage, prediction.labels) for stage in prediction.stages]
+    top = prediction.labels.index(prediction.top_label)
+    stages = [stage_heatmap(stage, prediction.labels, top) for stage in prediction.stages if stage.trained]
     result = prediction.to_dict()
     view = PageView(
         bars=similarity_bars(prediction),
         stages=stages + [None] * (STAGE_SLOTS - len(stages)),
+        untrained=untrained_note(prediction),
         timeline=frame_timeline(prediction),
         gallery=face_gallery(analysis, served) if crops else [],
         transcript=shaded_transcript(prediction),
@@ -54,6 +57,16 @@ def build_view(prediction: Prediction, analysis: ClipAnalysis, served: Path, cro
     )
     prune(served)
     return view
+
+
+def untrained_note(prediction: Prediction) -> str:
+    """One line naming the stages left out because their adapter is untrained (their attention means nothing)."""
+    names = [STAGE_NAMES.get(stage.modality, stage.modality) for stage in prediction.stages if not stage.trained]
+    if not names:
+        return ""
+    return (f"*Not drawn: the {' and '.join(names)} stage{'s' if len(names) > 1 else ''} "
+            f"read{'' if len(names) > 1 else 's'} through an adapter that is not trained yet, so "
+            f"{'their' if len(names) > 1 else 'its'} attention means nothing. A checkpoint trained with `train/` draws every stage.*")
 
 
 def face_gallery(analysis: ClipAnalysis, served: Path) -> list[tuple[str, str]]:

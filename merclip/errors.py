@@ -18,6 +18,10 @@ class MerClipError(Exception):
         return printable(super().__str__())
 
 
+class LabelError(MerClipError):
+    """Labels or templates that cannot be scored: the page shows it by the labels box and keeps the figures."""
+
+
 def printable(text: str) -> str:
     """`text` with every non-printable character written as its escape (`\\n`, `\\x1b`)."""
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

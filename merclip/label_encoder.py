@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from merclip.clip_loader import ClipBundle
-from merclip.errors import MerClipError
+from merclip.errors import LabelError
 from merclip.labels import Label
 from merclip.templates import fill
 from merclip.text_features import bpe_ids, prompt_features
@@ -50,7 +50,7 @@ class LabelEncoder:
         through CLIP in one batch, whatever set it belongs to."""
         prompts = sum(len(t) for t in template_sets.values()) * sum(len(label.synonyms) for label in labels)
         if prompts > MAX_PROMPTS:
-            raise MerClipError(f"these labels, synonyms and templates make {prompts} prompts; at most {MAX_PROMPTS} "
+            raise LabelError(f"these labels, synonyms and templates make {prompts} prompts; at most {MAX_PROMPTS} "
                                "are encoded per request: use fewer synonyms or templates")
         warnings: list[str] = []
         keys = {}
@@ -99,7 +99,7 @@ class LabelEncoder:
             return [t for t in templates if len(bpe_ids(self.clip, fill(t, text))) > capacity]
 
         if crowded := overflowing(label[:1]):
-            raise MerClipError(f"template '{crowded[0][:40]}...' leaves no room for a label in CLIP's "
+            raise LabelError(f"template '{crowded[0][:40]}...' leaves no room for a label in CLIP's "
                                f"{self.clip.context_length}-token context: shorten it")
         words = label.split(" ")
         fitted = label

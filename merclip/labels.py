@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from collections.abc import Sequence
 
-from merclip.errors import MerClipError
+from merclip.errors import LabelError
 
 MAX_LABELS = 64
 MAX_LABEL_CHARS = 200
@@ -64,15 +64,15 @@ def parse_labels(labels: str | Sequence[str] | LabelSet) -> LabelSet:
         else:
             parsed.append(label)
     if not parsed:
-        raise MerClipError("no labels given: type one or more labels separated by commas, e.g. 'happy, sad, angry'")
+        raise LabelError("no labels given: type one or more labels separated by commas, e.g. 'happy, sad, angry'")
     if empty:
         warnings.append(f"ignored {empty} empty label{'s' if empty > 1 else ''} (check for doubled commas)")
     merged = _merge_duplicates(parsed, warnings)
     if len(merged) > MAX_LABELS:
-        raise MerClipError(f"{len(merged)} labels given; at most {MAX_LABELS} are allowed")
+        raise LabelError(f"{len(merged)} labels given; at most {MAX_LABELS} are allowed")
     with_anchor = sum(label.anchor is not None for label in merged)
     if 0 < with_anchor < len(merged):
-        raise MerClipError("give a numeric anchor (label=number) to every label or to none")
+        raise LabelError("give a numeric anchor (label=number) to every label or to none")
     return LabelSet(tuple(merged), tuple(warnings))
 
 
@@ -84,13 +84,13 @@ def _parse_entry(entry: str, warnings: list[str]) -> Label | None:
         try:
             anchor = float(number)
         except ValueError:
-            raise MerClipError(f"label '{_clean(entry)}': the part after '=' must be a number, e.g. 'positive=1'") from None
+            raise LabelError(f"label '{_clean(entry)}': the part after '=' must be a number, e.g. 'positive=1'") from None
         if anchor != anchor or anchor in (float("inf"), float("-inf")):
-            raise MerClipError(f"label '{_clean(entry)}': the anchor must be a finite number")
+            raise LabelError(f"label '{_clean(entry)}': the anchor must be a finite number")
     synonyms = tuple(dict.fromkeys(s for s in (_clean(part) for part in text.split("|")) if s))
     if not synonyms:
         if anchor is not None:
-            raise MerClipError(f"label '{_clean(entry)}' has a number but no name")
+            raise LabelError(f"label '{_clean(entry)}' has a number but no name")
         return None
     too_long = [s for s in synonyms if len(s) > MAX_LABEL_CHARS]
     if too_long:

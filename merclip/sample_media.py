@@ -49,18 +49,25 @@ def speech_track(seconds: float, gap_seconds: float = 0.4) -> np.ndarray:
     return np.pad(track, (0, max(0, needed - len(track))))[:needed]
 
 
+ASTRONAUT_FACE = (174, 62, 100, 110)  # x, y, w, h of the face in skimage's 512 x 512 astronaut photograph
+
+
+def face_windows(count: int) -> list[tuple[int, int, int]]:
+    """(left, top, side) of the square of the astronaut photograph that each of `count` frames shows."""
+    windows = []
+    for i in range(count):
+        progress = i / max(1, count - 1)
+        windows.append((int(20 + 30 * progress), int(10 + 10 * progress), int(440 - 60 * progress)))
+    return windows
+
+
 def face_frames(count: int, size: int = 384) -> list[np.ndarray]:
     """`count` frames of a real face with a slow pan and zoom, so consecutive frames differ."""
     from skimage.data import astronaut
 
     photo = Image.fromarray(astronaut())
-    frames = []
-    for i in range(count):
-        progress = i / max(1, count - 1)
-        side = int(440 - 60 * progress)
-        left, top = int(20 + 30 * progress), int(10 + 10 * progress)
-        frames.append(np.asarray(photo.crop((left, top, left + side, top + side)).resize((size, size))))
-    return frames
+    return [np.asarray(photo.crop((left, top, left + side, top + side)).resize((size, size)))
+            for left, top, side in face_windows(count)]
 
 
 def write_clip(path: str | Path, frames: list[np.ndarray] | None, fps: float = 15, audio: np.ndarray | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from merclip.errors import MerClipError
+from merclip.errors import LabelError
 
 MODALITIES = ("text", "audio", "vision")
 MAX_TEMPLATES = 32
@@ -42,14 +42,14 @@ def parse_templates(text: str | Sequence[str], modality: str = "vision") -> tupl
     items = text.split(";") if isinstance(text, str) else list(text)
     templates = tuple(t.strip() for t in items if str(t).strip())
     if not templates:
-        raise MerClipError(f"no {modality} templates given: write at least one, e.g. 'a photo of a {{}} face.'")
+        raise LabelError(f"no {modality} templates given: write at least one, e.g. 'a photo of a {{}} face.'")
     if len(templates) > MAX_TEMPLATES:
-        raise MerClipError(f"{len(templates)} {modality} templates given; at most {MAX_TEMPLATES} are allowed")
+        raise LabelError(f"{len(templates)} {modality} templates given; at most {MAX_TEMPLATES} are allowed")
     for template in templates:
         if "{}" not in template:
-            raise MerClipError(f"{modality} template '{template[:60]}' has no '{{}}' where the label goes")
+            raise LabelError(f"{modality} template '{template[:60]}' has no '{{}}' where the label goes")
         if len(template) > MAX_TEMPLATE_CHARS:
-            raise MerClipError(f"{modality} template '{template[:40]}...' is longer than {MAX_TEMPLATE_CHARS} characters")
+            raise LabelError(f"{modality} template '{template[:40]}...' is longer than {MAX_TEMPLATE_CHARS} characters")
     return templates
 
 
@@ -59,6 +59,6 @@ def resolve_templates(overrides: Mapping[str, str | Sequence[str]] | None = None
     result = {m: tuple((base or DEFAULT_TEMPLATES)[m]) for m in MODALITIES}
     for modality, value in (overrides or {}).items():
         if modality not in MODALITIES:
-            raise MerClipError(f"templates for unknown modality '{modality}' (expected one of {', '.join(MODALITIES)})")
+            raise LabelError(f"templates for unknown modality '{modality}' (expected one of {', '.join(MODALITIES)})")
         result[modality] = parse_templates(value, modality)
     return result

@@ -9,7 +9,7 @@ from PIL import Image
 
 from demo.plots import WINNER, frame_timeline, similarity_bars, stage_heatmap, weighted_cosine
 from demo.served_files import prune
-from demo.views import build_view, shaded_transcript, summary_markdown, warnings_markdown, write_result
+from demo.views import build_view, shaded_transcript, summary_markdown, untrained_note, warnings_markdown, write_result
 from merclip.analysis import AnalysisOptions, Analyzer
 from merclip.result import Prediction, StageAttention
 from merclip.sample_media import speech_clip
@@ -45,51 +45,95 @@ def test_bars_are_sorted_with_the_winner_highlighted_and_show_probability_and_co
     assert colours[2] != colours[0] and colours[2][:3] == pytest.approx(np.array([0xd6, 0x27, 0x28]) / 255, abs=0.01)
     assert WINNER == "#d62728"
     texts = [t.get_text() for t in axes.texts]
-    assert "70.0%  cos +0.265" in texts  # 0.7 * 0.25 + 0.3 * 0.30
+    assert "70% · cos +0.265" in texts  # 0.7 * 0.25 + 0.3 * 0.30
 
 
 def test_weighted_cosine_mixes_modalities_by_prior_weight():
     assert weighted_cosine(prediction()) == pytest.approx([0.7 * 0.2 + 0.3 * 0.1, 0.265, 0.7 * 0.18 + 0.3 * 0.05])
 
 
-def test_an_untrained_stage_is_said_to_be_untrained_not_drawn():
+def test_an_untrained_stage_is_named_in_a_line_not_drawn(tmp_path):
     audio = StageAttention("stage 2: audio", "audio", [0.0, 0.05], np.array([[0.5, 0.5]] * 3), trained=False)
-    axes = stage_heatmap(audio, LABELS).axes[0]
-    assert len(axes.images) == 0 and axes.get_title(loc="left") == "stage 2: audio (untrained)"
-    assert "has not been trained" in axes.texts[0].get_text()
-
-
-def test_heatmap_rows_are_labels_and_columns_are_words_or_seconds():
     text, vision = prediction().stages
-    axes = stage_heatmap(text, LABELS).axes[0]
-    assert axes.images[0].get_array().shape == (3, 3)
-    assert np.array_equal(np.asarray(axes.images[0].get_array()), text.attention)
-    assert [t.get_text() for t in axes.get_yticklabels()] == LABELS
+    result = prediction(stages=[text, audio, vision], modalities=["text", "audio", "vision"], missing=[])
+    assert "Voice stage reads through an adapter that is not trained" in untrained_note(result)
+    assert untrained_note(prediction()) == ""
+    view = build_view(result, None, tmp_path, crops=False)
+    assert [f is not None for f in view.stages] == [True, True, False], "two drawn stages, the third slot empty"
+    assert ["Words" in f.axes[0].get_title(loc="left") for f in view.stages[:2]] == [True, False]
+
+
+def test_heatmap_rows_are_labels_and_columns_are_words_or_seconds_in_multiples_of_the_even_share():
+    text, vision = prediction().stages
+    figure = stage_heatmap(text, LABELS, top=1)
+    axes = figure.axes[0]
+    assert np.allclose(np.asarray(axes.images[0].get_array()), text.attention * 3), "1.0 = even attention"
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["happy", "▶ sad", "angry"], "the winner's row is marked"
+    assert axes.get_yticklabels()[1].get_fontweight() == "bold"
     assert [t.get_text() for t in axes.get_xticklabels()] == ["so", "sad", "today"]
-    assert axes.get_title(loc="left") == "stage 1: text"
-    assert axes.images[0].get_clim() == (0.0, pytest.approx(0.8))  # one colour scale for the whole stage
-    figure = stage_heatmap(vision, LABELS)
+    title = axes.get_title(loc="left")
+    assert title.startswith("Words stage") and "which words each label looked at" in title and "brighter = more" in title
+    assert axes.images[0].get_clim() == (0.0, 3.0), "even attention (1.0) stays dark: the scale reaches 3x at least"
+    assert "sad looked most at the word 'sad', 2.4 times the even share" in figure.get_label()
+    figure = stage_heatmap(vision, LABELS, top=0)
     assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["0.5", "1.5"]
+    assert figure.axes[0].get_title(loc="left").startswith("Face stage")
     assert len(figure.axes) == 2, "the heatmap has a colour bar"
 
 
-def test_long_stages_keep_ticks_readable():
-    audio = StageAttention("stage 2: audio", "audio", [i / 20 for i in range(400)], np.random.rand(3, 400))
-    axes = stage_heatmap(audio, LABELS).axes[0]
-    assert axes.images[0].get_array().shape == (3, 400)
+def test_long_stages_keep_every_word_readable_and_time_pooled():
+    attention = np.random.default_rng(0).random((3, 400))
+    attention /= attention.sum(axis=1, keepdims=True)
+    audio = StageAttention("stage 2: audio", "audio", [i / 20 for i in range(400)], attention)
+    axes = stage_heatmap(audio, LABELS, top=0).axes[0]
+    pooled = np.asarray(axes.images[0].get_array())
+    assert pooled.shape == (3, 48) and np.allclose(pooled.sum(axis=1) / 48, 1.0), "time pooled, shares kept"
     ticks = [t.get_text() for t in axes.get_xticklabels()]
-    assert len(ticks) == 12 and ticks[0] == "0.0" and ticks[-1] == f"{399 / 20:.1f}"
-    words = StageAttention("stage 1: text", "text", [f"w{i}" for i in range(100)], np.random.rand(3, 100))
-    assert len(stage_heatmap(words, LABELS).axes[0].get_xticklabels()) == 40
+    assert len(ticks) <= 8 and ticks[0] == "0.0"
+    words = [f"w{i}" for i in range(130)]
+    long_text = StageAttention("stage 1: text", "text", words, np.full((3, 130), 1 / 130))
+    axes = stage_heatmap(long_text, LABELS, top=2).axes[0]
+    assert [t.get_text() for t in axes.texts] == words, "every word is written, none skipped"
+    assert np.asarray(axes.images[0].get_array()).shape == (17, 8), "the top label's row, 8 words a line"
+    assert "the top label 'angry' only" in axes.get_title(loc="left")
 
 
-def test_timeline_has_one_line_per_label_over_frame_times():
-    axes = frame_timeline(prediction()).axes[0]
-    assert [line.get_label() for line in axes.lines] == LABELS
-    assert list(axes.lines[1].get_xdata()) == [0.5, 1.5]
-    assert list(axes.lines[1].get_ydata()) == [0.24, 0.26]
-    assert axes.lines[1].get_linewidth() > axes.lines[0].get_linewidth(), "the top label stands out"
+@pytest.mark.parametrize("count", [7, 14, 64])
+def test_timeline_colours_the_top_labels_greys_the_rest_and_names_them_inside_the_figure(count):
+    import io
+
+    rng = np.random.default_rng(count)
+    labels = [f"label number {i}" for i in range(count)]
+    probs = rng.dirichlet(np.ones(count)).tolist()
+    result = prediction(labels=labels, probs=probs, frame_times=[0.5, 1.0, 1.5],
+                        frame_similarity=rng.normal(0.2, 0.02, (count, 3)))
+    figure = frame_timeline(result)
+    axes = figure.axes[0]
+    assert len(axes.lines) == count
+    coloured = [line for line in axes.lines if line.get_color() != "#b8b8b8"]
+    assert len(coloured) == 3 and sum(line.get_color() == WINNER for line in coloured) == 1, "red is the winner's only"
+    ranked = [labels[i] for i in np.argsort(probs)[::-1][:3]]
+    assert sorted(t.get_text() for t in axes.texts) == sorted(ranked), "the top three named at their line's end"
+    assert axes.get_title(loc="left").startswith("Face only")
+    assert f"the other {count - 3} labels" in axes.get_xlabel()
+    figure.savefig(io.BytesIO(), format="png")
+    inside = figure.bbox.padded(1)
+    for text in axes.texts:
+        box = text.get_window_extent()
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1, f"'{text.get_text()}' is cut off"
     assert frame_timeline(prediction(frame_similarity=None, frame_times=[])) is None
+
+
+def test_every_figure_describes_itself_for_screen_readers():
+    from demo.described_plot import DescribedPlot
+
+    result = prediction()
+    plot = DescribedPlot()
+    assert plot.get_block_name() == "plot", "drawn by Gradio's own plot front end"
+    for figure, starts in ((similarity_bars(result), "Label probabilities: sad 70%, happy 20%, angry 10%. Bar"),
+                           (stage_heatmap(result.stages[0], LABELS, 1), "Words stage attention"),
+                           (frame_timeline(result), "Face similarity over time: sad from +0.24 to +0.26")):
+        assert plot.postprocess(figure).chart.startswith(starts)
 
 
 def test_transcript_is_shaded_by_the_top_labels_text_attention():
@@ -122,10 +166,10 @@ def test_view_of_a_real_clip_fills_every_output(tiny_model, tmp_path):
     result = analyzer.predict(clip, "happy, sad", options=AnalysisOptions(transcript="what a day"))
     analysis = analyzer.cached(result.clip_id)
     view = build_view(result, analysis, tmp_path / "served")
-    assert [figure is not None for figure in view.stages] == [True, True, True]
-    assert [f.axes[0].get_title(loc="left") for f in view.stages] == [
-        s.name + ("" if s.trained else " (untrained)") for s in result.stages]
     assert [s.trained for s in result.stages] == [True, False, True], "audio's adapter is untrained"
+    assert [figure is not None for figure in view.stages] == [True, True, False], "the untrained stage is not drawn"
+    assert [f.axes[0].get_title(loc="left").split()[0] for f in view.stages[:2]] == ["Words", "Face"]
+    assert "Voice stage" in view.untrained
     assert len(view.gallery) == 8 and view.gallery[0][1].endswith(" s")
     with Image.open(view.gallery[0][0]) as crop:
         assert crop.size == analysis.crops[0].shape[1::-1], "each gallery file is its crop"
@@ -144,11 +188,12 @@ def test_labels_and_words_that_look_like_tex_are_drawn_as_typed():
     transcript = {"text": " ".join(words), "source": "override",
                   "words": [{"word": w, "start": None, "end": None} for w in words]}
     result = prediction(labels=labels, stages=stages, transcript=transcript)
-    bars, heatmap = similarity_bars(result), stage_heatmap(stages[0], labels)
+    bars, heatmap = similarity_bars(result), stage_heatmap(stages[0], labels, 0)
     for figure in (bars, heatmap, frame_timeline(result)):
         figure.savefig(io.BytesIO(), format="png")  # drawing is where a bad formula fails
     assert sorted(t.get_text() for t in bars.axes[0].get_yticklabels()) == sorted(labels)
     assert [t.get_text() for t in heatmap.axes[0].get_xticklabels()] == words
+    assert heatmap.axes[0].get_yticklabels()[0].get_text() == "▶ $\\frac{sad$"
 
 
 def test_visitors_markup_in_labels_and_warnings_is_shown_as_text():

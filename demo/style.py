@@ -1,0 +1,34 @@
+"""The page's theme and CSS (Gradio 6 takes both at `launch()`).
+
+Colours are chosen for contrast (WCAG AA, 4.5:1 for text): Gradio's default hint text
+(#BBBBC2 on white, 1.9:1) and its orange primary button (white on #F97316, 2.8:1) are too
+faint, so hints use a dark grey and the button a darker orange.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+HINT_TEXT = "#4b5563"  # on white: 7.6:1
+HINT_TEXT_DARK = "#d1d5db"  # on Gradio's dark background
+BUTTON = "#c2410c"  # white text on it: 5.2:1
+BUTTON_HOVER = "#9a3412"
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Default().set(
+        block_info_text_color=HINT_TEXT, block_info_text_color_dark=HINT_TEXT_DARK,
+        button_primary_background_fill=BUTTON, button_primary_background_fill_hover=BUTTON_HOVER,
+        button_primary_background_fill_dark=BUTTON, button_primary_background_fill_hover_dark=BUTTON_HOVER,
+        button_primary_text_color="white", button_primary_text_color_dark="white",
+    )
+
+
+CSS = """
+#label-note p { color: #b91c1c; font-weight: 600; margin: 0; }
+#stale p { background: #fef3c7; color: #78350f; padding: 4px 8px; border-radius: 4px; margin: 0; }
+.figure img { width: 100%; height: auto; }
+#summary table { font-size: 0.85em; word-break: normal; overflow-wrap: normal; }
+#summary td, #summary th { white-space: nowrap; padding: 2px 6px; }
+#summary { overflow-x: auto; }
+"""
