@@ -32,30 +32,37 @@ Pick an example, or record or upload a short video, then press **Analyse**. Type
 `happy|joyful` are synonyms of one label, `positive=1` gives a label a numeric anchor) and press Enter to re-score
 the same clip in a fraction of a second."""
 
+# A new result off-screen (on a phone the input column comes first) is scrolled into view
+SHOW_RESULT = """() => { const bars = document.querySelector('#bars');
+  if (bars && bars.getBoundingClientRect().top > window.innerHeight * 0.6) bars.scrollIntoView({block: 'start'}); }"""
+
 
 def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
     with gr.Blocks(title="MER-CLIP", delete_cache=(600, 3600)) as page:  # every 10 min, files over an hour old
         gr.Markdown(INTRO)
         status = gr.Markdown(store.status_markdown, elem_id="model-status")
         outputs = _outputs()
+        preset = gr.Dropdown([*PRESETS, CUSTOM], value=DEFAULT_PRESET, label="Label set", render=False)
+        labels = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (Enter re-scores)", lines=1, max_lines=4,
+                            info="comma-separated; synonyms with |; numeric anchors with =", elem_id="labels",
+                            render=False)
         with gr.Row():
             with gr.Column(scale=2, min_width=320):
                 video = gr.Video(label="Video (upload, or record with sound)", sources=["upload", "webcam"],
                                  include_audio=True, height=300, elem_id="video")
-                other_media = gr.File(label="…or a photo or a sound file", file_types=["image", "audio"],
-                                      height=90, elem_id="other-media")
-                preset = gr.Dropdown([*PRESETS, CUSTOM], value=DEFAULT_PRESET, label="Label set")
-                labels = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (Enter re-scores)", lines=1, max_lines=4,
-                                    info="comma-separated; synonyms with |; numeric anchors with =", elem_id="labels")
-                outputs["label_note"].render()
-                with gr.Row():
-                    analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
-                    rescore = gr.Button("Re-score labels", elem_id="rescore")
                 gr.Examples(
                     [[str(ASSETS / path), name, PRESETS[name]] for path, name, _ in EXAMPLES if (ASSETS / path).is_file()],
                     [video, preset, labels], [*outputs.values()], service.analyse_example, run_on_click=True,
                     cache_examples=False, label="Examples: click one to analyse it", api_visibility="private",
                     example_labels=[title for path, _, title in EXAMPLES if (ASSETS / path).is_file()])
+                other_media = gr.File(label="…or a photo or a sound file", file_types=["image", "audio"],
+                                      height=90, elem_id="other-media")
+                preset.render()
+                labels.render()
+                outputs["label_note"].render()
+                with gr.Row():
+                    analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                    rescore = gr.Button("Re-score labels", elem_id="rescore")
                 with gr.Accordion("Advanced", open=False):
                     vision_templates, text_templates, audio_templates = (
                         gr.Textbox("", label=f"{m.capitalize()} templates", placeholder="; ".join(DEFAULT_TEMPLATES[m]),
@@ -76,9 +83,11 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
                 outputs["warnings"].render()
                 outputs["summary"].render()
         gr.Markdown("### What each decoder stage looked at", elem_id="stages-heading")
-        for i in range(STAGE_SLOTS):
-            outputs[f"stage_{i + 1}"].render()
         outputs["untrained"].render()
+        with gr.Row():
+            for i in range(STAGE_SLOTS):
+                with gr.Column(min_width=360):
+                    outputs[f"stage_{i + 1}"].render()
         with gr.Row():
             outputs["gallery"].render()
             outputs["transcript"].render()
@@ -104,10 +113,13 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
             service.rescore_on_page, rescoring, page_outputs, api_visibility="private", concurrency_id="rescore")
         labels.input(lambda clip_id: (CUSTOM, STALE_NOTE if clip_id else ""), outputs["clip_id"], [preset, outputs["stale"]],
                      api_visibility="private", queue=False)
-        video.change(lambda: "", None, outputs["clip_id"], api_visibility="private", queue=False)
-        video.clear(service.cleared, None, page_outputs, api_visibility="private", queue=False)
+        outputs["bars"].change(None, js=SHOW_RESULT, api_visibility="private", queue=False)
+        for new_media in (video.upload, video.stop_recording, other_media.upload):  # (an example sets its own clip_id)
+            new_media(lambda: "", None, outputs["clip_id"], api_visibility="private", queue=False)
         video.upload(lambda: None, None, other_media, api_visibility="private", queue=False)
+        video.stop_recording(lambda: None, None, other_media, api_visibility="private", queue=False)
         other_media.upload(lambda: None, None, video, api_visibility="private", queue=False)
+        video.clear(service.cleared, None, page_outputs, api_visibility="private", queue=False)
 
         # The API: the same analyses, with a plain error for bad labels (no page to show a note on)
         api = gr.Button(visible=False)

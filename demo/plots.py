@@ -24,8 +24,8 @@ WINNER = "#d62728"
 RUNNERS_UP = ("#1f77b4", "#2ca02c")  # the 2nd and 3rd labels of the timeline; no other colour is red
 OTHERS = "#8fa8c8"
 BACKGROUND_LINE = "#b8b8b8"
-WIDTH = 6.0  # inches at 100 dpi: 600 px, about 1.8x a phone's figure width
-FONT = 10
+WIDTH = 5.0  # inches at 100 dpi: 500 px, about 1.5x a phone's figure width
+FONT = 11
 STAGE_NAMES = {"text": "Words", "audio": "Voice", "vision": "Face"}
 STAGE_CAPTIONS = {"text": "which words each label looked at", "audio": "which moments of the voice each label listened to",
                   "vision": "which video frames each label looked at"}
@@ -104,7 +104,7 @@ def _label_rows(stage: StageAttention, labels: Sequence[str], top: int, attentio
     axes = figure.subplots()
     image = axes.imshow(relative, aspect="auto", cmap="magma", interpolation="nearest",
                         norm=Normalize(0.0, max(EVEN_SHADE, float(relative.max()))))
-    figure.colorbar(image, ax=axes, label="x even share", fraction=0.04, pad=0.01)
+    figure.colorbar(image, ax=axes, label="x even share (brighter = more)", fraction=0.04, pad=0.01)
     axes.set_yticks(range(len(labels)), [("▶ " if row == top else "") + label for row, label in enumerate(labels)],
                     fontsize=FONT - 1)
     axes.get_yticklabels()[top].set_fontweight("bold")
@@ -130,7 +130,7 @@ def _wrapped_words(stage: StageAttention, label: str, row: np.ndarray) -> Figure
     axes = figure.subplots()
     norm = Normalize(0.0, max(EVEN_SHADE, float(relative.max())))
     image = axes.imshow(grid, aspect="auto", cmap="magma", norm=norm, interpolation="nearest")
-    figure.colorbar(image, ax=axes, label="x even share", fraction=0.04, pad=0.01)
+    figure.colorbar(image, ax=axes, label="x even share (brighter = more)", fraction=0.04, pad=0.01)
     for index, (word, value) in enumerate(zip(words, relative)):
         axes.text(index % WORDS_PER_ROW, index // WORDS_PER_ROW, word[:14], ha="center", va="center", fontsize=FONT - 2,
                   color="black" if norm(value) > 0.6 else "white")
@@ -144,8 +144,7 @@ def _wrapped_words(stage: StageAttention, label: str, row: np.ndarray) -> Figure
 def _stage_title(axes, stage: StageAttention, rows: str = "") -> None:
     name = STAGE_NAMES.get(stage.modality, stage.modality)
     caption = STAGE_CAPTIONS.get(stage.modality, "what each label attended to")
-    axes.set_title(f"{name} stage ({stage.name}): {caption}" + (f", {rows}" if rows else "") + "; brighter = more",
-                   loc="left", fontsize=FONT)
+    axes.set_title(f"{name} stage: {caption}" + (f",\n{rows}" if rows else ""), loc="left", fontsize=FONT + 1)
 
 
 def _pooled(attention: np.ndarray, elements: list, bins: int) -> tuple[np.ndarray, list]:

@@ -31,4 +31,5 @@ CSS = """
 #summary table { font-size: 0.85em; word-break: normal; overflow-wrap: normal; }
 #summary td, #summary th { white-space: nowrap; padding: 2px 6px; }
 #summary { overflow-x: auto; }
+#timeline { max-width: 760px; }
 """

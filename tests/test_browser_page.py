@@ -1,0 +1,188 @@
+"""A first-time visitor's page, in Chromium at a laptop's and a phone's size.
+
+One app (full-size random CLIP, bundled Whisper) serves every test; each test opens its
+own page. What is checked is what a visitor meets: an example that runs on a click and
+puts its result in view, Enter re-scoring, a label mistake said by the labels box while
+the figures stay, photos and sound files analysed, readable contrast, and figures that no
+panel tag covers.
+"""
+
+from __future__ import annotations
+
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from merclip.audio_features import SAMPLE_RATE
+from merclip.sample_media import face_frames, recordings
+from tests.app_server import AppServer
+from tests.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401 -- the fixture
+
+pytestmark = pytest.mark.slow
+VIEWPORTS = {"laptop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
+RESULT_TIMEOUT = 180_000
+
+
+@pytest.fixture(scope="module")
+def server():
+    app = AppServer("--clip", os.environ.get("MERCLIP_BROWSER_CLIP", "ViT-B-32:random"), "--device", "cpu")
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def open_page(browser, server, viewport: str):
+    page = browser.new_page(viewport=VIEWPORTS[viewport])
+    page.goto(server.url, wait_until="networkidle")
+    return page
+
+
+def bars_alt(page) -> str:
+    return page.locator("#bars img").get_attribute("alt") or ""
+
+
+def type_into(box, text: str) -> None:
+    """Replace the box's text as a visitor would, ending with a keystroke (Gradio's input event needs one)."""
+    box.fill(text[:-1])
+    box.press_sequentially(text[-1])
+
+
+def run_example(page) -> None:
+    page.get_by_role("button", name="Great news! (emotions)").click()
+    page.locator("#bars img").wait_for(timeout=RESULT_TIMEOUT)
+    page.locator("#crops img").first.wait_for(timeout=RESULT_TIMEOUT)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_an_example_runs_on_a_click_and_its_result_is_in_view(browser, server, viewport):
+    page = open_page(browser, server, viewport)
+    example = page.get_by_role("button", name="A rough day (sentiment)")
+    assert example.bounding_box()["y"] < 1100, "the examples sit by the video input, not at the bottom"
+    example.click()
+    page.locator("#bars img").wait_for(timeout=RESULT_TIMEOUT)
+    page.wait_for_timeout(500)
+    assert page.get_by_label("Label set").input_value() == "Sentiment (3 classes)", "the example sets its label set"
+    alt = bars_alt(page)
+    assert alt.startswith("Label probabilities: ") and {"positive", "negative", "neutral"} <= set(
+        part.split()[0] for part in alt.removeprefix("Label probabilities: ").removesuffix(". Bar").split(", "))
+    box = page.locator("#bars").bounding_box()
+    assert 0 <= box["y"] < VIEWPORTS[viewport]["height"], f"the result is in view ({box})"
+    assert page.locator(".toast-body.error").count() == 0
+    if viewport == "phone":
+        page.screenshot(path=os.environ.get("MERCLIP_PHONE_SCREENSHOT", "/tmp/merclip-phone.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_enter_rescores_and_a_label_mistake_is_said_by_the_box_while_the_figures_stay(browser, server, viewport):
+    page = open_page(browser, server, viewport)
+    run_example(page)
+    labels = page.locator("#labels textarea")
+    type_into(labels, "calm, excited, bored")
+    page.locator("#stale").get_by_text("for the previous labels").wait_for(timeout=10_000)  # stale figures are marked
+    labels.press("Enter")
+    page.wait_for_function("() => document.querySelector('#bars img')?.alt.includes('excited')", timeout=30_000)
+    assert page.locator("#stale").inner_text().strip() == "", "the notice goes once the figures are new"
+    assert labels.input_value() == "calm, excited, bored", "Enter did not add a line"
+    before = bars_alt(page)
+    type_into(labels, " , ,")
+    labels.press("Enter")
+    page.locator("#label-note").get_by_text("no labels given").wait_for(timeout=30_000)
+    assert bars_alt(page) == before, "the figures stay"
+    assert page.locator("#bars .error, #stage-1 .error").count() == 0, "no Error pill over the figures"
+    assert page.locator(".toast-body.error").count() == 0, "said by the box, not in a toast"
+    type_into(labels, ", ".join(f"label {i}" for i in range(70)))
+    labels.press("Enter")
+    page.locator("#label-note").get_by_text("70 labels given").wait_for(timeout=30_000)
+    assert bars_alt(page) == before
+    type_into(labels, "calm, excited")
+    labels.press("Enter")
+    page.wait_for_function("() => !document.querySelector('#bars img')?.alt.includes('bored')", timeout=30_000)
+    assert page.locator("#label-note").inner_text().strip() == "", "a good label set clears the note"
+    page.close()
+
+
+def test_removing_the_video_clears_the_results(browser, server):
+    page = open_page(browser, server, "laptop")
+    run_example(page)
+    page.locator("#video").get_by_label("Clear").click()
+    page.locator("#bars img").wait_for(state="detached", timeout=10_000)
+    assert page.locator("#crops img").count() == 0
+    page.close()
+
+
+def test_a_photo_and_a_sound_file_are_analysed(browser, server, tmp_path):
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(face_frames(1, 256)[0]).save(photo)
+    sound = tmp_path / "sentence.wav"
+    with wave.open(str(sound), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes((np.clip(recordings(("heath_ledger.mp3",))[0], -1, 1) * 32767).astype(np.int16).tobytes())
+    for path, used in ((photo, "vision"), (sound, "text, audio")):
+        page = open_page(browser, server, "laptop")
+        page.locator("#other-media input[type=file]").set_input_files(str(path))
+        page.locator("#other-media").get_by_text(path.name).first.wait_for(timeout=30_000)
+        page.locator("#analyse").click()
+        page.locator("#summary").get_by_text(f"Modalities used: {used}").wait_for(timeout=RESULT_TIMEOUT)
+        assert page.locator(".toast-body.error").count() == 0
+        if path == sound:
+            assert "good" in page.locator("#transcript").inner_text().lower()
+        page.close()
+
+
+def contrast(foreground: str, background: str) -> float:
+    def luminance(css: str) -> float:
+        channels = [float(v) / 255 for v in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_hint_text_and_the_analyse_button_are_readable(browser, server):
+    page = open_page(browser, server, "laptop")
+    style = "(e, p) => getComputedStyle(e)[p]"
+    hint = page.locator("#labels").get_by_text("comma-separated; synonyms with")
+    hint_background = page.locator("#labels").evaluate(
+        "e => { for (let n = e; n; n = n.parentElement) { const c = getComputedStyle(n).backgroundColor;"
+        " if (c !== 'rgba(0, 0, 0, 0)') return c; } return 'rgb(255, 255, 255)'; }")
+    assert contrast(hint.evaluate(style, "color"), hint_background) >= 4.5
+    button = page.locator("#analyse")
+    assert contrast(button.evaluate(style, "color"), button.evaluate(style, "backgroundColor")) >= 4.5
+    page.close()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_no_panel_tag_covers_a_figure_and_every_figure_has_alt_text(browser, server, viewport):
+    page = open_page(browser, server, viewport)
+    run_example(page)
+    for figure in ("#bars", "#stage-1", "#stage-2", "#timeline"):
+        image = page.locator(f"{figure} img")
+        alt = image.get_attribute("alt")
+        assert alt and "undefined" not in alt, f"{figure}: {alt}"
+        picture = image.bounding_box()
+        title_area = (picture["x"], picture["y"], picture["x"] + picture["width"], picture["y"] + picture["height"] * 0.2)
+        for tag in page.locator(f"{figure} [data-testid='block-label']").all():
+            box = tag.bounding_box()
+            if box is None:
+                continue
+            overlaps = box["x"] < title_area[2] and title_area[0] < box["x"] + box["width"] and \
+                box["y"] < title_area[3] and title_area[1] < box["y"] + box["height"]
+            assert not overlaps, f"a panel tag covers {figure}'s title"
+    page.close()
