@@ -72,8 +72,11 @@ def untrained_note(prediction: Prediction) -> str:
 def face_gallery(analysis: ClipAnalysis, served: Path) -> list[tuple[str, str]]:
     """Each sampled crop as a file, captioned with its time and whether a face was found there."""
     times = analysis.features.frame_times or [0.0] * len(analysis.crops)
-    return [(str(write_image(served, crop)), f"{t:.1f} s" + ("" if found else " · no face: whole frame"))
-            for crop, t, found in zip(analysis.crops, times, analysis.faces_found)]
+    if not analysis.face_detection:
+        return [(str(write_image(served, crop)), f"{t:.1f} s · face detection off: whole frame")
+                for crop, t in zip(analysis.crops, times)]
+    return [(str(write_image(served, crop)), f"{t:.1f} s" + ("" if face else " · no face: whole frame"))
+            for crop, t, face in zip(analysis.crops, times, analysis.faces)]
 
 
 def shaded_transcript(prediction: Prediction) -> list[tuple[str, float | None]]:

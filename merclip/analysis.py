@@ -29,7 +29,7 @@ from merclip.audio_features import audio_frame_features
 from merclip.clip_analysis import ClipAnalysis
 from merclip.disk_cache import DiskCache
 from merclip.errors import MerClipError, first_line
-from merclip.faces import FaceCropper
+from merclip.faces import Face, FaceDetector, crop_face
 from merclip.features import ClipFeatures
 from merclip.labels import LabelSet
 from merclip.limits import Limits
@@ -66,7 +66,7 @@ class Analyzer:
         self._whisper_lock = threading.Lock()
         self._recognizer: SpeechRecognizer | None = None
         self._whisper_error: str | None = None
-        self._faces = FaceCropper()
+        self._faces = FaceDetector()
 
     @property
     def recognizer(self) -> SpeechRecognizer | None:
@@ -114,6 +114,7 @@ class Analyzer:
         prediction.clip_id = analysis.key
         prediction.warnings = analysis.warnings + prediction.warnings
         prediction.transcript = analysis.transcript.to_dict() if analysis.transcript else None
+        prediction.faces = analysis.face_records()
         before = {"cache_lookup": analysis.timings_ms["cache_lookup"]} if cached else dict(analysis.timings_ms)
         prediction.timings_ms = before | prediction.timings_ms
         return prediction
@@ -195,7 +196,8 @@ class Analyzer:
             if text is not None:
                 features.text, features.text_pooled, features.words = text.elements, text.pooled, text.words
                 transcript.words = [transcript.words[i] for i in text.indices]
-        return ClipAnalysis(info, features, crops, found, transcript, warnings, steps.timings)
+        return ClipAnalysis(info, features, crops, found, options.detect_faces and bool(crops), transcript, warnings,
+                            steps.timings)
 
     def _picture(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> tuple:
         if not info.has_video:
@@ -204,7 +206,7 @@ class Analyzer:
             frames, warnings = sample_frames(info, limits, steps.check)
         with steps("face_detection"):
             crops, found = self._crops([f.image for f in frames], options.detect_faces, steps.check)
-        return frames, crops, found, warnings + _face_warnings(found, options.detect_faces)
+        return frames, crops, found, warnings + _face_warnings([f is not None for f in found], options.detect_faces)
 
     def _sound(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> tuple:
         audio = audio_times = None
@@ -220,14 +222,14 @@ class Analyzer:
         return audio, audio_times, transcript, warnings
 
     def _crops(self, images: list[np.ndarray], detect: bool, check: Callable[[], None]
-               ) -> tuple[list[np.ndarray], list[bool]]:
-        crops, found = [], []
+               ) -> tuple[list[np.ndarray], list[Face | None]]:
+        crops, faces = [], []
         for image in images:
             check()
-            face = self._faces.crop(image) if detect else None
-            crops.append(face if face is not None else image)
-            found.append(face is not None)
-        return crops, found
+            face = self._faces.find(image) if detect else None
+            crops.append(crop_face(image, face) if face is not None else image)
+            faces.append(face)
+        return crops, faces
 
     def _transcript(self, waveform: np.ndarray | None, options: AnalysisOptions, steps: _Steps,
                     warnings: list[str]) -> Transcript | None:

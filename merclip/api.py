@@ -34,7 +34,7 @@ from merclip.templates import MODALITIES, resolve_templates
 from merclip.text_features import TextFeatures, encode_transcript
 
 # Raised whenever what an analysis caches changes meaning, so caches on disk from before are not read.
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 RANDOM_WEIGHTS_WARNING = "CLIP has random weights (a plumbing run): the predictions are meaningless"
 
 

@@ -52,6 +52,7 @@ class Prediction:
     frame_times: list[float] = field(default_factory=list)
     frame_similarity: np.ndarray | None = None  # (K, T_v) cosine of each label with each sampled frame
     clip_id: str | None = None  # names the cached analysis, for re-scoring with other labels
+    faces: list[dict] | None = None  # per sampled frame: time, face box [x, y, w, h] (or None), score; None: detection off
 
     @property
     def top_label(self) -> str:
@@ -72,6 +73,7 @@ class Prediction:
             "cosines": {m: [round(x, 6) for x in v] for m, v in self.cosines.items()},
             "stages": [s.to_dict() for s in self.stages],
             "transcript": self.transcript,
+            "faces": self.faces,
             "warnings": self.warnings,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
             "frame_similarity": None if self.frame_similarity is None else {

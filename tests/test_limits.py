@@ -7,7 +7,7 @@ import pytest
 
 from merclip import MerClipError
 from merclip.analysis import MAX_TRANSCRIPT_CHARS, AnalysisOptions, Analyzer
-from merclip.faces import FaceCropper
+from merclip.faces import FaceDetector
 from merclip.label_encoder import MAX_PROMPTS
 from merclip.labels import MAX_LABEL_CHARS, MAX_LABELS
 from merclip.limits import Limits
@@ -28,8 +28,8 @@ def sound_threads() -> list[threading.Thread]:
 def test_an_analysis_past_its_deadline_is_stopped_mid_step_and_the_next_one_runs(tiny_model, clip_path, monkeypatch):
     analyzer = Analyzer(tiny_model, whisper="bundled")
     analyzer.predict(clip_path, "warm, up")  # Whisper loaded: the timing below is the analysis alone
-    real_crop = FaceCropper.crop
-    monkeypatch.setattr(FaceCropper, "crop", lambda self, image: time.sleep(0.4) or real_crop(self, image))
+    real_find = FaceDetector.find
+    monkeypatch.setattr(FaceDetector, "find", lambda self, image: time.sleep(0.4) or real_find(self, image))
     started = time.monotonic()
     with pytest.raises(MerClipError, match=r"stopped after 1 s, the time allowed per request \(while .*finding faces"):
         analyzer.predict(clip_path, "happy, sad", options=AnalysisOptions(limits=Limits(frames=7, deadline_seconds=1)))
@@ -38,7 +38,7 @@ def test_an_analysis_past_its_deadline_is_stopped_mid_step_and_the_next_one_runs
     for thread in sound_threads():  # not waited for by the failed request, it stops at its next check
         thread.join(timeout=5)
     assert sound_threads() == [], "the sound path stops too: the worker is free"
-    monkeypatch.setattr(FaceCropper, "crop", real_crop)
+    monkeypatch.setattr(FaceDetector, "find", real_find)
     result = analyzer.predict(clip_path, "happy, sad", options=AnalysisOptions(limits=Limits(frames=7)))
     assert result.modalities == ["text", "audio", "vision"]
 

@@ -49,6 +49,10 @@ def test_clip_with_face_and_speech_uses_all_three_modalities(analyzer, clip_path
     assert all(0 < t < 8 for t in analysis.features.frame_times)
     assert all(c.shape[0] < 384 for c, found in zip(analysis.crops, analysis.faces_found) if found)
     assert not any("face" in w for w in data["warnings"])
+    assert [face["time"] for face in data["faces"]] == pytest.approx(analysis.features.frame_times, abs=1e-3)
+    for face, crop in zip(data["faces"], analysis.crops):  # the crop is the box plus its margin, clipped to the frame
+        x, y, w, h = face["box"]
+        assert face["score"] >= 0.9 and crop.shape[0] >= max(w, h) and crop.shape[0] <= max(w, h) * 1.6 + 1
 
 
 def test_video_without_audio_predicts_from_vision_and_warns(analyzer):
@@ -105,8 +109,9 @@ def test_transcript_override_replaces_speech_recognition(analyzer, clip_path):
 
 def test_no_face_option_uses_whole_frames(analyzer, clip_path):
     analysis, _ = analyzer.analyse(clip_path, AnalysisOptions(detect_faces=False))
-    assert not any(analysis.faces_found)
+    assert not any(analysis.faces_found) and not analysis.face_detection
     assert all(c.shape[:2] == (384, 384) for c in analysis.crops)
+    assert analyzer.predict(clip_path, LABELS, options=AnalysisOptions(detect_faces=False)).faces is None
     assert not any("face" in w for w in analysis.warnings)
 
 

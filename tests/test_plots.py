@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -72,7 +73,8 @@ def test_heatmap_rows_are_labels_and_columns_are_words_or_seconds_in_multiples_o
     assert axes.get_yticklabels()[1].get_fontweight() == "bold"
     assert [t.get_text() for t in axes.get_xticklabels()] == ["so", "sad", "today"]
     title = axes.get_title(loc="left")
-    assert title.startswith("Words stage") and "which words each label looked at" in title and "brighter = more" in title
+    assert title.startswith("Words stage") and "which words each label looked at" in title
+    assert "brighter = more" in figure.axes[1].get_ylabel(), "the colour bar says how to read the colours"
     assert axes.images[0].get_clim() == (0.0, 3.0), "even attention (1.0) stays dark: the scale reaches 3x at least"
     assert "sad looked most at the word 'sad', 2.4 times the even share" in figure.get_label()
     figure = stage_heatmap(vision, LABELS, top=0)
@@ -171,6 +173,8 @@ def test_view_of_a_real_clip_fills_every_output(tiny_model, tmp_path):
     assert [f.axes[0].get_title(loc="left").split()[0] for f in view.stages[:2]] == ["Words", "Face"]
     assert "Voice stage" in view.untrained
     assert len(view.gallery) == 8 and view.gallery[0][1].endswith(" s")
+    whole = build_view(result, replace(analysis, face_detection=False, faces=[None] * 8), tmp_path / "served")
+    assert all(caption.endswith("face detection off: whole frame") for _, caption in whole.gallery)
     with Image.open(view.gallery[0][0]) as crop:
         assert crop.size == analysis.crops[0].shape[1::-1], "each gallery file is its crop"
     assert len(set(tmp_path.joinpath("served").iterdir())) <= 1 + 8
