@@ -17,7 +17,7 @@ import gradio as gr
 from demo.described_plot import DescribedPlot
 from demo.models import NO_CHECKPOINT, ModelStore
 from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
-from demo.service import STALE_NOTE, AnalysisService
+from demo.service import PAGE_OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.views import STAGE_SLOTS
 from merclip.limits import Limits
 from merclip.templates import DEFAULT_TEMPLATES
@@ -136,7 +136,7 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
 def _outputs() -> dict[str, gr.components.Component]:
     """The result components in `PAGE_OUTPUT_NAMES` order, made before the layout places them."""
     figure = dict(show_label=False, render=False, elem_classes=["figure"])
-    return {
+    components = {
         "bars": DescribedPlot(label="Label similarity", elem_id="bars", **figure),
         **{f"stage_{i + 1}": DescribedPlot(label=f"Decoder stage {i + 1}", elem_id=f"stage-{i + 1}", **figure)
            for i in range(STAGE_SLOTS)},
@@ -154,3 +154,4 @@ def _outputs() -> dict[str, gr.components.Component]:
         "label_note": gr.Markdown(elem_id="label-note", render=False),
         "stale": gr.Markdown(elem_id="stale", render=False),
     }
+    return {name: components[name] for name in PAGE_OUTPUT_NAMES}

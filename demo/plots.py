@@ -32,6 +32,7 @@ STAGE_CAPTIONS = {"text": "which words each label looked at", "audio": "which mo
 AXIS_NAMES = {"text": "words of the transcript", "audio": "time in the audio (s)", "vision": "time of the video frame (s)"}
 MAX_WORD_COLUMNS = 24  # more words than this: the top label's row only, the words wrapped in rows, each readable
 WORDS_PER_ROW = 8
+MAX_WORD_LINES = 40  # 320 words; the JSON result has every word's attention
 MAX_TIME_COLUMNS = 48  # more audio or video elements are pooled into this many time bins
 MAX_TIME_TICKS = 8
 EVEN_SHADE = 3.0  # the colour scale tops out at 3x the even share at least, so even attention stays dark
@@ -121,8 +122,9 @@ def _label_rows(stage: StageAttention, labels: Sequence[str], top: int, attentio
 
 
 def _wrapped_words(stage: StageAttention, label: str, row: np.ndarray) -> Figure:
-    words = [str(e) for e in stage.elements]
-    relative = row * len(words)
+    total = len(stage.elements)
+    words = [str(e) for e in stage.elements[:MAX_WORD_LINES * WORDS_PER_ROW]]
+    relative = row[:len(words)] * total
     lines = -(-len(words) // WORDS_PER_ROW)
     grid = np.full((lines, WORDS_PER_ROW), np.nan)
     grid.flat[:len(words)] = relative
@@ -136,7 +138,8 @@ def _wrapped_words(stage: StageAttention, label: str, row: np.ndarray) -> Figure
                   color="black" if norm(value) > 0.6 else "white")
     axes.set_xticks([])
     axes.set_yticks([])
-    axes.set_xlabel(f"the transcript's {len(words)} words, read left to right, row by row", fontsize=FONT - 1)
+    shown = f"the transcript's {total} words" if len(words) == total else f"the first {len(words)} of {total} words"
+    axes.set_xlabel(f"{shown}, read left to right, row by row", fontsize=FONT - 1)
     _stage_title(axes, stage, f"the top label '{label}' only")
     return figure
 

@@ -26,8 +26,8 @@ from merclip.limits import Limits
 
 log = logging.getLogger(__name__)
 
-OUTPUT_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "untrained", "timeline", "gallery",
-                "transcript", "summary", "warnings", "result", "download", "clip_id")
+OUTPUT_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "timeline", "gallery", "transcript", "summary",
+                "warnings", "result", "download", "clip_id", "untrained")
 PAGE_OUTPUT_NAMES = (*OUTPUT_NAMES, "label_note", "stale")  # the page also says, by the labels box, what is wrong
 STALE_NOTE = "The figures below are for the previous labels: press Enter in the labels box (or Re-score) to update them."
 
@@ -91,16 +91,18 @@ class AnalysisService:
     @staticmethod
     def cleared() -> tuple:
         """The page's outputs emptied (the video was removed)."""
-        return (None, *[gr.update(value=None, visible=True)] * STAGE_SLOTS, "", gr.update(value=None, visible=True),
-                [], [], "", "", None, None, "", "", "")
+        empty = {"gallery": [], "transcript": [], "result": None, "download": None, "bars": None}
+        figures = {f"stage_{i + 1}" for i in range(STAGE_SLOTS)} | {"timeline"}
+        return tuple(gr.update(value=None, visible=True) if name in figures else empty.get(name, "")
+                     for name in PAGE_OUTPUT_NAMES)
 
     def _outputs(self, prediction, analysis, same_clip: bool = False) -> tuple:
         """The outputs in OUTPUT_NAMES order; re-scoring leaves the crops gallery as it is (saves re-encoding it)."""
         view: PageView = build_view(prediction, analysis, self.served, crops=not same_clip)
         stages = [gr.update(value=figure, visible=figure is not None) for figure in view.stages]
         timeline = gr.update(value=view.timeline, visible=view.timeline is not None)
-        return (view.bars, *stages, view.untrained, timeline, gr.skip() if same_clip else view.gallery, view.transcript,
-                view.summary, view.warnings, view.result, view.download, view.clip_id)
+        return (view.bars, *stages, timeline, gr.skip() if same_clip else view.gallery, view.transcript, view.summary,
+                view.warnings, view.result, view.download, view.clip_id, view.untrained)
 
 
 def _on_page(analyse: Callable[[], tuple]) -> tuple:

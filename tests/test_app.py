@@ -34,9 +34,11 @@ def test_predict_returns_labels_stages_crops_and_transcript(tiny_app, clip_path)
     assert "dagger" in result["transcript"]["text"]
     assert len(out["gallery"]) == 8 and all(item["caption"].endswith(" s") for item in out["gallery"])
     assert [t["token"].strip() for t in out["transcript"]] == [w["word"] for w in result["transcript"]["words"]]
-    assert all(stage["visible"] and stage["value"]["type"] == "matplotlib" for stage in
-               (out["stage_1"], out["stage_2"], out["stage_3"]))
+    assert all(stage["visible"] and stage["value"]["type"] == "matplotlib" for stage in (out["stage_1"], out["stage_2"]))
+    assert not out["stage_3"]["visible"] and "Voice stage" in out["untrained"], "the untrained audio stage: a line"
+    assert out["stage_1"]["value"]["chart"].startswith("Words stage attention"), "alt text for screen readers"
     assert out["bars"]["plot"].startswith("data:image/")
+    assert len(result["faces"]) == 8 and all(face["box"] and face["score"] >= 0.9 for face in result["faces"])
     assert out["clip_id"] == result["clip_id"]
     with open(out["download"], encoding="utf-8") as handle:
         assert '"top_label"' in handle.read()

@@ -136,7 +136,7 @@ def test_a_photo_and_a_sound_file_are_analysed(browser, server, tmp_path):
     for path, used in ((photo, "vision"), (sound, "text, audio")):
         page = open_page(browser, server, "laptop")
         page.locator("#other-media input[type=file]").set_input_files(str(path))
-        page.locator("#other-media").get_by_text(path.name).first.wait_for(timeout=30_000)
+        page.locator("#other-media").get_by_text(path.name).first.wait_for(timeout=RESULT_TIMEOUT)
         page.locator("#analyse").click()
         page.locator("#summary").get_by_text(f"Modalities used: {used}").wait_for(timeout=RESULT_TIMEOUT)
         assert page.locator(".toast-body.error").count() == 0

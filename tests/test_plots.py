@@ -98,6 +98,10 @@ def test_long_stages_keep_every_word_readable_and_time_pooled():
     assert [t.get_text() for t in axes.texts] == words, "every word is written, none skipped"
     assert np.asarray(axes.images[0].get_array()).shape == (17, 8), "the top label's row, 8 words a line"
     assert "the top label 'angry' only" in axes.get_title(loc="left")
+    many = StageAttention("stage 1: text", "text", [f"w{i}" for i in range(5000)], np.full((3, 5000), 1 / 5000))
+    figure = stage_heatmap(many, LABELS, top=0)
+    assert len(figure.axes[0].texts) == 320 and "the first 320 of 5000 words" in figure.axes[0].get_xlabel()
+    assert figure.get_size_inches()[1] < 16, "a long transcript cannot make a figure too big to draw"
 
 
 @pytest.mark.parametrize("count", [7, 14, 64])
