@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "assets" / "examples" / "great_news.mp4"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update"]
-FIGURES = ["#bars img", "#stage-1 img", "#stage-2 img", "#stage-3 img", "#timeline img", "#crops img"]
+FIGURES = ["#bars img", "#stage-1 img", "#stage-2 img", "#timeline img", "#crops img"]  # stage 3: audio, untrained
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,9 @@ def test_visitor_uploads_a_clip_and_sees_every_figure(chromium, tmp_path):
             page.locator("#analyse").click()
             for selector in FIGURES:
                 page.locator(selector).first.wait_for(timeout=240_000)
+            page.locator("#crops img").nth(7).wait_for(timeout=30_000)
             assert page.locator("#crops img").count() == 8
+            assert "Voice stage" in page.locator("#untrained").inner_text() and not page.locator("#stage-3 img").count()
             transcript = page.locator("#transcript").inner_text()
             assert "news" in transcript and "happy" in transcript
             assert "meaningless" in page.locator("#warnings").inner_text()
