@@ -66,7 +66,7 @@ def similarity_bars(prediction: Prediction) -> Figure:
         axes.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=FONT - 1)
     axes.set_xlim(0, min(1.0, max(probs) * 1.6 + 0.05))
     axes.tick_params(labelsize=FONT)
-    axes.set_xlabel("probability" + ("  (cos: raw CLIP cosine, weighted over the modalities)" if cosines else ""),
+    axes.set_xlabel("probability" + ("\ncos: raw CLIP cosine, weighted over the modalities" if cosines else ""),
                     fontsize=FONT - 1)
     axes.set_title(f"Which label fits best: {prediction.top_label}", loc="left", fontsize=FONT + 2)
     axes.spines[["top", "right"]].set_visible(False)
@@ -147,7 +147,7 @@ def _wrapped_words(stage: StageAttention, label: str, row: np.ndarray) -> Figure
 def _stage_title(axes, stage: StageAttention, rows: str = "") -> None:
     name = STAGE_NAMES.get(stage.modality, stage.modality)
     caption = STAGE_CAPTIONS.get(stage.modality, "what each label attended to")
-    axes.set_title(f"{name} stage: {caption}" + (f",\n{rows}" if rows else ""), loc="left", fontsize=FONT + 1)
+    axes.set_title(f"{name} stage\n{caption}" + (f",\n{rows}" if rows else ""), loc="left", fontsize=FONT + 1)
 
 
 def _pooled(attention: np.ndarray, elements: list, bins: int) -> tuple[np.ndarray, list]:
@@ -178,7 +178,7 @@ def frame_timeline(prediction: Prediction) -> Figure | None:
     others = len(prediction.labels) - len(coloured)
     axes.set_xlabel("time (s)" + (f"; grey: the other {others} labels" if others else ""), fontsize=FONT - 1)
     axes.set_ylabel("cosine with the label", fontsize=FONT - 1)
-    axes.set_title("Face only: each label's similarity to each sampled frame", loc="left", fontsize=FONT + 1)
+    axes.set_title("Face only: each label's similarity\nto each sampled frame", loc="left", fontsize=FONT + 1)
     axes.margins(x=0.02)
     axes.grid(alpha=0.3)
     figure.set_label("Face similarity over time: " + ", ".join(

@@ -212,3 +212,26 @@ def test_visitors_markup_in_labels_and_warnings_is_shown_as_text():
         assert "<script>" not in text and "<img" not in text and "](javascript" not in text
     assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in summary and "\\*bold\\*" in summary
     assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in warnings
+
+
+def test_titles_and_axis_labels_fit_inside_their_figures():
+    """A figure's text cut at its right edge (a phone shows the figure at ~330 px: nothing can be cut)."""
+    import io
+
+    labels = ["happy", "sad", "angry", "surprised", "fearful", "disgusted", "contemptuous"]
+    rng = np.random.default_rng(1)
+    words = ["I", "just", "heard", "the", "best", "news", "of", "my", "whole", "life"]
+    stages = [StageAttention("stage 1: text", "text", words, rng.dirichlet(np.ones(10), 7)),
+              StageAttention("stage 3: vision", "vision", [0.4 * i for i in range(8)], rng.dirichlet(np.ones(8), 7))]
+    result = prediction(labels=labels, probs=rng.dirichlet(np.ones(7)).tolist(), stages=stages,
+                        cosines={"vision": rng.normal(0.2, 0.01, 7).tolist(), "text": rng.normal(0.2, 0.01, 7).tolist()},
+                        frame_times=[0.5, 1.5], frame_similarity=rng.normal(0.2, 0.01, (7, 2)))
+    figures = [similarity_bars(result), frame_timeline(result), *(stage_heatmap(s, labels, 2) for s in stages)]
+    for figure in figures:
+        figure.savefig(io.BytesIO(), format="png")
+        inside = figure.bbox.padded(1)
+        for axes in figure.axes:
+            for text in (axes.title, axes._left_title, axes.xaxis.label):
+                if text.get_text():
+                    box = text.get_window_extent()
+                    assert inside.x0 <= box.x0 and box.x1 <= inside.x1, f"cut off: {text.get_text()!r}"
