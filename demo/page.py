@@ -33,8 +33,9 @@ Pick an example, or record or upload a short video, then press **Analyse**. Type
 the same clip in a fraction of a second."""
 
 # A new result off-screen (on a phone the input column comes first) is scrolled into view
-SHOW_RESULT = """() => { const bars = document.querySelector('#bars');
-  if (bars && bars.getBoundingClientRect().top > window.innerHeight * 0.6) bars.scrollIntoView({block: 'start'}); }"""
+SHOW_RESULT = """(figure) => { const bars = document.querySelector('#bars');
+  if (figure && bars && bars.getBoundingClientRect().top > window.innerHeight * 0.6) bars.scrollIntoView({block: 'start'});
+  return figure; }"""
 
 
 def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
@@ -50,10 +51,9 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
             with gr.Column(scale=2, min_width=320):
                 video = gr.Video(label="Video (upload, or record with sound)", sources=["upload", "webcam"],
                                  include_audio=True, height=300, elem_id="video")
-                gr.Examples(
+                examples = gr.Examples(
                     [[str(ASSETS / path), name, PRESETS[name]] for path, name, _ in EXAMPLES if (ASSETS / path).is_file()],
-                    [video, preset, labels], [*outputs.values()], service.analyse_example, run_on_click=True,
-                    cache_examples=False, label="Examples: click one to analyse it", api_visibility="private",
+                    [video, preset, labels], label="Examples: click one to analyse it", api_visibility="private",
                     example_labels=[title for path, _, title in EXAMPLES if (ASSETS / path).is_file()])
                 other_media = gr.File(label="…or a photo or a sound file", file_types=["image", "audio"],
                                       height=90, elem_id="other-media")
@@ -102,18 +102,20 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
         templates = [vision_templates, text_templates, audio_templates]
         options = [frames, detect_faces, transcript, clip, whisper, checkpoint]
         analysis = dict(concurrency_limit=1, concurrency_id="analyse")
-        analyse.click(service.analyse_on_page, [video, other_media, labels, *templates, *options], page_outputs,
-                      api_visibility="private", **analysis)
+        for start in (analyse.click, examples.load_input_event.then):  # an example: its clip, labels, label set
+            start(service.analyse_on_page, [video, other_media, labels, *templates, *options], page_outputs,
+                  api_visibility="private", **analysis)
         rescoring = [outputs["clip_id"], labels, *templates]
         for trigger in (rescore.click, labels.submit, *(t.submit for t in templates)):
-            trigger(service.rescore_on_page, rescoring, page_outputs, api_visibility="private",
+            trigger(service.rescore_or_explain, rescoring, page_outputs, api_visibility="private",
                     concurrency_limit=4, concurrency_id="rescore")
         preset.input(lambda name: gr.skip() if name == CUSTOM else PRESETS[name], preset, labels,
                      api_visibility="private").then(
-            service.rescore_on_page, rescoring, page_outputs, api_visibility="private", concurrency_id="rescore")
+            service.rescore_on_page, rescoring, page_outputs, api_visibility="private", concurrency_limit=4,
+            concurrency_id="rescore")
         labels.input(lambda clip_id: (CUSTOM, STALE_NOTE if clip_id else ""), outputs["clip_id"], [preset, outputs["stale"]],
                      api_visibility="private", queue=False)
-        outputs["bars"].change(None, js=SHOW_RESULT, api_visibility="private", queue=False)
+        outputs["bars"].change(None, outputs["bars"], js=SHOW_RESULT, api_visibility="private", queue=False)
         for new_media in (video.upload, video.stop_recording, other_media.upload):  # (an example sets its own clip_id)
             new_media(lambda: "", None, outputs["clip_id"], api_visibility="private", queue=False)
         video.upload(lambda: None, None, other_media, api_visibility="private", queue=False)

@@ -17,11 +17,12 @@ from pathlib import Path
 import gradio as gr
 
 from demo.models import ModelChoice, ModelStore
-from demo.views import STAGE_SLOTS, PageView, build_view
+from demo.views import STAGE_SLOTS, PageView, build_view, markdown_text
 from merclip import MerClipError
 from merclip.errors import LabelError
 from merclip.analysis import AnalysisOptions
 from merclip.labels import parse_labels
+from merclip.templates import parse_templates
 from merclip.limits import Limits
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 OUTPUT_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "timeline", "gallery", "transcript", "summary",
                 "warnings", "result", "download", "clip_id", "untrained")
 PAGE_OUTPUT_NAMES = (*OUTPUT_NAMES, "label_note", "stale")  # the page also says, by the labels box, what is wrong
+NO_CLIP_NOTE = "Press **Analyse** first: Enter re-scores a clip that has been analysed."
 STALE_NOTE = "The figures below are for the previous labels: press Enter in the labels box (or Re-score) to update them."
 
 
@@ -46,6 +48,7 @@ class AnalysisService:
                 checkpoint: str | None = None, progress: gr.Progress = gr.Progress()) -> tuple:
         """Analyse a video (encoders run once per clip) and score it against the labels."""
         with _user_errors():
+            _check_labels_and_templates(labels, vision_templates, text_templates, audio_templates)
             if not video:
                 raise MerClipError("no video: upload a clip or record one with the webcam first")
             choice = ModelChoice(clip or self.store.default.clip, whisper or self.store.default.whisper,
@@ -61,6 +64,7 @@ class AnalysisService:
                 audio_templates: str = "") -> tuple:
         """Score an analysed clip against other labels or templates; no encoder runs again."""
         with _user_errors():
+            _check_labels_and_templates(labels, vision_templates, text_templates, audio_templates)
             analyzer = self.store.find(clip_id) if clip_id else None
             if analyzer is None:
                 raise MerClipError("no analysed clip to re-score: analyse a clip first (or again, if the server restarted)")
@@ -77,16 +81,20 @@ class AnalysisService:
                                              audio_templates, frames, detect_faces, transcript, clip, whisper,
                                              checkpoint, progress))
 
-    def analyse_example(self, video: str, preset: str, labels: str, progress: gr.Progress = gr.Progress()) -> tuple:
-        """A click on an example: its clip with its label set, default options."""
-        return _on_page(lambda: self.predict(video, labels, progress=progress))
-
     def rescore_on_page(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
                         audio_templates: str) -> tuple:
-        """Enter in the labels box, a new label set or Re-score: re-score the clip on screen, if any."""
-        if not clip_id or self.store.find(clip_id) is None:  # nothing to re-score, but a mistake is worth saying now
-            return _on_page(lambda: _checked(labels))
+        """A new label set: re-score the clip on screen, if any (a mistake in the labels is said either way)."""
+        if not clip_id or self.store.find(clip_id) is None:
+            return _on_page(lambda: _checked(labels, vision_templates, text_templates, audio_templates))
         return _on_page(lambda: self.rescore(clip_id, labels, vision_templates, text_templates, audio_templates))
+
+    def rescore_or_explain(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
+                           audio_templates: str) -> tuple:
+        """Enter or Re-score: as `rescore_on_page`, and when no clip is analysed yet, say to press Analyse."""
+        outputs = self.rescore_on_page(clip_id, labels, vision_templates, text_templates, audio_templates)
+        if (not clip_id or self.store.find(clip_id) is None) and outputs[-2] == "":
+            return (*outputs[:-2], NO_CLIP_NOTE, outputs[-1])
+        return outputs
 
     @staticmethod
     def cleared() -> tuple:
@@ -111,13 +119,21 @@ def _on_page(analyse: Callable[[], tuple]) -> tuple:
     try:
         return (*analyse(), "", "")
     except LabelMistake as mistake:
-        return (*_skipped(OUTPUT_NAMES), f"⚠️ {mistake.message}", gr.skip())
+        return (*_skipped(OUTPUT_NAMES), f"⚠️ {mistake.note}", gr.skip())
 
 
-def _checked(labels: str) -> tuple:
+def _checked(labels: str, *templates: str) -> tuple:
     with _user_errors():
-        parse_labels(labels)
+        _check_labels_and_templates(labels, *templates)
     return tuple(_skipped(OUTPUT_NAMES))
+
+
+def _check_labels_and_templates(labels: str, vision: str, text: str, audio: str) -> None:
+    """Raise the visitor's mistake here, on the CPU and before any analysis: a LabelError from a
+    ZeroGPU worker would come back as a generic worker error, and only after the whole analysis."""
+    parse_labels(labels)
+    for modality, given in _templates(vision, text, audio).items():
+        parse_templates(given, modality)
 
 
 def _skipped(names: tuple[str, ...]) -> list:
@@ -130,7 +146,12 @@ def _templates(vision: str, text: str, audio: str) -> dict[str, str]:
 
 
 class LabelMistake(gr.Error):
-    """A `LabelError` on its way to the visitor (API clients get it as any other error)."""
+    """A `LabelError` on its way to the visitor (API clients get it as any other error); `note` is
+    the same line as Markdown for the page, the visitor's text shown as typed."""
+
+    def __init__(self, error: LabelError) -> None:
+        super().__init__(html.escape(str(error)), print_exception=False)
+        self.note = markdown_text(str(error))
 
 
 @contextmanager
@@ -138,7 +159,7 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except LabelError as exc:
-        raise LabelMistake(html.escape(str(exc)), print_exception=False) from None
+        raise LabelMistake(exc) from None
     except MerClipError as exc:
         raise gr.Error(html.escape(str(exc)), print_exception=False) from None  # messages may quote file names
     except gr.Error:

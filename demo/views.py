@@ -93,7 +93,7 @@ def shaded_transcript(prediction: Prediction) -> list[tuple[str, float | None]]:
 
 def summary_markdown(prediction: Prediction) -> str:
     """Top label, modalities, each modality's contribution to each label's logit, and timings."""
-    lines = [f"### {_text(prediction.top_label)} ({max(prediction.probs):.0%})"]
+    lines = [f"### {markdown_text(prediction.top_label)} ({max(prediction.probs):.0%})"]
     if prediction.sentiment is not None:
         lines.append(f"Sentiment score (probability-weighted anchors): **{prediction.sentiment:+.2f}**")
     weights = ", ".join(f"{m} {w:.2f}" for m, w in prediction.prior_weights.items())
@@ -104,7 +104,7 @@ def summary_markdown(prediction: Prediction) -> str:
     lines += ["", "| label | probability | " + " | ".join(sources) + " |", "|---" * (2 + len(sources)) + "|"]
     for i in np.argsort(prediction.probs)[::-1]:
         cells = " | ".join(f"{prediction.contributions[s][i]:+.2f}" for s in sources)
-        lines.append(f"| {_text(prediction.labels[i])} | {prediction.probs[i]:.1%} | {cells} |")
+        lines.append(f"| {markdown_text(prediction.labels[i])} | {prediction.probs[i]:.1%} | {cells} |")
     lines.append("\n*Contributions are each source's share of the label's logit (prior weight x CLIP logit, decoder term).*")
     total = sum(prediction.timings_ms.values())
     lines.append("\nTimings: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in prediction.timings_ms.items())
@@ -113,10 +113,10 @@ def summary_markdown(prediction: Prediction) -> str:
 
 
 def warnings_markdown(warnings: list[str]) -> str:
-    return "\n".join(f"- ⚠️ {_text(w)}" for w in warnings) if warnings else ""
+    return "\n".join(f"- ⚠️ {markdown_text(w)}" for w in warnings) if warnings else ""
 
 
-def _text(value: str) -> str:
+def markdown_text(value: str) -> str:
     """Visitors' text (labels, and the warnings that quote labels) shown as typed in Markdown:
     HTML escaped, Markdown's own markup characters escaped."""
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1", html.escape(value, quote=False))

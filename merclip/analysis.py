@@ -206,7 +206,7 @@ class Analyzer:
             frames, warnings = sample_frames(info, limits, steps.check)
         with steps("face_detection"):
             crops, found = self._crops([f.image for f in frames], options.detect_faces, steps.check)
-        return frames, crops, found, warnings + _face_warnings([f is not None for f in found], options.detect_faces)
+        return frames, crops, found, warnings + _face_warnings(found, options.detect_faces)
 
     def _sound(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> tuple:
         audio = audio_times = None
@@ -262,12 +262,13 @@ class Analyzer:
         return transcript
 
 
-def _face_warnings(found: list[bool], detect: bool) -> list[str]:
-    if not detect or all(found):
+def _face_warnings(faces: list[Face | None], detect: bool) -> list[str]:
+    missed = sum(face is None for face in faces)
+    if not detect or not missed:
         return []
-    if not any(found):
+    if missed == len(faces):
         return ["no face found in any frame: whole frames were used"]
-    return [f"no face found in {found.count(False)} of {len(found)} frames: whole frames were used there"]
+    return [f"no face found in {missed} of {len(faces)} frames: whole frames were used there"]
 
 
 class _Steps:

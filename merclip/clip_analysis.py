@@ -26,10 +26,6 @@ class ClipAnalysis:
     timings_ms: dict[str, float] = field(default_factory=dict)
     key: str = ""  # the cache key: content hash + analysis options + models (the API's clip_id)
 
-    @property
-    def faces_found(self) -> list[bool]:
-        return [face is not None for face in self.faces]
-
     def face_records(self) -> list[dict] | None:
         """Each sampled frame's face for the JSON result (None when detection was off)."""
         if not self.face_detection:

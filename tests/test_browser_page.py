@@ -89,8 +89,11 @@ def test_an_example_runs_on_a_click_and_its_result_is_in_view(browser, server, v
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_enter_rescores_and_a_label_mistake_is_said_by_the_box_while_the_figures_stay(browser, server, viewport):
     page = open_page(browser, server, viewport)
-    run_example(page)
     labels = page.locator("#labels textarea")
+    labels.press("Enter")  # nothing analysed yet: the box says what to do
+    page.locator("#label-note").get_by_text("Press Analyse first").wait_for(timeout=30_000)
+    run_example(page)
+    page.locator("#label-note").get_by_text("Press Analyse first").wait_for(state="detached", timeout=30_000)
     type_into(labels, "calm, excited, bored")
     page.locator("#stale").get_by_text("for the previous labels").wait_for(timeout=10_000)  # stale figures are marked
     labels.press("Enter")
@@ -108,6 +111,10 @@ def test_enter_rescores_and_a_label_mistake_is_said_by_the_box_while_the_figures
     labels.press("Enter")
     page.locator("#label-note").get_by_text("70 labels given").wait_for(timeout=30_000)
     assert bars_alt(page) == before
+    type_into(labels, "[calm](https://example.com)=1, excited=a")
+    labels.press("Enter")
+    page.locator("#label-note").get_by_text("must be a number").wait_for(timeout=30_000)
+    assert page.locator("#label-note a").count() == 0, "a visitor's Markdown is shown as typed, not as a link"
     type_into(labels, "calm, excited")
     labels.press("Enter")
     page.wait_for_function("() => !document.querySelector('#bars img')?.alt.includes('bored')", timeout=30_000)
@@ -136,7 +143,7 @@ def test_a_photo_and_a_sound_file_are_analysed(browser, server, tmp_path):
     for path, used in ((photo, "vision"), (sound, "text, audio")):
         page = open_page(browser, server, "laptop")
         page.locator("#other-media input[type=file]").set_input_files(str(path))
-        page.locator("#other-media").get_by_text(path.name).first.wait_for(timeout=RESULT_TIMEOUT)
+        page.locator("#other-media").get_by_text(path.name).filter(visible=True).first.wait_for(timeout=60_000)
         page.locator("#analyse").click()
         page.locator("#summary").get_by_text(f"Modalities used: {used}").wait_for(timeout=RESULT_TIMEOUT)
         assert page.locator(".toast-body.error").count() == 0

@@ -45,9 +45,9 @@ def test_clip_with_face_and_speech_uses_all_three_modalities(analyzer, clip_path
     assert cached
     assert np.array(stages["audio"]["attention"]).shape == (4, len(analysis.features.audio_times))
     assert len(analysis.features.audio_times) == pytest.approx(8 * 20, abs=2)  # 20 Hz over 8 s
-    assert sum(analysis.faces_found) >= 6, "the face must be found in most frames"
+    assert sum(face is not None for face in analysis.faces) >= 6, "the face must be found in most frames"
     assert all(0 < t < 8 for t in analysis.features.frame_times)
-    assert all(c.shape[0] < 384 for c, found in zip(analysis.crops, analysis.faces_found) if found)
+    assert all(c.shape[0] < 384 for c, face in zip(analysis.crops, analysis.faces) if face)
     assert not any("face" in w for w in data["warnings"])
     assert [face["time"] for face in data["faces"]] == pytest.approx(analysis.features.frame_times, abs=1e-3)
     for face, crop in zip(data["faces"], analysis.crops):  # the crop is the box plus its margin, clipped to the frame
@@ -109,7 +109,7 @@ def test_transcript_override_replaces_speech_recognition(analyzer, clip_path):
 
 def test_no_face_option_uses_whole_frames(analyzer, clip_path):
     analysis, _ = analyzer.analyse(clip_path, AnalysisOptions(detect_faces=False))
-    assert not any(analysis.faces_found) and not analysis.face_detection
+    assert analysis.faces == [None] * 8 and not analysis.face_detection
     assert all(c.shape[:2] == (384, 384) for c in analysis.crops)
     assert analyzer.predict(clip_path, LABELS, options=AnalysisOptions(detect_faces=False)).faces is None
     assert not any("face" in w for w in analysis.warnings)
