@@ -24,7 +24,7 @@ from merclip.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from merclip.clip_loader import DEFAULT_CLIP, RANDOM_SEED, ClipBundle, load_clip
 from merclip.config import ModelConfig
 from merclip.errors import MerClipError
-from merclip.features import ClipFeatures
+from merclip.features import ClipFeatures, batch_of
 from merclip.image_features import encode_images
 from merclip.label_encoder import LabelEncoder
 from merclip.labels import LabelSet, parse_labels
@@ -87,28 +87,39 @@ class MerClip:
     def predict(self, features: ClipFeatures, labels: str | Sequence[str] | LabelSet,
                 templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:
         """Score one clip's features against labels; templates override the model's per modality."""
+        return self.predict_many([features], labels, templates)[0]
+
+    def predict_many(self, clips: Sequence[ClipFeatures], labels: str | Sequence[str] | LabelSet,
+                     templates: Mapping[str, str | Sequence[str]] | None = None) -> list[Prediction]:
+        """Score several clips (e.g. the utterances of one video) in one batch: the labels are
+        encoded once and the head runs once; each clip keeps its own modalities."""
         label_set = parse_labels(labels)
         template_sets = resolve_templates(templates, base=self.config.templates)
-        features, unusable = self._usable(features)
-        used = [m for m in self.config.stage_order if m in features.modalities]
-        if not used:
+        checked = [self._usable(features) for features in clips]
+        used = [[m for m in self.config.stage_order if m in features.modalities] for features, _ in checked]
+        if not all(used):
             raise MerClipError("nothing to analyse: the input has no face or frame, no speech and no audio")
         started = time.perf_counter()
         embeddings, label_warnings = self.label_embeddings(label_set, template_sets)
         encoded = time.perf_counter()
         with torch.no_grad():
-            out = self.head(features.as_batch(self.device), embeddings, self.clip.logit_scale, self.clip.logit_bias)
+            out = self.head(batch_of([features for features, _ in checked], self.device), embeddings,
+                            self.clip.logit_scale, self.clip.logit_bias)
         decoded = time.perf_counter()
-        warnings = list(label_set.warnings) + unusable + label_warnings + self._model_warnings(out, used)
-        prediction = _prediction(label_set, features, out, used, self.config.stage_order, self.clip.logit_scale, warnings)
-        for stage in prediction.stages:
-            stage.trained = self.head.trained or not self.head.has_adapter(stage.modality)
-        if features.vision is not None and self.config.clip_vision:
-            vision = features.vision.to(embeddings["vision"])
-            prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
-            prediction.frame_times = list(features.frame_times)
-        prediction.timings_ms = {"label_encoding": (encoded - started) * 1000, "decoder": (decoded - encoded) * 1000}
-        return prediction
+        predictions = []
+        for row, ((features, unusable), modalities) in enumerate(zip(checked, used)):
+            warnings = list(label_set.warnings) + unusable + label_warnings + self._model_warnings(out, modalities)
+            prediction = _prediction(label_set, features, out, row, modalities, self.config.stage_order,
+                                     self.clip.logit_scale, warnings)
+            for stage in prediction.stages:
+                stage.trained = self.head.trained or not self.head.has_adapter(stage.modality)
+            if features.vision is not None and self.config.clip_vision:
+                vision = features.vision.to(embeddings["vision"])
+                prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
+                prediction.frame_times = list(features.frame_times)
+            prediction.timings_ms = {"label_encoding": (encoded - started) * 1000, "decoder": (decoded - encoded) * 1000}
+            predictions.append(prediction)
+        return predictions
 
     def _usable(self, features: ClipFeatures) -> tuple[ClipFeatures, list[str]]:
         """Drop modalities whose features are not what this model was trained on (e.g. a head
@@ -136,22 +147,24 @@ class MerClip:
         return save_checkpoint(directory, self.head, self.config)
 
 
-def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, used: list[str],
+def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, row: int, used: list[str],
                 order: Sequence[str], logit_scale: float, warnings: list[str]) -> Prediction:
-    logits = out.logits[0].float().cpu()
+    """Row `row` of a batched head output, for the clip whose features (and modalities `used`) it came from."""
+    logits = out.logits[row].float().cpu()
     probs = logits.softmax(dim=-1)
     stages = [
         StageAttention(
             name=f"stage {i + 1}: {modality}",
             modality=modality,
             elements=list(features.elements_of(modality)),
-            attention=out.attentions[modality][0].float().cpu().numpy(),
+            attention=out.attentions[modality][row, :, :len(features.elements_of(modality))].float().cpu().numpy(),
         )
-        for i, modality in enumerate(m for m in order if m in out.attentions)
+        for i, modality in enumerate(m for m in order if m in used)
     ]
-    contributions = {m: (out.prior_weights[m][0] * prior[0]).cpu().tolist() for m, prior in out.priors.items()}
-    contributions["decoder"] = out.decoder_term[0].cpu().tolist()
-    cosines = {m: (prior[0] / logit_scale).cpu().tolist() for m, prior in out.priors.items()}
+    priors = {m: prior for m, prior in out.priors.items() if m in used}
+    contributions = {m: (out.prior_weights[m][row] * prior[row]).cpu().tolist() for m, prior in priors.items()}
+    contributions["decoder"] = out.decoder_term[row].cpu().tolist()
+    cosines = {m: (prior[row] / logit_scale).cpu().tolist() for m, prior in priors.items()}
     anchors = label_set.anchors
     sentiment = float(np.dot(probs.numpy(), anchors)) if anchors is not None else None
     return Prediction(
@@ -161,7 +174,7 @@ def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, us
         stages=stages,
         modalities=used,
         missing=[m for m in order if m not in used],
-        prior_weights={m: round(float(w[0]), 6) for m, w in out.prior_weights.items()},
+        prior_weights={m: round(float(w[row]), 6) for m, w in out.prior_weights.items() if m in priors},
         contributions=contributions,
         cosines=cosines,
         warnings=warnings,
