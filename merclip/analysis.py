@@ -205,7 +205,7 @@ class Analyzer:
         with steps("decode_frames"):
             frames, warnings = sample_frames(info, limits, steps.check)
         with steps("face_detection"):
-            crops, found = self._crops([f.image for f in frames], options.detect_faces, steps.check)
+            crops, found = self.face_crops([f.image for f in frames], options.detect_faces, steps.check)
         return frames, crops, found, warnings + _face_warnings(found, options.detect_faces)
 
     def _sound(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> tuple:
@@ -221,8 +221,9 @@ class Analyzer:
         transcript = self._transcript(waveform, options, steps, warnings)
         return audio, audio_times, transcript, warnings
 
-    def _crops(self, images: list[np.ndarray], detect: bool, check: Callable[[], None]
-               ) -> tuple[list[np.ndarray], list[Face | None]]:
+    def face_crops(self, images: list[np.ndarray], detect: bool, check: Callable[[], None] = lambda: None
+                   ) -> tuple[list[np.ndarray], list[Face | None]]:
+        """Each image's face crop (the whole image where no face is found, or with `detect` off) and its face."""
         crops, faces = [], []
         for image in images:
             check()
