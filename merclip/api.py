@@ -31,7 +31,7 @@ from merclip.labels import LabelSet, parse_labels
 from merclip.model import HeadOutput, MerClipHead
 from merclip.result import Prediction, StageAttention
 from merclip.templates import MODALITIES, resolve_templates
-from merclip.text_features import TextFeatures, encode_transcript
+from merclip.text_features import TextFeatures, encode_transcript, sentence_features
 
 # Raised whenever what an analysis caches changes meaning, so caches on disk from before are not read.
 FEATURES_VERSION = 3
@@ -57,6 +57,10 @@ class MerClip:
 
     def encode_transcript(self, text: str) -> TextFeatures | None:
         return encode_transcript(self.clip, text)
+
+    def encode_sentences(self, words: Sequence[str], groups: Sequence[Sequence[int]]) -> torch.Tensor:
+        """(G, d) sentence embeddings of groups of words (the utterances of a clip), one CLIP batch."""
+        return sentence_features(self.clip, words, groups)
 
     def features(self, images: Sequence[Image.Image | np.ndarray] | None = None,
                  frame_times: Sequence[float] | None = None, transcript: str | None = None,

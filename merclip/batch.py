@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from merclip.errors import MerClipError
 
@@ -94,7 +95,12 @@ def write_rows(table: Path, rows: list[dict], labels: list[str]) -> None:
     """Append rows to a CSV file, with its header when the file is new."""
     new = not table.is_file() or table.stat().st_size == 0
     with open(table, "a", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIXED + [f"p:{label}" for label in labels], restval="")
+        writer = csv_writer(handle, labels)
         if new:
             writer.writeheader()
         writer.writerows(rows)
+
+
+def csv_writer(handle: TextIO, labels: Sequence[str]) -> csv.DictWriter:
+    """The columns of every results table: file, times, text, top label, sentiment, error, then p:LABEL each."""
+    return csv.DictWriter(handle, fieldnames=CSV_FIXED + [f"p:{label}" for label in labels], restval="")

@@ -27,7 +27,6 @@ from merclip.labels import LabelSet
 from merclip.media_probe import inspect_media
 from merclip.result import Prediction
 from merclip.segments import Segment, SegmentMode, SegmentRules, utterances, windows
-from merclip.text_features import sentence_features
 from merclip.video_frames import frames_at
 
 FRAME_CAP = 240  # frames sampled over a whole clip at most: memory is bounded by this, not by the length
@@ -96,22 +95,37 @@ class SegmentReader:
 
     def predict(self, media: str | Path, labels: str | LabelSet, mode: SegmentMode,
                 templates: dict[str, str] | None = None, options: AnalysisOptions = AnalysisOptions(),
-                progress: Progress | None = None) -> tuple[Prediction, list[SegmentPrediction]]:
-        """The whole clip's prediction and one per segment, on one pass of the encoders."""
-        options = self.budgeted(media, mode, options)
+                progress: Progress | None = None, frame_cap: int = FRAME_CAP) -> tuple[Prediction, list[SegmentPrediction]]:
+        """The whole clip's prediction and one per segment, on one pass of the encoders (`frame_cap`:
+        the most frames sampled over the clip; short segments still get two each)."""
+        options = self.budgeted(media, mode, options, frame_cap)
         clip = self.segmented(media, mode, options, progress)
         whole = self.analyzer.predict(media, labels, templates, options, progress)  # the same cached analysis
+        return self._score(clip, whole, labels, templates)
+
+    def rescore(self, clip_id: str, labels: str | LabelSet, templates: dict[str, str] | None = None
+                ) -> tuple[Prediction, list[SegmentPrediction]] | None:
+        """New labels for a clip segmented before (by its clip_id): no encoder runs. None if it is not kept."""
+        with self._lock:
+            clip = next((c for key, c in reversed(self._kept.items()) if key[0] == clip_id), None)
+        if clip is None:
+            return None
+        return self._score(clip, self.analyzer.rescore(clip_id, labels, templates), labels, templates)
+
+    def _score(self, clip: SegmentedClip, whole: Prediction, labels: str | LabelSet,
+               templates: dict[str, str] | None) -> tuple[Prediction, list[SegmentPrediction]]:
         whole.warnings += clip.warnings
         parts = self.analyzer.model.predict_many([clip.segment_features(i) for i in range(len(clip.segments))],
                                                  labels, templates) if clip.segments else []
         return whole, [SegmentPrediction(s.start, s.end, clip.text(i), p)
                        for i, (s, p) in enumerate(zip(clip.segments, parts))]
 
-    def budgeted(self, media: str | Path, mode: SegmentMode, options: AnalysisOptions) -> AnalysisOptions:
-        """`options` with the frame budget of this clip's length."""
+    def budgeted(self, media: str | Path, mode: SegmentMode, options: AnalysisOptions,
+                 cap: int = FRAME_CAP) -> AnalysisOptions:
+        """`options` with the frame budget of this clip's length (at most `cap` frames)."""
         limits = options.limits
         span = min(inspect_media(media, limits).duration, limits.max_seconds)
-        budget = frame_budget(span, mode, self.rules, limits.frames)
+        budget = min(cap, frame_budget(span, mode, self.rules, limits.frames))
         return replace(options, limits=replace(limits, frames=budget, max_frames=max(limits.max_frames, budget)))
 
     def segmented(self, media: str | Path, mode: SegmentMode, options: AnalysisOptions,
@@ -144,7 +158,7 @@ class SegmentReader:
         features = self._with_short_segments_filled(analysis, info, segments, options)
         sentences = None
         if features.text is not None:
-            sentences = sentence_features(self.analyzer.model.clip, features.words, [s.words for s in segments])
+            sentences = self.analyzer.model.encode_sentences(features.words, [s.words for s in segments])
         return SegmentedClip(analysis, features, segments, sentences, warnings)
 
     def _with_short_segments_filled(self, analysis: ClipAnalysis, info, segments: list[Segment],
