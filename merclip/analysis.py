@@ -110,12 +110,16 @@ class Analyzer:
 
     def _score(self, analysis: ClipAnalysis, cached: bool, labels: str | Sequence[str] | LabelSet,
                templates: Mapping[str, str | Sequence[str]] | None) -> Prediction:
-        prediction = self.model.predict(analysis.features, labels, templates)
+        return self.finish(self.model.predict(analysis.features, labels, templates), analysis, cached)
+
+    def finish(self, prediction: Prediction, analysis: ClipAnalysis, cached: bool) -> Prediction:
+        """The model's prediction on an analysis, with what the analysis adds: its clip_id, its
+        warnings, the transcript, the faces and the time of each step (or of the cache lookup)."""
         prediction.clip_id = analysis.key
         prediction.warnings = analysis.warnings + prediction.warnings
         prediction.transcript = analysis.transcript.to_dict() if analysis.transcript else None
         prediction.faces = analysis.face_records()
-        before = {"cache_lookup": analysis.timings_ms["cache_lookup"]} if cached else dict(analysis.timings_ms)
+        before = {"cache_lookup": analysis.timings_ms.get("cache_lookup", 0.0)} if cached else dict(analysis.timings_ms)
         prediction.timings_ms = before | prediction.timings_ms
         return prediction
 

@@ -99,9 +99,10 @@ class SegmentReader:
         """The whole clip's prediction and one per segment, on one pass of the encoders (`frame_cap`:
         the most frames sampled over the clip; short segments still get two each)."""
         options = self.budgeted(media, mode, options, frame_cap)
-        clip = self.segmented(media, mode, options, progress)
-        whole = self.analyzer.predict(media, labels, templates, options, progress)  # the same cached analysis
-        return self._score(clip, whole, labels, templates)
+        clip, cached = self.segmented(media, mode, options, progress)
+        if progress:
+            progress(0.95, "scoring the labels")
+        return self._score(clip, labels, templates, cached)
 
     def rescore(self, clip_id: str, labels: str | LabelSet, templates: dict[str, str] | None = None
                 ) -> tuple[Prediction, list[SegmentPrediction]] | None:
@@ -110,15 +111,17 @@ class SegmentReader:
             clip = next((c for key, c in reversed(self._kept.items()) if key[0] == clip_id), None)
         if clip is None:
             return None
-        return self._score(clip, self.analyzer.rescore(clip_id, labels, templates), labels, templates)
+        return self._score(clip, labels, templates, cached=True)
 
-    def _score(self, clip: SegmentedClip, whole: Prediction, labels: str | LabelSet,
-               templates: dict[str, str] | None) -> tuple[Prediction, list[SegmentPrediction]]:
+    def _score(self, clip: SegmentedClip, labels: str | LabelSet, templates: dict[str, str] | None,
+               cached: bool) -> tuple[Prediction, list[SegmentPrediction]]:
+        """The whole clip and every segment through the head in one batch (one GPU slot on ZeroGPU)."""
+        parts = [clip.segment_features(i) for i in range(len(clip.segments))]
+        scored = self.analyzer.model.predict_many([clip.analysis.features, *parts], labels, templates)
+        whole = self.analyzer.finish(scored[0], clip.analysis, cached)
         whole.warnings += clip.warnings
-        parts = self.analyzer.model.predict_many([clip.segment_features(i) for i in range(len(clip.segments))],
-                                                 labels, templates) if clip.segments else []
         return whole, [SegmentPrediction(s.start, s.end, clip.text(i), p)
-                       for i, (s, p) in enumerate(zip(clip.segments, parts))]
+                       for i, (s, p) in enumerate(zip(clip.segments, scored[1:]))]
 
     def budgeted(self, media: str | Path, mode: SegmentMode, options: AnalysisOptions,
                  cap: int = FRAME_CAP) -> AnalysisOptions:
@@ -129,22 +132,23 @@ class SegmentReader:
         return replace(options, limits=replace(limits, frames=budget, max_frames=max(limits.max_frames, budget)))
 
     def segmented(self, media: str | Path, mode: SegmentMode, options: AnalysisOptions,
-                  progress: Progress | None = None) -> SegmentedClip:
-        """The clip analysed with `options` (see `budgeted`) and cut into segments; kept for re-scoring."""
+                  progress: Progress | None = None) -> tuple[SegmentedClip, bool]:
+        """The clip analysed with `options` (see `budgeted`) and cut into segments, kept for re-scoring;
+        and whether its analysis came from the cache."""
         info = inspect_media(media, options.limits)
         span = min(info.duration, options.limits.max_seconds)
-        analysis, _ = self.analyzer.analyse(media, options, progress)
+        analysis, cached = self.analyzer.analyse(media, options, progress)
         key = (analysis.key, mode, self.rules)
         with self._lock:
             if key in self._kept:
                 self._kept.move_to_end(key)
-                return self._kept[key]
+                return self._kept[key], cached
         clip = self._segment(analysis, info, span, mode, options)
         with self._lock:
             self._kept[key] = clip
             while len(self._kept) > KEPT_CLIPS:
                 self._kept.popitem(last=False)
-        return clip
+        return clip, cached
 
     def _segment(self, analysis: ClipAnalysis, info, span: float, mode: SegmentMode,
                  options: AnalysisOptions) -> SegmentedClip:
