@@ -180,11 +180,11 @@ class Analyzer:
             # the request's context goes along: Gradio finds the progress bar's request through it
             sound = pool.submit(contextvars.copy_context().run, self._sound, info, options, limits, steps)
             try:
-                frames, crops, found, picture_warnings = self._picture(info, options, limits, steps)
+                times, crops, found, picture_warnings = self._picture(info, options, limits, steps)
                 if crops:
                     with steps("clip_image"):
                         features.vision = self.model.encode_images(crops)
-                        features.frame_times = [f.time for f in frames]
+                        features.frame_times = times
             except BaseException:
                 steps.stop()  # the sound path ends at its next check; nobody waits for it
                 raise
@@ -210,7 +210,8 @@ class Analyzer:
             frames, warnings = sample_frames(info, limits, steps.check)
         with steps("face_detection"):
             crops, found = self.face_crops([f.image for f in frames], options.detect_faces, steps.check)
-        return frames, crops, found, warnings + _face_warnings(found, options.detect_faces)
+        # only the times go on: a frame's pixels are let go once its face is cropped (240 720p frames are 660 MB)
+        return [f.time for f in frames], crops, found, warnings + _face_warnings(found, options.detect_faces)
 
     def _sound(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> tuple:
         audio = audio_times = None

@@ -95,8 +95,9 @@ class MerClip:
 
     def predict_many(self, clips: Sequence[ClipFeatures], labels: str | Sequence[str] | LabelSet,
                      templates: Mapping[str, str | Sequence[str]] | None = None) -> list[Prediction]:
-        """Score several clips (e.g. the utterances of one video) in one batch: the labels are
-        encoded once and the head runs once; each clip keeps its own modalities."""
+        """Score several clips (e.g. a video and its utterances): the labels are encoded once and the
+        head runs on batches of clips of similar length (padding a 10 s utterance to a 10 min clip's
+        12,000 audio frames would cost gigabytes); each clip keeps its own modalities."""
         label_set = parse_labels(labels)
         template_sets = resolve_templates(templates, base=self.config.templates)
         checked = [self._usable(features) for features in clips]
@@ -106,17 +107,23 @@ class MerClip:
         started = time.perf_counter()
         embeddings, label_warnings = self.label_embeddings(label_set, template_sets)
         encoded = time.perf_counter()
-        with torch.no_grad():
-            out = self.head(batch_of([features for features, _ in checked], self.device), embeddings,
-                            self.clip.logit_scale, self.clip.logit_bias)
+        rows: dict[int, tuple[HeadOutput, int]] = {}  # clip index -> (its batch's output, its row there)
+        for bucket in _length_buckets([features for features, _ in checked]):
+            with torch.no_grad():
+                out = self.head(batch_of([checked[i][0] for i in bucket], self.device), embeddings,
+                                self.clip.logit_scale, self.clip.logit_bias)
+            for row, index in enumerate(bucket):
+                rows[index] = (out, row)
         decoded = time.perf_counter()
+        trained = self.head.trained  # (a look at every weight: once, not once per stage of every clip)
         predictions = []
-        for row, ((features, unusable), modalities) in enumerate(zip(checked, used)):
+        for index, ((features, unusable), modalities) in enumerate(zip(checked, used)):
+            out, row = rows[index]
             warnings = list(label_set.warnings) + unusable + label_warnings + self._model_warnings(out, modalities)
             prediction = _prediction(label_set, features, out, row, modalities, self.config.stage_order,
                                      self.clip.logit_scale, warnings)
             for stage in prediction.stages:
-                stage.trained = self.head.trained or not self.head.has_adapter(stage.modality)
+                stage.trained = trained or not self.head.has_adapter(stage.modality)
             if features.vision is not None and self.config.clip_vision:
                 vision = features.vision.to(embeddings["vision"])
                 prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
@@ -149,6 +156,23 @@ class MerClip:
 
     def save(self, directory: str | Path) -> Path:
         return save_checkpoint(directory, self.head, self.config)
+
+
+PADDED_ELEMENTS = 16384  # per head batch: clips x the longest clip's elements
+
+
+def _length_buckets(clips: Sequence[ClipFeatures]) -> list[list[int]]:
+    """Indices of `clips` in batches of similar length, each at most PADDED_ELEMENTS once padded."""
+    def length(clip: ClipFeatures) -> int:
+        return max(len(getattr(clip, m)) for m in clip.modalities) if clip.modalities else 1
+
+    buckets: list[list[int]] = []
+    for index in sorted(range(len(clips)), key=lambda i: length(clips[i])):
+        if buckets and (len(buckets[-1]) + 1) * length(clips[index]) <= PADDED_ELEMENTS:
+            buckets[-1].append(index)
+        else:
+            buckets.append([index])
+    return buckets
 
 
 def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, row: int, used: list[str],

@@ -24,12 +24,14 @@ from merclip.analysis import AnalysisOptions, Analyzer, Progress
 from merclip.clip_analysis import ClipAnalysis
 from merclip.features import ClipFeatures
 from merclip.labels import LabelSet
+from merclip.limits import Limits
 from merclip.media_probe import inspect_media
 from merclip.result import Prediction
 from merclip.segments import Segment, SegmentMode, SegmentRules, utterances, windows
 from merclip.video_frames import frames_at
 
 FRAME_CAP = 240  # frames sampled over a whole clip at most: memory is bounded by this, not by the length
+MANY_FRAMES_SIDE = 960  # with more frames than a clip's usual 32, each is decoded at most this large (240 at 720p: 660 MB)
 MIN_SEGMENT_FRAMES = 2
 KEPT_CLIPS = 8
 
@@ -129,7 +131,9 @@ class SegmentReader:
         limits = options.limits
         span = min(inspect_media(media, limits).duration, limits.max_seconds)
         budget = min(cap, frame_budget(span, mode, self.rules, limits.frames))
-        return replace(options, limits=replace(limits, frames=budget, max_frames=max(limits.max_frames, budget)))
+        side = limits.max_side if budget <= Limits.max_frames else min(limits.max_side, MANY_FRAMES_SIDE)
+        return replace(options, limits=replace(limits, frames=budget, max_frames=max(limits.max_frames, budget),
+                                               max_side=side))
 
     def segmented(self, media: str | Path, mode: SegmentMode, options: AnalysisOptions,
                   progress: Progress | None = None) -> tuple[SegmentedClip, bool]:
