@@ -17,8 +17,8 @@ import gradio as gr
 from demo.described_plot import DescribedPlot
 from demo.models import NO_CHECKPOINT, ModelStore
 from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
-from demo.service import PAGE_OUTPUT_NAMES, STALE_NOTE, AnalysisService
-from demo.views import STAGE_SLOTS
+from demo.service import PAGE_OUTPUT_NAMES, SEGMENT_VIEW_NAMES, STALE_NOTE, AnalysisService
+from demo.views import STAGE_SLOTS, WHOLE_CLIP
 from merclip.limits import Limits
 from merclip.templates import DEFAULT_TEMPLATES
 
@@ -80,6 +80,8 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
             with gr.Column(scale=3, min_width=320):
                 outputs["stale"].render()
                 outputs["bars"].render()
+                outputs["segments"].render()
+                outputs["segment_choice"].render()
                 outputs["warnings"].render()
                 outputs["summary"].render()
         gr.Markdown("### What each decoder stage looked at", elem_id="stages-heading")
@@ -96,6 +98,7 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
             outputs["result"].render()
             outputs["download"].render()
             outputs["clip_id"].render()
+            outputs["segments_csv"].render()
 
         page_outputs = [*outputs.values()]
         api_outputs = page_outputs[:-2]  # without the labels-box note and the stale notice
@@ -109,6 +112,9 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
         for trigger in (rescore.click, labels.submit, *(t.submit for t in templates)):
             trigger(service.rescore_or_explain, rescoring, page_outputs, api_visibility="private",
                     concurrency_limit=4, concurrency_id="rescore")
+        outputs["segment_choice"].input(service.show_segment, [*rescoring, outputs["segment_choice"]],
+                                        [outputs[name] for name in SEGMENT_VIEW_NAMES], api_visibility="private",
+                                        concurrency_limit=4, concurrency_id="rescore")
         preset.input(lambda name: gr.skip() if name == CUSTOM else PRESETS[name], preset, labels,
                      api_visibility="private").then(
             service.rescore_on_page, rescoring, page_outputs, api_visibility="private", concurrency_limit=4,
@@ -153,6 +159,10 @@ def _outputs() -> dict[str, gr.components.Component]:
         "result": gr.JSON(label="Result", render=False),
         "download": gr.File(label="Download the result", render=False),
         "clip_id": gr.Textbox(label="clip_id (for the rescore API)", interactive=False, render=False),
+        "segments": DescribedPlot(label="Utterances over time", elem_id="segments", **figure),
+        "segment_choice": gr.Dropdown([WHOLE_CLIP], value=WHOLE_CLIP, label="Show the bars and stages of",
+                                      elem_id="segment-choice", visible=False, render=False),
+        "segments_csv": gr.File(label="Download the utterances (CSV)", render=False),
         "label_note": gr.Markdown(elem_id="label-note", render=False),
         "stale": gr.Markdown(elem_id="stale", render=False),
     }

@@ -19,6 +19,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from merclip.result import Prediction, StageAttention
+from merclip.segmented import SegmentPrediction
 
 WINNER = "#d62728"
 RUNNERS_UP = ("#1f77b4", "#2ca02c")  # the 2nd and 3rd labels of the timeline; no other colour is red
@@ -189,3 +190,45 @@ def frame_timeline(prediction: Prediction) -> Figure | None:
 
 def _element_label(element: str | float) -> str:
     return element if isinstance(element, str) else f"{element:.1f}"
+
+
+def segment_timeline(parts: Sequence[SegmentPrediction], labels: Sequence[str]) -> Figure | None:
+    """Each utterance (or window) as a span on the clip's time axis, coloured by its top label and
+    numbered as in the list under the figure; with anchored labels, the expected sentiment too."""
+    if not parts:
+        return None
+    colours = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    colour_of = {label: colours(i % colours.N) for i, label in enumerate(labels)}
+    anchored = all(p.prediction.sentiment is not None for p in parts)
+    figure = Figure(figsize=(WIDTH, 2.2 + (0.9 if anchored else 0)), layout="constrained")
+    axes = figure.subplots()
+    pixels_per_second = WIDTH * 100 * 0.85 / max(p.end for p in parts)
+    for number, part in enumerate(parts, start=1):
+        top = part.prediction.top_label
+        axes.broken_barh([(part.start, max(part.end - part.start, 0.05))], (0, 1), color=colour_of[top])
+        axes.text((part.start + part.end) / 2, 0.62, str(number), ha="center", va="center", fontsize=FONT - 1,
+                  color="white", fontweight="bold")
+        room = int((part.end - part.start) * pixels_per_second / 6.5)  # characters that fit in the span
+        if part.text and room >= 6:
+            words = part.text if len(part.text) <= room else part.text[:room - 1] + "…"
+            axes.text((part.start + part.end) / 2, 0.3, words, ha="center", va="center", fontsize=FONT - 3,
+                      color="white")
+    shown = list(dict.fromkeys(p.prediction.top_label for p in parts))
+    axes.legend(handles=[matplotlib.patches.Patch(color=colour_of[label], label=label[:18]) for label in shown],
+                fontsize=FONT - 2, loc="upper left", bbox_to_anchor=(0, -0.35), ncol=min(4, len(shown)), frameon=False)
+    axes.set_yticks([])
+    axes.set_xlim(0, max(p.end for p in parts))
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("time (s)", fontsize=FONT - 1)
+    if anchored:
+        curve = axes.twinx()
+        curve.plot([(p.start + p.end) / 2 for p in parts], [p.prediction.sentiment for p in parts], color="black",
+                   marker="o", markersize=4, linewidth=1.5)
+        curve.set_ylabel("expected\nsentiment", fontsize=FONT - 2)
+        curve.tick_params(labelsize=FONT - 2)
+    kind = "utterance" if any(p.text for p in parts) else "window"
+    axes.set_title(f"{len(parts)} {kind}{'s' if len(parts) > 1 else ''}, coloured by the top label", loc="left",
+                   fontsize=FONT + 1)
+    figure.set_label("Utterances over time: " + "; ".join(
+        f"{p.start:.1f}-{p.end:.1f} s {p.prediction.top_label}" for p in parts) + ". Timeline")
+    return figure

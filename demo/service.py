@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -17,19 +19,23 @@ from pathlib import Path
 import gradio as gr
 
 from demo.models import ModelChoice, ModelStore
-from demo.views import STAGE_SLOTS, PageView, build_view, markdown_text
+from demo.views import STAGE_SLOTS, PageView, build_segment_view, build_view, markdown_text, segment_number
 from merclip import MerClipError
 from merclip.errors import LabelError
-from merclip.analysis import AnalysisOptions
+from merclip.analysis import AnalysisOptions, Analyzer
 from merclip.labels import parse_labels
+from merclip.segmented import SegmentReader
+from merclip.segments import SegmentMode
 from merclip.templates import parse_templates
 from merclip.limits import Limits
 
 log = logging.getLogger(__name__)
 
 OUTPUT_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "timeline", "gallery", "transcript", "summary",
-                "warnings", "result", "download", "clip_id", "untrained")
+                "warnings", "result", "download", "clip_id", "untrained", "segments", "segment_choice", "segments_csv")
+SEGMENT_VIEW_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "untrained")  # what choosing one redraws
 PAGE_OUTPUT_NAMES = (*OUTPUT_NAMES, "label_note", "stale")  # the page also says, by the labels box, what is wrong
+UTTERANCES = SegmentMode("utterance")  # the page reads every clip by utterance (in windows without speech)
 NO_CLIP_NOTE = "Press **Analyse** first: Enter re-scores a clip that has been analysed."
 STALE_NOTE = "The figures below are for the previous labels: press Enter in the labels box (or Re-score) to update them."
 
@@ -41,6 +47,13 @@ class AnalysisService:
         self.store = store
         self.served = served
         self.limits = limits
+        self._readers: weakref.WeakKeyDictionary[Analyzer, SegmentReader] = weakref.WeakKeyDictionary()
+        self._readers_lock = threading.Lock()
+
+    def reader(self, analyzer: Analyzer) -> SegmentReader:
+        """The utterance reader of an analyzer (it keeps the clips it cut, for re-scoring)."""
+        with self._readers_lock:
+            return self._readers.setdefault(analyzer, SegmentReader(analyzer))
 
     def predict(self, video: str | None, labels: str, vision_templates: str = "", text_templates: str = "",
                 audio_templates: str = "", frames: float = Limits.frames, detect_faces: bool = True,
@@ -56,9 +69,10 @@ class AnalysisService:
             progress(0.0, desc="loading models")
             analyzer = self.store.analyzer(choice)
             options = AnalysisOptions(limits=replace(self.limits, frames=int(frames)), detect_faces=bool(detect_faces), transcript=transcript.strip() or None)
-            prediction = analyzer.predict(video, labels, _templates(vision_templates, text_templates, audio_templates),
-                                          options, progress=lambda fraction, what: progress(fraction, desc=what))
-            return self._outputs(prediction, analyzer.cached(prediction.clip_id))
+            prediction, parts = self.reader(analyzer).predict(
+                video, labels, UTTERANCES, _templates(vision_templates, text_templates, audio_templates), options,
+                progress=lambda fraction, what: progress(fraction, desc=what), frame_cap=options.limits.frames)
+            return self._outputs(prediction, analyzer.cached(prediction.clip_id), parts)
 
     def rescore(self, clip_id: str, labels: str, vision_templates: str = "", text_templates: str = "",
                 audio_templates: str = "") -> tuple:
@@ -68,8 +82,26 @@ class AnalysisService:
             analyzer = self.store.find(clip_id) if clip_id else None
             if analyzer is None:
                 raise MerClipError("no analysed clip to re-score: analyse a clip first (or again, if the server restarted)")
-            prediction = analyzer.rescore(clip_id, labels, _templates(vision_templates, text_templates, audio_templates))
-            return self._outputs(prediction, analyzer.cached(clip_id), same_clip=True)
+            templates = _templates(vision_templates, text_templates, audio_templates)
+            prediction, parts = self.reader(analyzer).rescore(clip_id, labels, templates) or (
+                analyzer.rescore(clip_id, labels, templates), [])
+            return self._outputs(prediction, analyzer.cached(clip_id), parts, same_clip=True)
+
+    def show_segment(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
+                     audio_templates: str, choice: str) -> tuple:
+        """The bars and stage heatmaps of one utterance (or of the whole clip again), in SEGMENT_VIEW_NAMES order."""
+        analyzer = self.store.find(clip_id) if clip_id else None
+        if analyzer is None:
+            return tuple(gr.skip() for _ in SEGMENT_VIEW_NAMES)
+        with _user_errors():
+            templates = _templates(vision_templates, text_templates, audio_templates)
+            scored = self.reader(analyzer).rescore(clip_id, labels, templates)
+        if scored is None:
+            return tuple(gr.skip() for _ in SEGMENT_VIEW_NAMES)
+        whole, parts = scored
+        number = segment_number(choice)
+        view = build_segment_view(parts[number - 1].prediction if 0 < number <= len(parts) else whole)
+        return (view.bars, *[gr.update(value=f, visible=f is not None) for f in view.stages], view.untrained)
 
     def analyse_on_page(self, video: str | None, other_media: str | None, labels: str, vision_templates: str,
                         text_templates: str, audio_templates: str, frames: float, detect_faces: bool, transcript: str,
@@ -99,18 +131,22 @@ class AnalysisService:
     @staticmethod
     def cleared() -> tuple:
         """The page's outputs emptied (the video was removed)."""
-        empty = {"gallery": [], "transcript": [], "result": None, "download": None, "bars": None}
-        figures = {f"stage_{i + 1}" for i in range(STAGE_SLOTS)} | {"timeline"}
+        empty = {"gallery": [], "transcript": [], "result": None, "download": None, "bars": None, "segments_csv": None,
+                 "segment_choice": gr.update(choices=[], value=None, visible=False)}
+        figures = {f"stage_{i + 1}" for i in range(STAGE_SLOTS)} | {"timeline", "segments"}
         return tuple(gr.update(value=None, visible=True) if name in figures else empty.get(name, "")
                      for name in PAGE_OUTPUT_NAMES)
 
-    def _outputs(self, prediction, analysis, same_clip: bool = False) -> tuple:
+    def _outputs(self, prediction, analysis, parts, same_clip: bool = False) -> tuple:
         """The outputs in OUTPUT_NAMES order; re-scoring leaves the crops gallery as it is (saves re-encoding it)."""
-        view: PageView = build_view(prediction, analysis, self.served, crops=not same_clip)
+        view: PageView = build_view(prediction, analysis, self.served, crops=not same_clip, parts=parts)
         stages = [gr.update(value=figure, visible=figure is not None) for figure in view.stages]
         timeline = gr.update(value=view.timeline, visible=view.timeline is not None)
+        segments = gr.update(value=view.segments, visible=view.segments is not None)
+        choice = gr.update(choices=view.segment_choices, value=view.segment_choices[0], visible=len(view.segment_choices) > 1)
         return (view.bars, *stages, timeline, gr.skip() if same_clip else view.gallery, view.transcript, view.summary,
-                view.warnings, view.result, view.download, view.clip_id, view.untrained)
+                view.warnings, view.result, view.download, view.clip_id, view.untrained, segments, choice,
+                view.segments_csv)
 
 
 def _on_page(analyse: Callable[[], tuple]) -> tuple:

@@ -5,18 +5,23 @@ from __future__ import annotations
 import html
 import json
 import re
-from dataclasses import dataclass
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from demo.plots import STAGE_NAMES, frame_timeline, similarity_bars, stage_heatmap
+from demo.plots import STAGE_NAMES, frame_timeline, segment_timeline, similarity_bars, stage_heatmap
 from demo.served_files import prune, write_image, write_once
 from merclip.clip_analysis import ClipAnalysis
+from merclip.batch import csv_writer, rows_of
 from merclip.result import Prediction
+from merclip.segmented import SegmentPrediction
 
 STAGE_SLOTS = 3  # one heatmap slot per modality the decoder can have
+WHOLE_CLIP = "Whole clip"
 
 
 @dataclass
@@ -34,18 +39,31 @@ class PageView:
     result: dict
     download: str
     clip_id: str
+    segments: Figure | None = None
+    segment_choices: list[str] = field(default_factory=lambda: [WHOLE_CLIP])
+    segments_csv: str | None = None
 
 
-def build_view(prediction: Prediction, analysis: ClipAnalysis, served: Path, crops: bool = True) -> PageView:
+@dataclass
+class SegmentView:
+    """What choosing an utterance redraws: its bars and stage heatmaps."""
+
+    bars: Figure
+    stages: list[Figure | None]
+    untrained: str
+
+
+def build_view(prediction: Prediction, analysis: ClipAnalysis, served: Path, crops: bool = True,
+               parts: Sequence[SegmentPrediction] = ()) -> PageView:
     """Figures, texts and the files to serve (written into `served`, which keeps only the newest);
-    `crops=False` leaves the gallery empty (a re-score shows the crops already on the page)."""
-    top = prediction.labels.index(prediction.top_label)
-    stages = [stage_heatmap(stage, prediction.labels, top) for stage in prediction.stages if stage.trained]
-    result = prediction.to_dict()
+    `crops=False` leaves the gallery empty (a re-score shows the crops already on the page);
+    `parts`: the clip's utterances (or windows), drawn on a timeline and listed to choose from."""
+    clip = build_segment_view(prediction)
+    result = prediction.to_dict() | ({"segments": [part.to_dict() for part in parts]} if parts else {})
     view = PageView(
-        bars=similarity_bars(prediction),
-        stages=stages + [None] * (STAGE_SLOTS - len(stages)),
-        untrained=untrained_note(prediction),
+        bars=clip.bars,
+        stages=clip.stages,
+        untrained=clip.untrained,
         timeline=frame_timeline(prediction),
         gallery=face_gallery(analysis, served) if crops else [],
         transcript=shaded_transcript(prediction),
@@ -54,9 +72,36 @@ def build_view(prediction: Prediction, analysis: ClipAnalysis, served: Path, cro
         result=result,
         download=str(write_result(result, served)),
         clip_id=prediction.clip_id or "",
+        segments=segment_timeline(parts, prediction.labels),
+        segment_choices=[WHOLE_CLIP] + [f"{n} · {p.start:.1f}-{p.end:.1f} s · {p.text[:50] or p.prediction.top_label}"
+                                        for n, p in enumerate(parts, start=1)],
+        segments_csv=str(write_segments_csv(result, served)) if parts else None,
     )
     prune(served)
     return view
+
+
+def build_segment_view(prediction: Prediction) -> SegmentView:
+    """The bars and the trained stages' heatmaps of one prediction (a clip's, or one utterance's)."""
+    top = prediction.labels.index(prediction.top_label)
+    stages = [stage_heatmap(stage, prediction.labels, top) for stage in prediction.stages if stage.trained]
+    return SegmentView(similarity_bars(prediction), stages + [None] * (STAGE_SLOTS - len(stages)),
+                       untrained_note(prediction))
+
+
+def segment_number(choice: str | None) -> int:
+    """1 for "1 · 0.5-2.4 s · ...", 0 for the whole clip."""
+    head = (choice or "").split(" · ", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def write_segments_csv(result: dict, folder: Path) -> Path:
+    """One row per utterance, as `merclip predict --csv` writes them."""
+    buffer = io.StringIO()
+    writer = csv_writer(buffer, result["labels"])
+    writer.writeheader()
+    writer.writerows(rows_of({"file": "clip", "result": result}, result["labels"]))
+    return write_once(folder, buffer.getvalue().encode(), "merclip-segments", ".csv")
 
 
 def untrained_note(prediction: Prediction) -> str:

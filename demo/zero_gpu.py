@@ -75,8 +75,14 @@ class ZeroGpuModel:
     def encode_transcript(self, text: str | Sequence[str]):
         return _on_gpu(self._index, "encode_transcript", text)
 
+    def encode_sentences(self, words: Sequence[str], groups: Sequence[Sequence[int]]) -> torch.Tensor:
+        return _on_gpu(self._index, "encode_sentences", list(words), [list(g) for g in groups])
+
     def predict(self, features, labels, templates: Mapping | None = None):
         return _on_gpu(self._index, "predict", features, labels, templates)
+
+    def predict_many(self, clips: Sequence, labels, templates: Mapping | None = None):
+        return _on_gpu(self._index, "predict_many", list(clips), labels, templates)
 
 
 def _on_cpu(value: Any) -> Any:

@@ -110,12 +110,16 @@ class Analyzer:
 
     def _score(self, analysis: ClipAnalysis, cached: bool, labels: str | Sequence[str] | LabelSet,
                templates: Mapping[str, str | Sequence[str]] | None) -> Prediction:
-        prediction = self.model.predict(analysis.features, labels, templates)
+        return self.finish(self.model.predict(analysis.features, labels, templates), analysis, cached)
+
+    def finish(self, prediction: Prediction, analysis: ClipAnalysis, cached: bool) -> Prediction:
+        """The model's prediction on an analysis, with what the analysis adds: its clip_id, its
+        warnings, the transcript, the faces and the time of each step (or of the cache lookup)."""
         prediction.clip_id = analysis.key
         prediction.warnings = analysis.warnings + prediction.warnings
         prediction.transcript = analysis.transcript.to_dict() if analysis.transcript else None
         prediction.faces = analysis.face_records()
-        before = {"cache_lookup": analysis.timings_ms["cache_lookup"]} if cached else dict(analysis.timings_ms)
+        before = {"cache_lookup": analysis.timings_ms.get("cache_lookup", 0.0)} if cached else dict(analysis.timings_ms)
         prediction.timings_ms = before | prediction.timings_ms
         return prediction
 
@@ -176,11 +180,11 @@ class Analyzer:
             # the request's context goes along: Gradio finds the progress bar's request through it
             sound = pool.submit(contextvars.copy_context().run, self._sound, info, options, limits, steps)
             try:
-                frames, crops, found, picture_warnings = self._picture(info, options, limits, steps)
+                times, crops, found, picture_warnings = self._picture(info, options, limits, steps)
                 if crops:
                     with steps("clip_image"):
                         features.vision = self.model.encode_images(crops)
-                        features.frame_times = [f.time for f in frames]
+                        features.frame_times = times
             except BaseException:
                 steps.stop()  # the sound path ends at its next check; nobody waits for it
                 raise
@@ -205,8 +209,9 @@ class Analyzer:
         with steps("decode_frames"):
             frames, warnings = sample_frames(info, limits, steps.check)
         with steps("face_detection"):
-            crops, found = self._crops([f.image for f in frames], options.detect_faces, steps.check)
-        return frames, crops, found, warnings + _face_warnings(found, options.detect_faces)
+            crops, found = self.face_crops([f.image for f in frames], options.detect_faces, steps.check)
+        # only the times go on: a frame's pixels are let go once its face is cropped (240 720p frames are 660 MB)
+        return [f.time for f in frames], crops, found, warnings + _face_warnings(found, options.detect_faces)
 
     def _sound(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> tuple:
         audio = audio_times = None
@@ -221,8 +226,9 @@ class Analyzer:
         transcript = self._transcript(waveform, options, steps, warnings)
         return audio, audio_times, transcript, warnings
 
-    def _crops(self, images: list[np.ndarray], detect: bool, check: Callable[[], None]
-               ) -> tuple[list[np.ndarray], list[Face | None]]:
+    def face_crops(self, images: list[np.ndarray], detect: bool, check: Callable[[], None] = lambda: None
+                   ) -> tuple[list[np.ndarray], list[Face | None]]:
+        """Each image's face crop (the whole image where no face is found, or with `detect` off) and its face."""
         crops, faces = [], []
         for image in images:
             check()

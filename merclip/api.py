@@ -24,14 +24,14 @@ from merclip.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from merclip.clip_loader import DEFAULT_CLIP, RANDOM_SEED, ClipBundle, load_clip
 from merclip.config import ModelConfig
 from merclip.errors import MerClipError
-from merclip.features import ClipFeatures
+from merclip.features import ClipFeatures, batch_of
 from merclip.image_features import encode_images
 from merclip.label_encoder import LabelEncoder
 from merclip.labels import LabelSet, parse_labels
 from merclip.model import HeadOutput, MerClipHead
 from merclip.result import Prediction, StageAttention
 from merclip.templates import MODALITIES, resolve_templates
-from merclip.text_features import TextFeatures, encode_transcript
+from merclip.text_features import TextFeatures, encode_transcript, sentence_features
 
 # Raised whenever what an analysis caches changes meaning, so caches on disk from before are not read.
 FEATURES_VERSION = 3
@@ -57,6 +57,10 @@ class MerClip:
 
     def encode_transcript(self, text: str) -> TextFeatures | None:
         return encode_transcript(self.clip, text)
+
+    def encode_sentences(self, words: Sequence[str], groups: Sequence[Sequence[int]]) -> torch.Tensor:
+        """(G, d) sentence embeddings of groups of words (the utterances of a clip), one CLIP batch."""
+        return sentence_features(self.clip, words, groups)
 
     def features(self, images: Sequence[Image.Image | np.ndarray] | None = None,
                  frame_times: Sequence[float] | None = None, transcript: str | None = None,
@@ -87,28 +91,46 @@ class MerClip:
     def predict(self, features: ClipFeatures, labels: str | Sequence[str] | LabelSet,
                 templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:
         """Score one clip's features against labels; templates override the model's per modality."""
+        return self.predict_many([features], labels, templates)[0]
+
+    def predict_many(self, clips: Sequence[ClipFeatures], labels: str | Sequence[str] | LabelSet,
+                     templates: Mapping[str, str | Sequence[str]] | None = None) -> list[Prediction]:
+        """Score several clips (e.g. a video and its utterances): the labels are encoded once and the
+        head runs on batches of clips of similar length (padding a 10 s utterance to a 10 min clip's
+        12,000 audio frames would cost gigabytes); each clip keeps its own modalities."""
         label_set = parse_labels(labels)
         template_sets = resolve_templates(templates, base=self.config.templates)
-        features, unusable = self._usable(features)
-        used = [m for m in self.config.stage_order if m in features.modalities]
-        if not used:
+        checked = [self._usable(features) for features in clips]
+        used = [[m for m in self.config.stage_order if m in features.modalities] for features, _ in checked]
+        if not all(used):
             raise MerClipError("nothing to analyse: the input has no face or frame, no speech and no audio")
         started = time.perf_counter()
         embeddings, label_warnings = self.label_embeddings(label_set, template_sets)
         encoded = time.perf_counter()
-        with torch.no_grad():
-            out = self.head(features.as_batch(self.device), embeddings, self.clip.logit_scale, self.clip.logit_bias)
+        rows: dict[int, tuple[HeadOutput, int]] = {}  # clip index -> (its batch's output, its row there)
+        for bucket in _length_buckets([features for features, _ in checked]):
+            with torch.no_grad():
+                out = self.head(batch_of([checked[i][0] for i in bucket], self.device), embeddings,
+                                self.clip.logit_scale, self.clip.logit_bias)
+            for row, index in enumerate(bucket):
+                rows[index] = (out, row)
         decoded = time.perf_counter()
-        warnings = list(label_set.warnings) + unusable + label_warnings + self._model_warnings(out, used)
-        prediction = _prediction(label_set, features, out, used, self.config.stage_order, self.clip.logit_scale, warnings)
-        for stage in prediction.stages:
-            stage.trained = self.head.trained or not self.head.has_adapter(stage.modality)
-        if features.vision is not None and self.config.clip_vision:
-            vision = features.vision.to(embeddings["vision"])
-            prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
-            prediction.frame_times = list(features.frame_times)
-        prediction.timings_ms = {"label_encoding": (encoded - started) * 1000, "decoder": (decoded - encoded) * 1000}
-        return prediction
+        trained = self.head.trained  # (a look at every weight: once, not once per stage of every clip)
+        predictions = []
+        for index, ((features, unusable), modalities) in enumerate(zip(checked, used)):
+            out, row = rows[index]
+            warnings = list(label_set.warnings) + unusable + label_warnings + self._model_warnings(out, modalities)
+            prediction = _prediction(label_set, features, out, row, modalities, self.config.stage_order,
+                                     self.clip.logit_scale, warnings)
+            for stage in prediction.stages:
+                stage.trained = trained or not self.head.has_adapter(stage.modality)
+            if features.vision is not None and self.config.clip_vision:
+                vision = features.vision.to(embeddings["vision"])
+                prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
+                prediction.frame_times = list(features.frame_times)
+            prediction.timings_ms = {"label_encoding": (encoded - started) * 1000, "decoder": (decoded - encoded) * 1000}
+            predictions.append(prediction)
+        return predictions
 
     def _usable(self, features: ClipFeatures) -> tuple[ClipFeatures, list[str]]:
         """Drop modalities whose features are not what this model was trained on (e.g. a head
@@ -136,22 +158,41 @@ class MerClip:
         return save_checkpoint(directory, self.head, self.config)
 
 
-def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, used: list[str],
+PADDED_ELEMENTS = 16384  # per head batch: clips x the longest clip's elements
+
+
+def _length_buckets(clips: Sequence[ClipFeatures]) -> list[list[int]]:
+    """Indices of `clips` in batches of similar length, each at most PADDED_ELEMENTS once padded."""
+    def length(clip: ClipFeatures) -> int:
+        return max(len(getattr(clip, m)) for m in clip.modalities) if clip.modalities else 1
+
+    buckets: list[list[int]] = []
+    for index in sorted(range(len(clips)), key=lambda i: length(clips[i])):
+        if buckets and (len(buckets[-1]) + 1) * length(clips[index]) <= PADDED_ELEMENTS:
+            buckets[-1].append(index)
+        else:
+            buckets.append([index])
+    return buckets
+
+
+def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, row: int, used: list[str],
                 order: Sequence[str], logit_scale: float, warnings: list[str]) -> Prediction:
-    logits = out.logits[0].float().cpu()
+    """Row `row` of a batched head output, for the clip whose features (and modalities `used`) it came from."""
+    logits = out.logits[row].float().cpu()
     probs = logits.softmax(dim=-1)
     stages = [
         StageAttention(
             name=f"stage {i + 1}: {modality}",
             modality=modality,
             elements=list(features.elements_of(modality)),
-            attention=out.attentions[modality][0].float().cpu().numpy(),
+            attention=out.attentions[modality][row, :, :len(features.elements_of(modality))].float().cpu().numpy(),
         )
-        for i, modality in enumerate(m for m in order if m in out.attentions)
+        for i, modality in enumerate(m for m in order if m in used)
     ]
-    contributions = {m: (out.prior_weights[m][0] * prior[0]).cpu().tolist() for m, prior in out.priors.items()}
-    contributions["decoder"] = out.decoder_term[0].cpu().tolist()
-    cosines = {m: (prior[0] / logit_scale).cpu().tolist() for m, prior in out.priors.items()}
+    priors = {m: prior for m, prior in out.priors.items() if m in used}
+    contributions = {m: (out.prior_weights[m][row] * prior[row]).cpu().tolist() for m, prior in priors.items()}
+    contributions["decoder"] = out.decoder_term[row].cpu().tolist()
+    cosines = {m: (prior[row] / logit_scale).cpu().tolist() for m, prior in priors.items()}
     anchors = label_set.anchors
     sentiment = float(np.dot(probs.numpy(), anchors)) if anchors is not None else None
     return Prediction(
@@ -161,7 +202,7 @@ def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, us
         stages=stages,
         modalities=used,
         missing=[m for m in order if m not in used],
-        prior_weights={m: round(float(w[0]), 6) for m, w in out.prior_weights.items()},
+        prior_weights={m: round(float(w[row]), 6) for m, w in out.prior_weights.items() if m in priors},
         contributions=contributions,
         cosines=cosines,
         warnings=warnings,

@@ -27,6 +27,8 @@ from merclip.audio_features import audio_frame_features
 from merclip.errors import MerClipError
 from merclip.limits import Limits
 from merclip.sample_media import face_frames, speech_clip, speech_track, write_clip
+from merclip.segmented import SegmentReader
+from merclip.segments import SegmentMode
 from merclip.templates import DEFAULT_TEMPLATES, fill
 
 LABELS = "happy, sad, angry, surprised, fearful, disgusted, neutral"
@@ -71,7 +73,10 @@ def run_bench(clip: str, whisper: str, media: str | None, frames: int, device: s
         }
         if scaling:
             report["scaling"] = _scaling(shared, folder)
-            report["peak_rss_mb_120s_720p"] = peak_rss_long_clip(clip, whisper, device, folder)
+            report["peak_rss_mb_120s_720p"] = peak_rss_long_clip(clip, whisper, device, folder, 120)
+            report["segments"] = _segments(shared, folder)
+            report["segments"]["peak_rss_mb_600s_720p"] = peak_rss_long_clip(clip, whisper, device, folder, 600,
+                                                                            ["--segments", "utterance"])
     return report
 
 
@@ -127,15 +132,39 @@ def _scaling(shared: Analyzer, folder: Path) -> dict:
     return {"frames_ms": by_frames, "seconds_ms": by_seconds}
 
 
-def peak_rss_long_clip(clip: str, whisper: str, device: str, folder: Path) -> float:
-    """Peak resident memory of `merclip predict` (its own process) on a 120 s 720p clip with speech."""
-    path = folder / "long720p.mp4"
+def _segments(shared: Analyzer, folder: Path) -> dict:
+    """A 120 s clip with speech read utterance by utterance against the same clip read whole with
+    the same frame budget (the encoders are shared, so the ratio is the cost of the segments), and
+    re-scoring every segment (and the whole clip) with new and with seen labels, as the page does."""
+    path = speech_clip(folder / "segments120.mp4", seconds=120, fps=10, size=256)
+    mode = SegmentMode("utterance")
+    shared.model.labels.clear()
+    reader = SegmentReader(shared.with_empty_cache())
+    options = reader.budgeted(path, mode, AnalysisOptions())
+    started = time.perf_counter()
+    whole_clip, parts = reader.predict(path, LABELS, mode, options=options)
+    by_utterance = (time.perf_counter() - started) * 1000
+    shared.model.labels.clear()
+    whole = _timed(lambda: shared.with_empty_cache().predict(path, LABELS, options=options))
+    clip_id = whole_clip.clip_id or ""
+    rescore_new = statistics.median(_timed(lambda labels=labels: reader.rescore(clip_id, labels)) for labels in NEW_LABELS)
+    rescore = statistics.median(_timed(lambda: reader.rescore(clip_id, LABELS)) for _ in range(3))
+    return {"clip_seconds": 120, "utterances": len(parts), "frames": options.limits.frames,
+            "by_utterance_ms": round(by_utterance), "whole_same_frames_ms": round(whole),
+            "ratio": round(by_utterance / whole, 3), "rescore_new_labels_ms": round(rescore_new, 1),
+            "rescore_ms": round(rescore, 1)}
+
+
+def peak_rss_long_clip(clip: str, whisper: str, device: str, folder: Path, seconds: int,
+                       flags: list[str] | None = None) -> float:
+    """Peak resident memory of `merclip predict` (its own process) on a 720p clip with speech."""
+    path = folder / f"long720p-{seconds}s.mp4"
     frame = np.asarray(face_frames(1, 720)[0])
     canvas = np.zeros((720, 1280, 3), np.uint8)
     canvas[:, 280:1000] = frame
-    write_clip(path, [canvas] * 1200, fps=10, audio=speech_track(120.0))
+    write_clip(path, [canvas] * (seconds * 10), fps=10, audio=speech_track(float(seconds)))
     return child_peak_rss_mb(["predict", str(path), "--labels", LABELS, "--clip", clip, "--whisper", whisper,
-                              "--device", device, "--json"])
+                              "--device", device, "--json", *(flags or [])])
 
 
 # The child reports its own peak. /proc's VmHWM belongs to the program after exec; getrusage's
@@ -181,6 +210,8 @@ def format_report(report: dict) -> str:
                 "peak_rss_mb_120s_720p"):
         if key in report:
             lines.append(f"{key:<32}{report[key]}")
+    if "segments" in report:
+        lines.append("segments, 120 s clip by utterance: " + json.dumps(report["segments"]))
     if "scaling" in report:
         lines.append("scaling, first analysis (ms): by frames " + json.dumps(report["scaling"]["frames_ms"])
                      + "; by clip seconds " + json.dumps(report["scaling"]["seconds_ms"]))

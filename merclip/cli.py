@@ -1,6 +1,8 @@
-"""Command line: `python -m merclip predict MEDIA --labels "happy, sad, ..." [--json]`.
+"""Command line: `python -m merclip predict MEDIA... --labels "happy, sad, ..." [--json]`.
 
-Bad input ends with exit status 2 and one line on stderr, never a traceback.
+One file prints its result (with `--segments`, one per utterance or window too); several
+files or folders go to `--out results.jsonl` and/or `--csv results.csv`, one line per file
+as it finishes. Bad input ends with exit status 2 and one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 from merclip.clip_loader import DEFAULT_CLIP
@@ -16,13 +19,16 @@ from merclip.limits import Limits
 from merclip.transcribe import DEFAULT_WHISPER
 
 BAR_WIDTH = 30
+CLI_MAX_SECONDS = 1800.0  # the command line takes long recordings; the app keeps Limits' shorter default
+CLI_MAX_MB = 4096.0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m merclip", description="MER-CLIP multimodal emotion recognition")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="analyse a video, audio file or image against labels")
-    predict.add_argument("media", help="a video (mp4, webm, mov, mkv, avi), audio file (wav, mp3, m4a, ogg) or image")
+    predict.add_argument("media", nargs="+", help="videos (mp4, webm, mov, mkv, avi), audio files (wav, mp3, m4a, "
+                                                  "ogg), images, or folders of them")
     predict.add_argument("--labels", required=True, help='comma-separated, synonyms with |, e.g. "happy|joyful, sad"')
     predict.add_argument("--clip", default=None, help=f"CLIP SPEC (default {DEFAULT_CLIP}, or the checkpoint's)")
     predict.add_argument("--checkpoint", default=None, help="a trained MER-CLIP folder (model.safetensors + config.json)")
@@ -34,12 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--text-templates", default=None, help="templates for the transcript (text) stage")
     predict.add_argument("--audio-templates", default=None, help="templates for the voice (audio) stage")
     predict.add_argument("--transcript", default=None, help="use this text instead of speech recognition")
-    predict.add_argument("--max-seconds", type=float, default=Limits.max_seconds, help="analyse at most this much")
-    predict.add_argument("--max-mb", type=float, default=Limits.max_file_mb, help="refuse larger files")
+    predict.add_argument("--max-seconds", type=float, default=CLI_MAX_SECONDS, help="analyse at most this much of a file")
+    predict.add_argument("--max-mb", type=float, default=CLI_MAX_MB, help="refuse larger files")
     predict.add_argument("--deadline", type=float, default=Limits.deadline_seconds,
                          help="stop an analysis that runs longer than this many seconds")
     predict.add_argument("--cache-dir", default=None, help="keep analyses in this folder so a later run skips the encoders")
     predict.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    predict.add_argument("--segments", default=None, metavar="utterance|window[:SECONDS]",
+                         help="also read the file utterance by utterance (or in windows, default 4 s)")
+    predict.add_argument("--attention", action="store_true", help="include each segment's stage attention in the JSON")
+    predict.add_argument("--out", default=None, help="JSON lines file: one line per file, appended as each finishes")
+    predict.add_argument("--csv", default=None, help="CSV file: one row per segment (or per file)")
+    predict.add_argument("--shard", default=None, help="i/n: take every n-th file from the i-th (default from torchrun)")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench = commands.add_parser("bench", help="time every step against the models' own cost and a naive pipeline")
     bench.add_argument("--clip", default="ViT-B-32:random", help="CLIP SPEC (default: full-size, random weights)")
     bench.add_argument("--whisper", default=DEFAULT_WHISPER)
@@ -64,24 +77,53 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from merclip.analysis import AnalysisOptions, Analyzer
     from merclip.api import load_model
+    from merclip.batch import done_files, media_files, rows_of, run_batch, shard_path, write_rows
     from merclip.disk_cache import DiskCache
     from merclip.labels import parse_labels
     from merclip.media_probe import inspect_media
+    from merclip.segmented import SegmentReader
+    from merclip.segments import SegmentMode
+    from merclip.shards import shard_of
 
     labels = parse_labels(args.labels)  # fail on bad labels before loading any model
+    mode = SegmentMode.parse(args.segments) if args.segments else None
     templates = {m: t for m, t in (("vision", args.templates), ("text", args.text_templates),
                                    ("audio", args.audio_templates)) if t is not None}
     limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, frames=args.frames,
                     deadline_seconds=args.deadline)
     options = AnalysisOptions(limits=limits, detect_faces=not args.no_face, transcript=args.transcript)
-    inspect_media(args.media, limits)  # a bad file is reported before seconds of model loading
+    files = media_files(args.media)
+    many = len(args.media) > 1 or Path(args.media[0]).is_dir() or args.out is not None
+    if many and args.out is None and args.csv is None:
+        raise MerClipError("several files: say where the results go with --out results.jsonl and/or --csv results.csv")
+    if not many:
+        inspect_media(files[0], limits)  # a bad file is reported before seconds of model loading
     disk_cache = DiskCache(args.cache_dir) if args.cache_dir else None
     analyzer = Analyzer(load_model(args.clip, args.checkpoint, args.device), whisper=args.whisper, disk_cache=disk_cache)
-    prediction = analyzer.predict(args.media, labels, templates, options)
-    if args.json:
-        print(json.dumps(prediction.to_dict(), ensure_ascii=False))
-    else:
-        print(format_table(prediction))
+    reader = SegmentReader(analyzer)
+
+    def analyse(path: Path) -> dict:
+        if mode is None:
+            return analyzer.predict(path, labels, templates, options).to_dict()
+        whole, parts = reader.predict(path, labels, mode, templates, options)
+        return whole.to_dict() | {"segments": [part.to_dict(args.attention) for part in parts]}
+
+    if many:
+        index, count = shard_of(args.shard)
+        jsonl = shard_path(Path(args.out), index, count) if args.out else None
+        table = shard_path(Path(args.csv), index, count) if args.csv else None
+        done = done_files(jsonl, table)
+        mine = files[index::count]
+        todo = [f for f in mine if str(f) not in done]
+        print(f"merclip: {len(mine)} files in shard {index}/{count}, {len(mine) - len(todo)} already done",
+              file=sys.stderr)
+        ok, failed = run_batch(todo, analyse, jsonl, table, labels.names, show_progress=not args.no_progress)
+        print(f"merclip: {ok} analysed, {failed} failed (error lines in the output)", file=sys.stderr)
+        return 0
+    result = analyse(files[0])
+    if args.csv:
+        write_rows(Path(args.csv), rows_of({"file": str(files[0]), "result": result}, labels.names), labels.names)
+    print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
     return 0
 
 
@@ -96,23 +138,29 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_table(prediction) -> str:
-    """Labels sorted by probability with bars, then transcript, modalities, warnings and timings."""
-    width = max(len(label) for label in prediction.labels)
-    order = sorted(range(len(prediction.labels)), key=lambda i: -prediction.probs[i])
-    lines = []
-    for i in order:
-        p = prediction.probs[i]
-        lines.append(f"{prediction.labels[i]:<{width}}  {p:6.1%}  {'█' * round(p * BAR_WIDTH)}")
-    if prediction.sentiment is not None:
-        lines.append(f"\nsentiment score: {prediction.sentiment:+.2f}")
-    text = (prediction.transcript or {}).get("text")
+def format_table(result: dict) -> str:
+    """Labels sorted by probability with bars, then transcript, modalities, warnings, timings, and
+    one line per segment when there are segments."""
+    labels, probs = result["labels"], result["probs"]
+    width = max(len(label) for label in labels)
+    lines = [f"{labels[i]:<{width}}  {probs[i]:6.1%}  {'█' * round(probs[i] * BAR_WIDTH)}"
+             for i in sorted(range(len(labels)), key=lambda i: -probs[i])]
+    if result["sentiment"] is not None:
+        lines.append(f"\nsentiment score: {result['sentiment']:+.2f}")
+    text = (result["transcript"] or {}).get("text")
     lines.append(f"\ntranscript: {text if text else '(none)'}")
-    weights = ", ".join(f"{m} {w:.2f}" for m, w in prediction.prior_weights.items())
-    lines.append(f"modalities: {', '.join(prediction.modalities)}" + (f" (CLIP prior weights: {weights})" if weights else ""))
-    if prediction.missing:
-        lines.append(f"missing: {', '.join(prediction.missing)}")
-    for warning in prediction.warnings:
-        lines.append(f"warning: {warning}")
-    lines.append("timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in prediction.timings_ms.items()))
+    modalities = result["modalities"]
+    weights = ", ".join(f"{m} {w:.2f}" for m, w in modalities["prior_weights"].items())
+    lines.append(f"modalities: {', '.join(modalities['used'])}" + (f" (CLIP prior weights: {weights})" if weights else ""))
+    if modalities["missing"]:
+        lines.append(f"missing: {', '.join(modalities['missing'])}")
+    lines += [f"warning: {warning}" for warning in result["warnings"]]
+    lines.append("timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in result["timings_ms"].items()))
+    if result.get("segments"):
+        lines.append(f"\n{len(result['segments'])} segments:")
+        top = max(len(part["top_label"]) for part in result["segments"])
+        for part in result["segments"]:
+            score = "" if part["sentiment"] is None else f" {part['sentiment']:+.2f}"
+            lines.append(f"{part['start']:7.1f}-{part['end']:<7.1f} {part['top_label']:<{top}} "
+                         f"{part['probs'][part['top_label']]:4.0%}{score}  {part['text'][:80]}")
     return "\n".join(lines)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+from merclip.templates import MODALITIES
+
 FEATURE_TENSORS = ("vision", "text", "text_pooled", "audio")
 
 
@@ -55,13 +57,7 @@ class ClipFeatures:
         return {"text": self.words, "audio": self.audio_times, "vision": self.frame_times}[modality]
 
     def as_batch(self, device: torch.device | str = "cpu") -> dict[str, ModalityInput]:
-        batch = {}
-        for modality in self.modalities:
-            elements = getattr(self, modality).float()
-            pooled = self.text_pooled[None].float() if modality == "text" else None
-            mask = torch.ones(1, elements.shape[0], dtype=torch.bool)
-            batch[modality] = ModalityInput(elements[None], mask, pooled).to(device)
-        return batch
+        return batch_of([self], device)
 
     def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Tensors and JSON-able metadata, for safetensors files (disk cache, training features)."""
@@ -76,3 +72,28 @@ class ClipFeatures:
                    text_pooled=tensors.get("text_pooled"), words=list(meta["words"]), audio=tensors.get("audio"),
                    audio_times=list(meta["audio_times"]))
 
+
+
+def batch_of(clips: Sequence[ClipFeatures], device: torch.device | str = "cpu") -> dict[str, ModalityInput]:
+    """Pad each modality to the longest clip in the batch; a clip without it gets an all-False mask
+    (the head then leaves it out for that clip alone)."""
+    batch = {}
+    for modality in MODALITIES:
+        values = [getattr(clip, modality) for clip in clips]
+        present = [v for v in values if v is not None]
+        if not present:
+            continue
+        width = present[0].shape[-1]
+        longest = max(len(v) for v in present)
+        elements = torch.zeros(len(clips), max(longest, 1), width)
+        mask = torch.zeros(len(clips), max(longest, 1), dtype=torch.bool)
+        for row, value in enumerate(values):
+            if value is not None and len(value):
+                elements[row, : len(value)] = value.float()
+                mask[row, : len(value)] = True
+        pooled = None
+        if modality == "text":
+            pooled = torch.stack([clip.text_pooled.float() if clip.text_pooled is not None else torch.zeros(width)
+                                  for clip in clips])
+        batch[modality] = ModalityInput(elements, mask, pooled).to(device)
+    return batch

@@ -31,10 +31,17 @@ def _central(image: Image.Image) -> Image.Image:
     return image.crop((0, (height - keep) // 2, width, (height - keep) // 2 + keep))
 
 
+IMAGE_BATCH = 32
+
+
 def encode_images(clip: ClipBundle, images: Sequence[Image.Image | np.ndarray]) -> torch.Tensor:
-    """(N, d) normalised image embeddings, with CLIP's own preprocessing, in one batch."""
-    pil = [image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image)) for image in images]
-    batch = torch.stack([clip.preprocess(_central(image.convert("RGB"))) for image in pil])
-    with torch.no_grad():
-        features = clip.model.encode_image(batch.to(clip.device, clip.dtype), normalize=True)
-    return features.float()
+    """(N, d) normalised image embeddings, with CLIP's own preprocessing, in batches of IMAGE_BATCH
+    (a long clip's 240 frames in one batch would hold ~0.5 GB of activations at once)."""
+    chunks = []
+    for start in range(0, len(images), IMAGE_BATCH):
+        pil = [image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+               for image in images[start:start + IMAGE_BATCH]]
+        batch = torch.stack([clip.preprocess(_central(image.convert("RGB"))) for image in pil])
+        with torch.no_grad():
+            chunks.append(clip.model.encode_image(batch.to(clip.device, clip.dtype), normalize=True).float())
+    return torch.cat(chunks)

@@ -8,6 +8,7 @@ prior. A word's feature is the mean of its BPE tokens' features.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -143,6 +144,29 @@ def _trim_padding(tokens: torch.Tensor, causal: bool) -> torch.Tensor:
         return tokens
     used = (tokens != 0).any(dim=0).nonzero()
     return tokens[:, : int(used.max()) + 1] if len(used) else tokens
+
+
+def sentence_features(clip: ClipBundle, words: Sequence[str], groups: Sequence[Sequence[int]]) -> torch.Tensor:
+    """(G, d) normalised sentence embeddings of groups of words (positions in `words`), all in one
+    CLIP batch: the text of each utterance of a clip. A group without words gets a zero row."""
+    rows, owners = [], []
+    for group, positions in enumerate(groups):
+        word_ids = [ids[: clip.context_length - 2] for ids in (bpe_ids(clip, words[p]) for p in positions) if ids]
+        for window in _windows(word_ids, clip.context_length - 2) if word_ids else []:
+            rows.append([clip.tokenizer.sot_token_id] + [i for w in window for i in word_ids[w]]
+                        + [clip.tokenizer.eot_token_id])
+            owners.append(group)
+    sentences = torch.zeros(len(groups), clip.embed_dim)
+    if not rows:
+        return sentences
+    batch = torch.zeros(len(rows), clip.context_length, dtype=torch.long)
+    for row, ids in enumerate(rows):
+        batch[row, : len(ids)] = torch.tensor(ids)
+    with torch.no_grad():
+        pooled = F.normalize(prompt_features(clip, batch.to(clip.device)).float().cpu(), dim=-1)
+    for group in set(owners):
+        sentences[group] = F.normalize(pooled[[i for i, g in enumerate(owners) if g == group]].mean(dim=0), dim=-1)
+    return sentences
 
 
 def encode_transcript(clip: ClipBundle, text: str | list[str]) -> TextFeatures | None:

@@ -60,6 +60,14 @@ def sample_frames(info: MediaInfo, limits: Limits, check: Callable[[], None] = l
     return frames, warnings
 
 
+def frames_at(info: MediaInfo, times: list[float], limits: Limits) -> list[SampledFrame]:
+    """The frames on screen at given media times (each distinct frame once)."""
+    with open_container(info.path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return _frames_at(container, stream, times, limits.max_side, lambda: None)[0]
+
+
 def _centres(span: float, count: int) -> list[float]:
     """The centres of `count` equal slices of [0, span]."""
     return [(i + 0.5) * span / count for i in range(count)] if span > 0 else [0.0]

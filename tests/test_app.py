@@ -39,6 +39,11 @@ def test_predict_returns_labels_stages_crops_and_transcript(tiny_app, clip_path)
     assert out["stage_1"]["value"]["chart"].startswith("Words stage attention"), "alt text for screen readers"
     assert out["bars"]["plot"].startswith("data:image/")
     assert len(result["faces"]) == 8 and all(face["box"] and face["score"] >= 0.9 for face in result["faces"])
+    assert len(result["segments"]) >= 2 and out["segments"]["visible"] and "dagger" in " ".join(
+        s["text"] for s in result["segments"])
+    assert [c[0] for c in out["segment_choice"]["choices"]][0] == "Whole clip"
+    with open(out["segments_csv"], encoding="utf-8") as handle:
+        assert handle.readline().startswith("file,start,end,text,top_label")
     assert out["clip_id"] == result["clip_id"]
     with open(out["download"], encoding="utf-8") as handle:
         assert '"top_label"' in handle.read()

@@ -50,3 +50,16 @@ def test_child_peak_memory_is_the_childs_own(tmp_path):
     peak = child_peak_rss_mb(["bench", "--help"])
     assert 50 < peak < 1500, peak
     del ballast
+
+
+@pytest.mark.slow
+def test_segment_figures_compare_utterances_with_the_whole_clip_on_the_same_frames(tmp_path):
+    from merclip.analysis import Analyzer
+    from merclip.api import load_model
+    from merclip.bench import _segments
+
+    figures = _segments(Analyzer(load_model("merclip-tiny:random", device="cpu"), whisper="bundled"), tmp_path)
+    assert figures["clip_seconds"] == 120 and figures["utterances"] >= 10, figures
+    assert figures["frames"] == 240, "1 s utterances get two frames each: 240 over 120 s"
+    assert figures["ratio"] == pytest.approx(figures["by_utterance_ms"] / figures["whole_same_frames_ms"], rel=1e-2)
+    assert figures["rescore_ms"] < figures["by_utterance_ms"] and figures["rescore_new_labels_ms"] < figures["by_utterance_ms"]

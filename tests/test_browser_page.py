@@ -122,6 +122,21 @@ def test_enter_rescores_and_a_label_mistake_is_said_by_the_box_while_the_figures
     page.close()
 
 
+def test_each_utterance_is_on_a_timeline_and_shows_its_own_bars(browser, server):
+    page = open_page(browser, server, "laptop")
+    run_example(page)
+    timeline = page.locator("#segments img").get_attribute("alt")
+    assert timeline.startswith("Utterances over time: ") and timeline.count(" s ") >= 2, timeline
+    whole = bars_alt(page)
+    page.locator("#segment-choice input").click()
+    page.get_by_role("option").filter(has_text="2 · ").click()
+    page.wait_for_function(f"() => document.querySelector('#bars img')?.alt !== {whole!r}", timeout=30_000)
+    page.locator("#segment-choice input").click()
+    page.get_by_role("option", name="Whole clip").click()
+    page.wait_for_function(f"() => document.querySelector('#bars img')?.alt === {whole!r}", timeout=30_000)
+    page.close()
+
+
 def test_removing_the_video_clears_the_results(browser, server):
     page = open_page(browser, server, "laptop")
     run_example(page)

@@ -54,7 +54,7 @@ def test_unreadable_files_are_one_line_errors(capsys, tmp_path, name, content, f
 
 def test_missing_path_and_directory(capsys, tmp_path):
     assert_one_line_error(*run(capsys, tmp_path / "absent.mp4"), "file not found")
-    assert_one_line_error(*run(capsys, tmp_path), "not a file")
+    assert_one_line_error(*run(capsys, tmp_path), "several files: say where the results go with --out")
 
 
 def test_truncated_mp4_is_an_error_or_a_warned_result(capsys, tmp_path, clip_path):

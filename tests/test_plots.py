@@ -235,3 +235,24 @@ def test_titles_and_axis_labels_fit_inside_their_figures():
                 if text.get_text():
                     box = text.get_window_extent()
                     assert inside.x0 <= box.x0 and box.x1 <= inside.x1, f"cut off: {text.get_text()!r}"
+
+
+def test_utterances_are_spans_coloured_by_their_top_label_with_a_sentiment_curve_when_anchored():
+    from demo.plots import segment_timeline
+    from merclip.segmented import SegmentPrediction
+
+    parts = [SegmentPrediction(0.0, 2.0, "I got the job", prediction(probs=[0.7, 0.2, 0.1], sentiment=0.8)),
+             SegmentPrediction(2.5, 5.0, "then it rained all day long", prediction(probs=[0.1, 0.8, 0.1], sentiment=-0.6)),
+             SegmentPrediction(5.0, 9.0, "and I laughed", prediction(probs=[0.6, 0.3, 0.1], sentiment=0.4))]
+    figure = segment_timeline(parts, LABELS)
+    axes = figure.axes[0]
+    spans = axes.collections
+    assert len(spans) == 3
+    assert spans[0].get_facecolor().tolist() == spans[2].get_facecolor().tolist() != spans[1].get_facecolor().tolist()
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["happy", "sad"]
+    assert [t.get_text() for t in axes.texts[::2]][:1] == ["1"] and "I got the job" in [t.get_text() for t in axes.texts]
+    curve = figure.axes[1].lines[0]
+    assert list(curve.get_ydata()) == [0.8, -0.6, 0.4] and list(curve.get_xdata()) == [1.0, 3.75, 7.0]
+    unanchored = segment_timeline([SegmentPrediction(0.0, 4.0, "", prediction())], LABELS)
+    assert len(unanchored.axes) == 1 and "1 window, coloured" in unanchored.axes[0].get_title(loc="left")
+    assert segment_timeline([], LABELS) is None

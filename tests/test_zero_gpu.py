@@ -50,13 +50,14 @@ def test_predict_and_rescore_run_their_forwards_in_gpu_slots(space, clip):
     assert first["modalities"]["used"] == ["text", "audio", "vision"]
     assert "dagger" in first["transcript"]["text"] or "free" in first["transcript"]["text"]
     analysis_slots = api.slots[before:]
-    assert len(analysis_slots) == 3, "CLIP on the crops, on the transcript, and the scoring"
+    assert len(analysis_slots) == 4, "CLIP on the crops, on the transcript, on the utterances' sentences, " \
+        "and the scoring of the clip and its utterances in one batch (every utterance here has two frames)"
     assert all(0 < s <= MAX_SLOT_SECONDS * ZERO_GPU_SCALE for s in analysis_slots), analysis_slots
 
     again = client.predict(first["clip_id"], "proud, bored, calm", api_name="/rescore")[RESULT]
     assert again["labels"] == ["proud", "bored", "calm"]
     assert again["transcript"] == first["transcript"], "the analysis cache lives in the main process"
-    assert len(api.slots) == before + 4, "a re-score asks for one slot, for the scoring only"
+    assert len(api.slots) == before + len(analysis_slots) + 1, "a re-score asks for one slot, for the scoring only"
     assert "Traceback" not in server.output()
 
 

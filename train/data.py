@@ -12,8 +12,7 @@ import torch
 
 from merclip.clip_loader import ClipBundle
 from merclip.config import ModelConfig
-from merclip.features import ClipFeatures, ModalityInput
-from merclip.templates import MODALITIES
+from merclip.features import ClipFeatures, ModalityInput, batch_of
 
 
 @dataclass
@@ -52,26 +51,7 @@ class FeatureSet:
 
 def collate(samples: list[Sample], device: torch.device | str = "cpu") -> dict[str, ModalityInput]:
     """Pad each modality to the longest sample in the batch; a sample without it gets an all-False mask."""
-    batch = {}
-    for modality in MODALITIES:
-        values = [getattr(s.features, modality) for s in samples]
-        present = [v for v in values if v is not None]
-        if not present:
-            continue
-        width = present[0].shape[-1]
-        longest = max(len(v) for v in present)
-        elements = torch.zeros(len(samples), max(longest, 1), width)
-        mask = torch.zeros(len(samples), max(longest, 1), dtype=torch.bool)
-        for row, value in enumerate(values):
-            if value is not None and len(value):
-                elements[row, : len(value)] = value.float()
-                mask[row, : len(value)] = True
-        pooled = None
-        if modality == "text":
-            pooled = torch.stack([s.features.text_pooled.float() if s.features.text_pooled is not None
-                                  else torch.zeros(width) for s in samples])
-        batch[modality] = ModalityInput(elements, mask, pooled).to(device)
-    return batch
+    return batch_of([s.features for s in samples], device)
 
 
 def targets_tensor(samples: list[Sample], task: str, device: torch.device | str = "cpu") -> torch.Tensor:

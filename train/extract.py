@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from merclip.analysis import AnalysisOptions, Analyzer
 from merclip.api import load_model
 from merclip.clip_loader import DEFAULT_CLIP
 from merclip.errors import MerClipError
+from merclip.shards import shard_of
 from merclip.limits import Limits
 from merclip.tensor_files import write_tensor_file
 from merclip.transcribe import DEFAULT_WHISPER
@@ -38,18 +38,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--labels", default=None, help="label text for classification (default: the manifest's labels)")
     parser.add_argument("--shard", default=None, help="i/n: this process takes rows i, i+n, ... (default from torchrun)")
     return parser.parse_args(argv)
-
-
-def shard_of(text: str | None) -> tuple[int, int]:
-    if text is None:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    try:
-        index, count = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise MerClipError(f"--shard '{text}': expected i/n, e.g. 0/4") from None
-    if not 0 <= index < count:
-        raise MerClipError(f"--shard '{text}': i must be in 0..n-1")
-    return index, count
 
 
 def extract(args: argparse.Namespace) -> int:

@@ -1,0 +1,195 @@
+"""A long clip read utterance by utterance (or window by window), as CMU-MOSI/MOSEI are cut.
+
+The encoders run once per clip: frames are sampled once over the whole clip, with a budget
+that grows with its length (two per shortest utterance, capped), and CLIP image, audio
+features and Whisper run once; every segment then indexes into those features. Only the
+sentence embedding of each utterance's words needs its own CLIP text pass, and all of them
+go in one batch. Segments that the budget left with fewer than two frames get theirs in a
+second, small picture pass. The segments' predictions go through the head in one batch, and
+the whole lot is cached, so new labels re-score every segment without any encoder.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from merclip.analysis import AnalysisOptions, Analyzer, Progress
+from merclip.clip_analysis import ClipAnalysis
+from merclip.features import ClipFeatures
+from merclip.labels import LabelSet
+from merclip.limits import Limits
+from merclip.media_probe import inspect_media
+from merclip.result import Prediction
+from merclip.segments import Segment, SegmentMode, SegmentRules, utterances, windows
+from merclip.video_frames import frames_at
+
+FRAME_CAP = 240  # frames sampled over a whole clip at most: memory is bounded by this, not by the length
+MANY_FRAMES_SIDE = 960  # with more frames than a clip's usual 32, each is decoded at most this large (240 at 720p: 660 MB)
+MIN_SEGMENT_FRAMES = 2
+KEPT_CLIPS = 8
+
+
+@dataclass
+class SegmentedClip:
+    """A clip's features with its segments; each segment's own features are slices of them."""
+
+    analysis: ClipAnalysis
+    features: ClipFeatures  # the analysis' features plus any frames added for short segments
+    segments: list[Segment]
+    sentences: torch.Tensor | None  # (S, d) sentence embedding of each segment's words
+    warnings: list[str]
+
+    def segment_features(self, index: int) -> ClipFeatures:
+        """What segment `index` holds: its frames, its audio frames, its words."""
+        segment, features = self.segments[index], self.features
+        last = index == len(self.segments) - 1
+
+        def inside(times: list[float]) -> list[int]:
+            return [i for i, t in enumerate(times) if segment.start <= t < segment.end or (last and t == segment.end)]
+
+        part = ClipFeatures()
+        if features.vision is not None and (frames := inside(features.frame_times)):
+            part.vision, part.frame_times = features.vision[frames], [features.frame_times[i] for i in frames]
+        if features.audio is not None and (rows := inside(features.audio_times)):
+            part.audio, part.audio_times = features.audio[rows], [features.audio_times[i] for i in rows]
+        if features.text is not None and segment.words:
+            words = list(segment.words)
+            part.text, part.words = features.text[words], [features.words[i] for i in words]
+            part.text_pooled = self.sentences[index]
+        return part
+
+    def text(self, index: int) -> str:
+        return " ".join(self.features.words[i] for i in self.segments[index].words)
+
+
+@dataclass
+class SegmentPrediction:
+    start: float
+    end: float
+    text: str
+    prediction: Prediction
+
+    def to_dict(self, attention: bool = False) -> dict:
+        p = self.prediction
+        item = {"start": round(self.start, 3), "end": round(self.end, 3), "text": self.text, "top_label": p.top_label,
+                "probs": dict(zip(p.labels, (round(x, 6) for x in p.probs))), "modalities": p.modalities,
+                "sentiment": None if p.sentiment is None else round(p.sentiment, 6)}
+        if attention:
+            item["stages"] = [s.to_dict() for s in p.stages]
+        return item
+
+
+class SegmentReader:
+    """Segments clips with an `Analyzer`'s models and keeps the last few segmented clips for re-scoring."""
+
+    def __init__(self, analyzer: Analyzer, rules: SegmentRules = SegmentRules()) -> None:
+        self.analyzer = analyzer
+        self.rules = rules
+        self._kept: OrderedDict[tuple, SegmentedClip] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def predict(self, media: str | Path, labels: str | LabelSet, mode: SegmentMode,
+                templates: dict[str, str] | None = None, options: AnalysisOptions = AnalysisOptions(),
+                progress: Progress | None = None, frame_cap: int = FRAME_CAP) -> tuple[Prediction, list[SegmentPrediction]]:
+        """The whole clip's prediction and one per segment, on one pass of the encoders (`frame_cap`:
+        the most frames sampled over the clip; short segments still get two each)."""
+        options = self.budgeted(media, mode, options, frame_cap)
+        clip, cached = self.segmented(media, mode, options, progress)
+        if progress:
+            progress(0.95, "scoring the labels")
+        return self._score(clip, labels, templates, cached)
+
+    def rescore(self, clip_id: str, labels: str | LabelSet, templates: dict[str, str] | None = None
+                ) -> tuple[Prediction, list[SegmentPrediction]] | None:
+        """New labels for a clip segmented before (by its clip_id): no encoder runs. None if it is not kept."""
+        with self._lock:
+            clip = next((c for key, c in reversed(self._kept.items()) if key[0] == clip_id), None)
+        if clip is None:
+            return None
+        return self._score(clip, labels, templates, cached=True)
+
+    def _score(self, clip: SegmentedClip, labels: str | LabelSet, templates: dict[str, str] | None,
+               cached: bool) -> tuple[Prediction, list[SegmentPrediction]]:
+        """The whole clip and every segment through the head in one batch (one GPU slot on ZeroGPU)."""
+        parts = [clip.segment_features(i) for i in range(len(clip.segments))]
+        scored = self.analyzer.model.predict_many([clip.analysis.features, *parts], labels, templates)
+        whole = self.analyzer.finish(scored[0], clip.analysis, cached)
+        whole.warnings += clip.warnings
+        return whole, [SegmentPrediction(s.start, s.end, clip.text(i), p)
+                       for i, (s, p) in enumerate(zip(clip.segments, scored[1:]))]
+
+    def budgeted(self, media: str | Path, mode: SegmentMode, options: AnalysisOptions,
+                 cap: int = FRAME_CAP) -> AnalysisOptions:
+        """`options` with the frame budget of this clip's length (at most `cap` frames)."""
+        limits = options.limits
+        span = min(inspect_media(media, limits).duration, limits.max_seconds)
+        budget = min(cap, frame_budget(span, mode, self.rules, limits.frames))
+        side = limits.max_side if budget <= Limits.max_frames else min(limits.max_side, MANY_FRAMES_SIDE)
+        return replace(options, limits=replace(limits, frames=budget, max_frames=max(limits.max_frames, budget),
+                                               max_side=side))
+
+    def segmented(self, media: str | Path, mode: SegmentMode, options: AnalysisOptions,
+                  progress: Progress | None = None) -> tuple[SegmentedClip, bool]:
+        """The clip analysed with `options` (see `budgeted`) and cut into segments, kept for re-scoring;
+        and whether its analysis came from the cache."""
+        info = inspect_media(media, options.limits)
+        span = min(info.duration, options.limits.max_seconds)
+        analysis, cached = self.analyzer.analyse(media, options, progress)
+        key = (analysis.key, mode, self.rules)
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key], cached
+        clip = self._segment(analysis, info, span, mode, options)
+        with self._lock:
+            self._kept[key] = clip
+            while len(self._kept) > KEPT_CLIPS:
+                self._kept.popitem(last=False)
+        return clip, cached
+
+    def _segment(self, analysis: ClipAnalysis, info, span: float, mode: SegmentMode,
+                 options: AnalysisOptions) -> SegmentedClip:
+        warnings = []
+        words = analysis.transcript.words if analysis.transcript else []
+        segments = utterances(words, self.rules) if mode.kind == "utterance" else []
+        if mode.kind == "utterance" and not segments:
+            warnings.append(f"no timed speech to cut into utterances: {mode.window_seconds:g} s windows instead")
+        if not segments:
+            segments = windows(span if span > 0 else 0.0, mode.window_seconds)
+        features = self._with_short_segments_filled(analysis, info, segments, options)
+        sentences = None
+        if features.text is not None:
+            sentences = self.analyzer.model.encode_sentences(features.words, [s.words for s in segments])
+        return SegmentedClip(analysis, features, segments, sentences, warnings)
+
+    def _with_short_segments_filled(self, analysis: ClipAnalysis, info, segments: list[Segment],
+                                    options: AnalysisOptions) -> ClipFeatures:
+        """The analysis' features, plus frames at the thirds of every segment that holds fewer than two."""
+        features = analysis.features
+        if features.vision is None or not info.has_video or info.kind == "image":
+            return features
+        times = np.asarray(features.frame_times)
+        wanted = [s.start + s.seconds * k / 3 for s in segments
+                  if int(((times >= s.start) & (times <= s.end)).sum()) < MIN_SEGMENT_FRAMES for k in (1, 2)]
+        if not wanted:
+            return features
+        frames = frames_at(info, wanted, options.limits)
+        crops, _ = self.analyzer.face_crops([f.image for f in frames], options.detect_faces)
+        vision = torch.cat([features.vision, self.analyzer.model.encode_images(crops).to(features.vision)])
+        all_times = list(features.frame_times) + [f.time for f in frames]
+        order = sorted(range(len(all_times)), key=all_times.__getitem__)
+        return replace(features, vision=vision[order], frame_times=[all_times[i] for i in order])
+
+
+def frame_budget(span: float, mode: SegmentMode, rules: SegmentRules, least: int) -> int:
+    """Two frames per shortest segment (any span that long holds two), at least `least`, at most FRAME_CAP."""
+    shortest = rules.min_seconds if mode.kind == "utterance" else min(rules.min_seconds, mode.window_seconds)
+    return int(min(FRAME_CAP, max(least, math.ceil(span / (shortest / MIN_SEGMENT_FRAMES)))))
+

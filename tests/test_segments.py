@@ -1,0 +1,75 @@
+"""Utterances from timed words, and windows: the cuts a long clip is read by."""
+
+import pytest
+
+from merclip.errors import MerClipError
+from merclip.segments import SegmentMode, SegmentRules, utterances, windows
+from merclip.transcribe import Word
+
+
+def timed(*sentences: tuple[float, str], gap: float = 0.25) -> list[Word]:
+    """Words of each sentence 0.3 s long with `gap` between them, each sentence starting at its time."""
+    words = []
+    for start, text in sentences:
+        t = start
+        for token in text.split():
+            words.append(Word(token, t, t + 0.3))
+            t += 0.3 + gap
+    return words
+
+
+def texts(words, segments):
+    return [" ".join(words[i].word for i in s.words) for s in segments]
+
+
+def test_sentences_become_utterances_with_their_own_times():
+    words = timed((0.0, "I got the job."), (3.0, "Then the car broke down!"), (7.0, "Is that fair?"))
+    found = utterances(words)
+    assert texts(words, found) == ["I got the job.", "Then the car broke down!", "Is that fair?"]
+    assert [(s.start, s.end) for s in found] == [(0.0, pytest.approx(1.95)), (3.0, pytest.approx(5.5)),
+                                                 (7.0, pytest.approx(8.4))]
+
+
+def test_a_pause_ends_an_utterance_without_punctuation():
+    words = timed((0.0, "so anyway we went home"), (4.0, "and nobody said a thing"))
+    assert texts(words, utterances(words)) == ["so anyway we went home", "and nobody said a thing"]
+
+
+def test_a_very_short_sentence_joins_its_closer_neighbour():
+    words = timed((0.0, "Well."), (0.6, "I think it went fine in the end."), (6.0, "Yes."), (6.5, "Right, so then."))
+    found = utterances(words, SegmentRules(min_seconds=1.0))
+    assert texts(words, found) == ["Well. I think it went fine in the end.", "Yes. Right, so then."]
+    assert all(s.seconds >= 1.0 for s in found)
+
+
+def test_a_long_sentence_is_split_at_its_longest_pause():
+    first, second = " ".join(["word"] * 20), " ".join(["other"] * 20)  # 10.75 s each, 0.6 s apart
+    words = timed((0.0, first))
+    words += timed((words[-1].end + 0.6, second + "."))
+    assert texts(words, utterances(words, SegmentRules(max_seconds=12.0))) == [first, second + "."]
+    halves = utterances(words, SegmentRules(max_seconds=8.0))  # then evenly paused: cut near the middle
+    assert [len(s.words) for s in halves] == [10, 10, 10, 10] and all(s.seconds <= 8.0 for s in halves)
+
+
+def test_words_without_times_give_no_utterances():
+    assert utterances([Word("typed", None, None), Word("text", None, None)]) == []
+
+
+def test_windows_cover_the_clip_and_absorb_a_last_sliver():
+    assert [(s.start, s.end) for s in windows(10.0, 4.0)] == [(0.0, 4.0), (4.0, 10.0)]
+    assert [(s.start, s.end) for s in windows(13.0, 4.0)] == [(0.0, 4.0), (4.0, 8.0), (8.0, 13.0)]
+    assert [(s.start, s.end) for s in windows(3.0, 4.0)] == [(0.0, 3.0)]
+    assert windows(0.0, 4.0) == []
+
+
+@pytest.mark.parametrize(("flag", "kind", "seconds"), [("utterance", "utterance", 4.0), ("window", "window", 4.0),
+                                                        ("window:2.5", "window", 2.5)])
+def test_the_segments_flag(flag, kind, seconds):
+    mode = SegmentMode.parse(flag)
+    assert (mode.kind, mode.window_seconds) == (kind, seconds)
+
+
+@pytest.mark.parametrize("flag", ["sentence", "window:0", "window:abc", "utterance:3"])
+def test_a_bad_segments_flag_is_one_clear_line(flag):
+    with pytest.raises(MerClipError, match="--segments"):
+        SegmentMode.parse(flag)
