@@ -105,35 +105,32 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
         templates = [vision_templates, text_templates, audio_templates]
         options = [frames, detect_faces, transcript, clip, whisper, checkpoint]
         analysis = dict(concurrency_limit=1, concurrency_id="analyse")
+        rescoring_queue = dict(concurrency_limit=4, concurrency_id="rescore")
         for start in (analyse.click, examples.load_input_event.then):  # an example: its clip, labels, label set
             start(service.analyse_on_page, [video, other_media, labels, *templates, *options], page_outputs,
                   api_visibility="private", **analysis)
         rescoring = [outputs["clip_id"], labels, *templates]
         for trigger in (rescore.click, labels.submit, *(t.submit for t in templates)):
-            trigger(service.rescore_or_explain, rescoring, page_outputs, api_visibility="private",
-                    concurrency_limit=4, concurrency_id="rescore")
+            trigger(service.rescore_or_explain, rescoring, page_outputs, api_visibility="private", **rescoring_queue)
         outputs["segment_choice"].input(service.show_segment, [*rescoring, outputs["segment_choice"]],
                                         [outputs[name] for name in SEGMENT_VIEW_NAMES], api_visibility="private",
-                                        concurrency_limit=4, concurrency_id="rescore")
+                                        **rescoring_queue)
         preset.input(lambda name: gr.skip() if name == CUSTOM else PRESETS[name], preset, labels,
                      api_visibility="private").then(
-            service.rescore_on_page, rescoring, page_outputs, api_visibility="private", concurrency_limit=4,
-            concurrency_id="rescore")
+            service.rescore_on_page, rescoring, page_outputs, api_visibility="private", **rescoring_queue)
         labels.input(lambda clip_id: (CUSTOM, STALE_NOTE if clip_id else ""), outputs["clip_id"], [preset, outputs["stale"]],
                      api_visibility="private", queue=False)
         outputs["bars"].change(None, outputs["bars"], js=SHOW_RESULT, api_visibility="private", queue=False)
-        for new_media in (video.upload, video.stop_recording, other_media.upload):  # (an example sets its own clip_id)
-            new_media(lambda: "", None, outputs["clip_id"], api_visibility="private", queue=False)
-        video.upload(lambda: None, None, other_media, api_visibility="private", queue=False)
-        video.stop_recording(lambda: None, None, other_media, api_visibility="private", queue=False)
-        other_media.upload(lambda: None, None, video, api_visibility="private", queue=False)
+        # new media forgets the analysed clip and empties the other input (an example sets its own clip_id)
+        for new_media, other in ((video.upload, other_media), (video.stop_recording, other_media),
+                                 (other_media.upload, video)):
+            new_media(lambda: ("", None), None, [outputs["clip_id"], other], api_visibility="private", queue=False)
         video.clear(service.cleared, None, page_outputs, api_visibility="private", queue=False)
 
         # The API: the same analyses, with a plain error for bad labels (no page to show a note on)
         api = gr.Button(visible=False)
         api.click(service.predict, [video, labels, *templates, *options], api_outputs, api_name="predict", **analysis)
-        api.click(service.rescore, rescoring, api_outputs, api_name="rescore", concurrency_limit=4,
-                  concurrency_id="rescore")
+        api.click(service.rescore, rescoring, api_outputs, api_name="rescore", **rescoring_queue)
 
         timer = gr.Timer(1.5, active=store.loading)
         timer.tick(lambda: (store.status_markdown(), gr.Timer(active=store.loading)), None, [status, timer],

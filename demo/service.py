@@ -92,12 +92,12 @@ class AnalysisService:
         """The bars and stage heatmaps of one utterance (or of the whole clip again), in SEGMENT_VIEW_NAMES order."""
         analyzer = self.store.find(clip_id) if clip_id else None
         if analyzer is None:
-            return tuple(gr.skip() for _ in SEGMENT_VIEW_NAMES)
+            return _skipped(SEGMENT_VIEW_NAMES)
         with _user_errors():
             templates = _templates(vision_templates, text_templates, audio_templates)
             scored = self.reader(analyzer).rescore(clip_id, labels, templates)
         if scored is None:
-            return tuple(gr.skip() for _ in SEGMENT_VIEW_NAMES)
+            return _skipped(SEGMENT_VIEW_NAMES)
         whole, parts = scored
         number = segment_number(choice)
         view = build_segment_view(parts[number - 1].prediction if 0 < number <= len(parts) else whole)
@@ -116,17 +116,18 @@ class AnalysisService:
     def rescore_on_page(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
                         audio_templates: str) -> tuple:
         """A new label set: re-score the clip on screen, if any (a mistake in the labels is said either way)."""
-        if not clip_id or self.store.find(clip_id) is None:
-            return _on_page(lambda: _checked(labels, vision_templates, text_templates, audio_templates))
-        return _on_page(lambda: self.rescore(clip_id, labels, vision_templates, text_templates, audio_templates))
+        return self._rescore_on_page(clip_id, labels, (vision_templates, text_templates, audio_templates), "")
 
     def rescore_or_explain(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
                            audio_templates: str) -> tuple:
         """Enter or Re-score: as `rescore_on_page`, and when no clip is analysed yet, say to press Analyse."""
-        outputs = self.rescore_on_page(clip_id, labels, vision_templates, text_templates, audio_templates)
-        if (not clip_id or self.store.find(clip_id) is None) and outputs[-2] == "":
-            return (*outputs[:-2], NO_CLIP_NOTE, outputs[-1])
-        return outputs
+        return self._rescore_on_page(clip_id, labels, (vision_templates, text_templates, audio_templates),
+                                     NO_CLIP_NOTE)
+
+    def _rescore_on_page(self, clip_id: str, labels: str, templates: tuple[str, str, str], no_clip_note: str) -> tuple:
+        if not clip_id or self.store.find(clip_id) is None:
+            return _on_page(lambda: _checked(labels, *templates), note=no_clip_note)
+        return _on_page(lambda: self.rescore(clip_id, labels, *templates))
 
     @staticmethod
     def cleared() -> tuple:
@@ -149,11 +150,12 @@ class AnalysisService:
                 view.segments_csv)
 
 
-def _on_page(analyse: Callable[[], tuple]) -> tuple:
-    """`analyse()`'s outputs plus the labels-box note (cleared) and the stale notice (hidden); when the labels
-    or templates are at fault, only the note changes: the visitor fixes them and the figures stay."""
+def _on_page(analyse: Callable[[], tuple], note: str = "") -> tuple:
+    """`analyse()`'s outputs plus the labels-box note (`note`, or cleared) and the stale notice (hidden);
+    when the labels or templates are at fault, only the note changes: the visitor fixes them and the
+    figures stay."""
     try:
-        return (*analyse(), "", "")
+        return (*analyse(), note, "")
     except LabelMistake as mistake:
         return (*_skipped(OUTPUT_NAMES), f"⚠️ {mistake.note}", gr.skip())
 
@@ -161,7 +163,7 @@ def _on_page(analyse: Callable[[], tuple]) -> tuple:
 def _checked(labels: str, *templates: str) -> tuple:
     with _user_errors():
         _check_labels_and_templates(labels, *templates)
-    return tuple(_skipped(OUTPUT_NAMES))
+    return _skipped(OUTPUT_NAMES)
 
 
 def _check_labels_and_templates(labels: str, vision: str, text: str, audio: str) -> None:
@@ -172,8 +174,8 @@ def _check_labels_and_templates(labels: str, vision: str, text: str, audio: str)
         parse_templates(given, modality)
 
 
-def _skipped(names: tuple[str, ...]) -> list:
-    return [gr.skip() for _ in names]
+def _skipped(names: tuple[str, ...]) -> tuple:
+    return tuple(gr.skip() for _ in names)
 
 
 def _templates(vision: str, text: str, audio: str) -> dict[str, str]:

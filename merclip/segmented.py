@@ -17,7 +17,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from merclip.analysis import AnalysisOptions, Analyzer, Progress
@@ -49,15 +48,10 @@ class SegmentedClip:
     def segment_features(self, index: int) -> ClipFeatures:
         """What segment `index` holds: its frames, its audio frames, its words."""
         segment, features = self.segments[index], self.features
-        last = index == len(self.segments) - 1
-
-        def inside(times: list[float]) -> list[int]:
-            return [i for i, t in enumerate(times) if segment.start <= t < segment.end or (last and t == segment.end)]
-
         part = ClipFeatures()
-        if features.vision is not None and (frames := inside(features.frame_times)):
+        if features.vision is not None and (frames := within(features.frame_times, self.segments, index)):
             part.vision, part.frame_times = features.vision[frames], [features.frame_times[i] for i in frames]
-        if features.audio is not None and (rows := inside(features.audio_times)):
+        if features.audio is not None and (rows := within(features.audio_times, self.segments, index)):
             part.audio, part.audio_times = features.audio[rows], [features.audio_times[i] for i in rows]
         if features.text is not None and segment.words:
             words = list(segment.words)
@@ -129,6 +123,8 @@ class SegmentReader:
                  cap: int = FRAME_CAP) -> AnalysisOptions:
         """`options` with the frame budget of this clip's length (at most `cap` frames)."""
         limits = options.limits
+        if cap <= limits.frames:  # no room to grow (the page's budget): no need to probe the file for its length
+            return options
         span = min(inspect_media(media, limits).duration, limits.max_seconds)
         budget = min(cap, frame_budget(span, mode, self.rules, limits.frames))
         side = limits.max_side if budget <= Limits.max_frames else min(limits.max_side, MANY_FRAMES_SIDE)
@@ -139,45 +135,41 @@ class SegmentReader:
                   progress: Progress | None = None) -> tuple[SegmentedClip, bool]:
         """The clip analysed with `options` (see `budgeted`) and cut into segments, kept for re-scoring;
         and whether its analysis came from the cache."""
-        info = inspect_media(media, options.limits)
-        span = min(info.duration, options.limits.max_seconds)
         analysis, cached = self.analyzer.analyse(media, options, progress)
         key = (analysis.key, mode, self.rules)
         with self._lock:
             if key in self._kept:
                 self._kept.move_to_end(key)
                 return self._kept[key], cached
-        clip = self._segment(analysis, info, span, mode, options)
+        clip = self._segment(analysis, mode, options)
         with self._lock:
             self._kept[key] = clip
             while len(self._kept) > KEPT_CLIPS:
                 self._kept.popitem(last=False)
         return clip, cached
 
-    def _segment(self, analysis: ClipAnalysis, info, span: float, mode: SegmentMode,
-                 options: AnalysisOptions) -> SegmentedClip:
+    def _segment(self, analysis: ClipAnalysis, mode: SegmentMode, options: AnalysisOptions) -> SegmentedClip:
         warnings = []
         words = analysis.transcript.words if analysis.transcript else []
         segments = utterances(words, self.rules) if mode.kind == "utterance" else []
         if mode.kind == "utterance" and not segments:
             warnings.append(f"no timed speech to cut into utterances: {mode.window_seconds:g} s windows instead")
         if not segments:
-            segments = windows(span if span > 0 else 0.0, mode.window_seconds)
-        features = self._with_short_segments_filled(analysis, info, segments, options)
+            segments = windows(min(analysis.info.duration, options.limits.max_seconds), mode.window_seconds)
+        features = self._with_short_segments_filled(analysis, segments, options)
         sentences = None
         if features.text is not None:
             sentences = self.analyzer.model.encode_sentences(features.words, [s.words for s in segments])
         return SegmentedClip(analysis, features, segments, sentences, warnings)
 
-    def _with_short_segments_filled(self, analysis: ClipAnalysis, info, segments: list[Segment],
+    def _with_short_segments_filled(self, analysis: ClipAnalysis, segments: list[Segment],
                                     options: AnalysisOptions) -> ClipFeatures:
         """The analysis' features, plus frames at the thirds of every segment that holds fewer than two."""
-        features = analysis.features
+        features, info = analysis.features, analysis.info
         if features.vision is None or not info.has_video or info.kind == "image":
             return features
-        times = np.asarray(features.frame_times)
-        wanted = [s.start + s.seconds * k / 3 for s in segments
-                  if int(((times >= s.start) & (times <= s.end)).sum()) < MIN_SEGMENT_FRAMES for k in (1, 2)]
+        wanted = [s.start + s.seconds * k / 3 for i, s in enumerate(segments)
+                  if len(within(features.frame_times, segments, i)) < MIN_SEGMENT_FRAMES for k in (1, 2)]
         if not wanted:
             return features
         frames = frames_at(info, wanted, options.limits)
@@ -189,7 +181,14 @@ class SegmentReader:
 
 
 def frame_budget(span: float, mode: SegmentMode, rules: SegmentRules, least: int) -> int:
-    """Two frames per shortest segment (any span that long holds two), at least `least`, at most FRAME_CAP."""
+    """Two frames per shortest segment (any span that long holds two), at least `least`."""
     shortest = rules.min_seconds if mode.kind == "utterance" else min(rules.min_seconds, mode.window_seconds)
-    return int(min(FRAME_CAP, max(least, math.ceil(span / (shortest / MIN_SEGMENT_FRAMES)))))
+    return max(least, math.ceil(span / (shortest / MIN_SEGMENT_FRAMES)))
+
+
+def within(times: list[float], segments: list[Segment], index: int) -> list[int]:
+    """Positions of the times that fall in segment `index`: from its start up to its end, the last
+    segment's end included, so a time on a boundary belongs to one segment only."""
+    segment, last = segments[index], index == len(segments) - 1
+    return [i for i, t in enumerate(times) if segment.start <= t < segment.end or (last and t == segment.end)]
 

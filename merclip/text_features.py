@@ -152,16 +152,13 @@ def sentence_features(clip: ClipBundle, words: Sequence[str], groups: Sequence[S
     rows, owners = [], []
     for group, positions in enumerate(groups):
         word_ids = [ids[: clip.context_length - 2] for ids in (bpe_ids(clip, words[p]) for p in positions) if ids]
-        for window in _windows(word_ids, clip.context_length - 2) if word_ids else []:
-            rows.append([clip.tokenizer.sot_token_id] + [i for w in window for i in word_ids[w]]
-                        + [clip.tokenizer.eot_token_id])
-            owners.append(group)
+        windows = _windows(word_ids, clip.context_length - 2) if word_ids else []
+        rows += [[i for w in window for i in word_ids[w]] for window in windows]
+        owners += [group] * len(windows)
     sentences = torch.zeros(len(groups), clip.embed_dim)
     if not rows:
         return sentences
-    batch = torch.zeros(len(rows), clip.context_length, dtype=torch.long)
-    for row, ids in enumerate(rows):
-        batch[row, : len(ids)] = torch.tensor(ids)
+    batch = _token_rows(clip, rows)
     with torch.no_grad():
         pooled = F.normalize(prompt_features(clip, batch.to(clip.device)).float().cpu(), dim=-1)
     for group in set(owners):
@@ -185,11 +182,7 @@ def encode_transcript(clip: ClipBundle, text: str | list[str]) -> TextFeatures |
     if not words:
         return None
     windows = _windows(word_ids, clip.context_length - 2)
-    tokenizer = clip.tokenizer
-    batch = torch.zeros(len(windows), clip.context_length, dtype=torch.long)
-    for row, window in enumerate(windows):
-        ids = [tokenizer.sot_token_id] + [i for w in window for i in word_ids[w]] + [tokenizer.eot_token_id]
-        batch[row, : len(ids)] = torch.tensor(ids)
+    batch = _token_rows(clip, [[i for w in window for i in word_ids[w]] for window in windows])
     with torch.no_grad():
         per_token, pooled = token_features(clip, batch.to(clip.device))
     per_token, pooled = per_token.float(), pooled.float()
@@ -203,6 +196,14 @@ def encode_transcript(clip: ClipBundle, text: str | list[str]) -> TextFeatures |
     elements = F.normalize(torch.stack(word_features), dim=-1)
     sentence = F.normalize(F.normalize(pooled, dim=-1).mean(dim=0), dim=-1)
     return TextFeatures(words=words, elements=elements, pooled=sentence, indices=indices)
+
+
+def _token_rows(clip: ClipBundle, rows: list[list[int]]) -> torch.Tensor:
+    """Token id rows (each fits the context with its start and end tokens) as a padded (N, context) batch."""
+    batch = torch.zeros(len(rows), clip.context_length, dtype=torch.long)
+    for row, ids in enumerate(rows):
+        batch[row, : len(ids) + 2] = torch.tensor([clip.tokenizer.sot_token_id, *ids, clip.tokenizer.eot_token_id])
+    return batch
 
 
 def _windows(word_ids: list[list[int]], capacity: int) -> list[list[int]]:
