@@ -29,6 +29,7 @@ except ImportError:  # not on a Space: nothing to do
 import torch  # noqa: E402 -- after spaces, which must see CUDA untouched
 
 from merclip.api import MerClip  # noqa: E402
+from merclip.prepared import PreparedClips  # noqa: E402
 
 # Seconds asked per slot: a worker's first call also moves the weights to its GPU. ZeroGPU
 # scales the request by 1.5 on its default size and refuses one larger than the visitor's
@@ -81,8 +82,14 @@ class ZeroGpuModel:
     def predict(self, features, labels, templates: Mapping | None = None):
         return _on_gpu(self._index, "predict", features, labels, templates)
 
-    def predict_many(self, clips: Sequence, labels, templates: Mapping | None = None):
-        return _on_gpu(self._index, "predict_many", list(clips), labels, templates)
+    def prepare(self, clips: Sequence) -> PreparedClips:
+        """Checked and batched here, on the CPU: the stages' keys and values need the GPU, so each
+        slot that scores them computes them again (a slot's results cannot stay on its GPU)."""
+        return self._model.prepare(clips, project=False)
+
+    def predict_many(self, clips: Sequence | PreparedClips, labels, templates: Mapping | None = None):
+        clips = clips if isinstance(clips, PreparedClips) else list(clips)
+        return _on_gpu(self._index, "predict_many", clips, labels, templates)
 
 
 def _on_cpu(value: Any) -> Any:

@@ -29,6 +29,7 @@ from merclip.image_features import encode_images
 from merclip.label_encoder import LabelEncoder
 from merclip.labels import LabelSet, parse_labels
 from merclip.model import HeadOutput, MerClipHead
+from merclip.prepared import PreparedBatch, PreparedClips, length_buckets
 from merclip.result import Prediction, StageAttention
 from merclip.templates import MODALITIES, resolve_templates
 from merclip.text_features import TextFeatures, encode_transcript, sentence_features
@@ -93,32 +94,30 @@ class MerClip:
         """Score one clip's features against labels; templates override the model's per modality."""
         return self.predict_many([features], labels, templates)[0]
 
-    def predict_many(self, clips: Sequence[ClipFeatures], labels: str | Sequence[str] | LabelSet,
+    def predict_many(self, clips: Sequence[ClipFeatures] | PreparedClips, labels: str | Sequence[str] | LabelSet,
                      templates: Mapping[str, str | Sequence[str]] | None = None) -> list[Prediction]:
         """Score several clips (e.g. a video and its utterances): the labels are encoded once and the
-        head runs on batches of clips of similar length (padding a 10 s utterance to a 10 min clip's
-        12,000 audio frames would cost gigabytes); each clip keeps its own modalities."""
+        head runs on batches of clips of similar length; each clip keeps its own modalities. Clips
+        from `prepare` skip all the work that does not depend on the labels."""
         label_set = parse_labels(labels)
         template_sets = resolve_templates(templates, base=self.config.templates)
-        checked = [self._usable(features) for features in clips]
-        used = [[m for m in self.config.stage_order if m in features.modalities] for features, _ in checked]
-        if not all(used):
-            raise MerClipError("nothing to analyse: the input has no face or frame, no speech and no audio")
+        prepared = clips if isinstance(clips, PreparedClips) else self.prepare(clips, project=False)
         started = time.perf_counter()
         embeddings, label_warnings = self.label_embeddings(label_set, template_sets)
         encoded = time.perf_counter()
         rows: dict[int, tuple[HeadOutput, int]] = {}  # clip index -> (its batch's output, its row there)
-        for bucket in _length_buckets([features for features, _ in checked]):
+        for batch in prepared.batches:
+            batch = batch.to(self.device)
             with torch.no_grad():
-                out = self.head(batch_of([checked[i][0] for i in bucket], self.device), embeddings,
-                                self.clip.logit_scale, self.clip.logit_bias)
-            for row, index in enumerate(bucket):
+                out = self.head(batch.inputs, embeddings, self.clip.logit_scale, self.clip.logit_bias, batch.memories)
+            for row, index in enumerate(batch.indices):
                 rows[index] = (out, row)
         decoded = time.perf_counter()
         trained = self.head.trained  # (a look at every weight: once, not once per stage of every clip)
         predictions = []
-        for index, ((features, unusable), modalities) in enumerate(zip(checked, used)):
+        for index, (features, unusable) in enumerate(zip(prepared.clips, prepared.unusable)):
             out, row = rows[index]
+            modalities = [m for m in self.config.stage_order if m in features.modalities]
             warnings = list(label_set.warnings) + unusable + label_warnings + self._model_warnings(out, modalities)
             prediction = _prediction(label_set, features, out, row, modalities, self.config.stage_order,
                                      self.clip.logit_scale, warnings)
@@ -131,6 +130,21 @@ class MerClip:
             prediction.timings_ms = {"label_encoding": (encoded - started) * 1000, "decoder": (decoded - encoded) * 1000}
             predictions.append(prediction)
         return predictions
+
+    def prepare(self, clips: Sequence[ClipFeatures], project: bool = True) -> PreparedClips:
+        """Clips checked, batched and, with `project`, run through everything of the head that does not
+        depend on the labels (on this model's device), for scoring many label sets."""
+        checked = [self._usable(features) for features in clips]
+        if not all(set(features.modalities) & set(self.config.stage_order) for features, _ in checked):
+            raise MerClipError("nothing to analyse: the input has no face or frame, no speech and no audio")
+        kept = [features for features, _ in checked]
+        batches = [PreparedBatch(bucket, batch_of([kept[i] for i in bucket], self.device if project else "cpu"))
+                   for bucket in length_buckets(kept)]
+        if project:
+            with torch.no_grad():
+                for batch in batches:
+                    batch.memories = self.head.memories(batch.inputs)
+        return PreparedClips(kept, [unusable for _, unusable in checked], batches)
 
     def _usable(self, features: ClipFeatures) -> tuple[ClipFeatures, list[str]]:
         """Drop modalities whose features are not what this model was trained on (e.g. a head
@@ -156,23 +170,6 @@ class MerClip:
 
     def save(self, directory: str | Path) -> Path:
         return save_checkpoint(directory, self.head, self.config)
-
-
-PADDED_ELEMENTS = 16384  # per head batch: clips x the longest clip's elements
-
-
-def _length_buckets(clips: Sequence[ClipFeatures]) -> list[list[int]]:
-    """Indices of `clips` in batches of similar length, each at most PADDED_ELEMENTS once padded."""
-    def length(clip: ClipFeatures) -> int:
-        return max(len(getattr(clip, m)) for m in clip.modalities) if clip.modalities else 1
-
-    buckets: list[list[int]] = []
-    for index in sorted(range(len(clips)), key=lambda i: length(clips[i])):
-        if buckets and (len(buckets[-1]) + 1) * length(clips[index]) <= PADDED_ELEMENTS:
-            buckets[-1].append(index)
-        else:
-            buckets.append([index])
-    return buckets
 
 
 def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, row: int, used: list[str],

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,13 @@ def _identity_linear(dim: int) -> nn.Linear:
         layer.weight.copy_(torch.eye(dim))
         layer.bias.zero_()
     return layer
+
+
+class StageMemory(NamedTuple):
+    """What a stage's labels read: normalised keys and values of its elements, (B, T, d) each."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
 
 
 class CrossModalStage(nn.Module):
@@ -52,21 +60,26 @@ class CrossModalStage(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.mlp_gate = nn.Parameter(torch.zeros(()))
 
-    def forward(self, label_embeddings: torch.Tensor, delta: torch.Tensor, elements: torch.Tensor,
+    def memory(self, elements: torch.Tensor) -> StageMemory:
+        """The elements' keys and values (B, T, d): they do not depend on the labels, so a clip
+        re-scored with new labels can keep them (for a long clip, most of a stage's cost)."""
+        return StageMemory(F.normalize(self.key(elements), dim=-1), self.value(elements))
+
+    def forward(self, label_embeddings: torch.Tensor, delta: torch.Tensor, memory: StageMemory,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """label_embeddings (K, d), delta (B, K, d), elements (B, T, d), mask (B, T) -> new delta, attention (B, K, T).
+        """label_embeddings (K, d), delta (B, K, d), the elements' memory, mask (B, T) -> new delta,
+        attention (B, K, T).
 
         Samples whose mask is all False (the modality is missing for them) keep their
         delta and get an all-zero attention row: nothing is invented for them.
         """
         queries = F.normalize(self.query(label_embeddings + delta), dim=-1)
-        keys = F.normalize(self.key(elements), dim=-1)
-        scores = self.log_tau.exp() * torch.einsum("bkd,btd->bkt", queries, keys)
+        scores = self.log_tau.exp() * torch.einsum("bkd,btd->bkt", queries, memory.keys)
         scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
         present = mask.any(dim=1)
         attention = torch.where(present[:, None, None], scores, torch.zeros_like(scores)).softmax(dim=-1)
         attention = attention * mask[:, None, :]
-        attended = torch.einsum("bkt,btd->bkd", attention, self.value(elements))
+        attended = torch.einsum("bkt,btd->bkd", attention, memory.values)
         gate = present[:, None, None].to(delta.dtype)
         delta = delta + gate * torch.tanh(self.attn_gate) * self.out(attended)
         delta = delta + gate * torch.tanh(self.mlp_gate) * self.mlp(self.norm(label_embeddings + delta))
@@ -81,18 +94,22 @@ class CrossModalDecoder(nn.Module):
         self.order = tuple(order)
         self.stages = nn.ModuleDict({m: CrossModalStage(dim, temperature, mlp_ratio) for m in self.order})
 
-    def forward(self, label_embeddings: Mapping[str, torch.Tensor], elements: Mapping[str, torch.Tensor],
+    def memories(self, elements: Mapping[str, torch.Tensor]) -> dict[str, StageMemory]:
+        """Each stage's keys and values of its modality's elements (B, T_m, d)."""
+        return {m: self.stages[m].memory(x) for m, x in elements.items() if m in self.stages}
+
+    def forward(self, label_embeddings: Mapping[str, torch.Tensor], memories: Mapping[str, StageMemory],
                 masks: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns the final residual delta (B, K, d) and each stage's attention (B, K, T_m), in stage order."""
-        ran = [m for m in self.order if m in elements]
+        ran = [m for m in self.order if m in memories]
         if not ran:
             raise ValueError("the decoder needs at least one modality")
-        batch = elements[ran[0]].shape[0]
+        batch = memories[ran[0]].keys.shape[0]
         k, d = label_embeddings[ran[0]].shape
-        delta = elements[ran[0]].new_zeros(batch, k, d)
+        delta = memories[ran[0]].keys.new_zeros(batch, k, d)
         attentions: dict[str, torch.Tensor] = {}
         for modality in ran:
             delta, attentions[modality] = self.stages[modality](
-                label_embeddings[modality], delta, elements[modality], masks[modality]
+                label_embeddings[modality], delta, memories[modality], masks[modality]
             )
         return delta, attentions

@@ -19,7 +19,8 @@ from merclip.clip_loader import ClipBundle
 from merclip.errors import LabelError
 from merclip.labels import Label
 from merclip.templates import fill
-from merclip.text_features import bpe_ids, prompt_features
+from merclip.packed_text import PromptEncoder
+from merclip.text_tower import bpe_ids
 
 _BATCH = 256
 MAX_PROMPTS = 4096  # per request: ~20 s of ViT-B-32 text tower on 2 CPU cores; the defaults make 7 per label
@@ -33,11 +34,13 @@ class LabelEncoder:
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()  # the app scores several requests at once
+        self._prompts = PromptEncoder(clip)
 
     def clear(self) -> None:
-        """Forget every encoded label (benchmarks measure a cold label encoder this way)."""
+        """Forget every encoded label and template opening (benchmarks measure a cold label encoder this way)."""
         with self._lock:
             self._cache.clear()
+        self._prompts.clear()
 
     def encode(self, labels: Sequence[Label], templates: Sequence[str]) -> tuple[torch.Tensor, list[str]]:
         """(K, d) normalised label embeddings on the CLIP device, plus warnings about cut labels."""
@@ -72,17 +75,19 @@ class LabelEncoder:
         return result, list(dict.fromkeys(warnings))
 
     def _encode_missing(self, keys: list[tuple]) -> None:
-        prompts, owners = [], []
+        prompts, prefixes, owners = [], [], []
         for index, (_, templates, synonyms) in enumerate(keys):
             for synonym in synonyms:
                 for template in templates:
                     prompts.append(fill(template, synonym))
+                    prefixes.append(self._prompts.prefix(template))
                     owners.append(index)
         features = []
         with torch.no_grad():
             for start in range(0, len(prompts), _BATCH):
                 tokens = self.clip.tokenizer(prompts[start: start + _BATCH]).to(self.clip.device)
-                features.append(F.normalize(prompt_features(self.clip, tokens).float(), dim=-1))
+                pooled = self._prompts.encode(tokens, prefixes[start: start + _BATCH])
+                features.append(F.normalize(pooled.float(), dim=-1))
         embeddings = torch.cat(features)
         owner = torch.tensor(owners, device=embeddings.device)
         for index, key in enumerate(keys):

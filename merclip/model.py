@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from merclip.config import PRIOR_MODALITIES, ModelConfig
-from merclip.decoder import CrossModalDecoder
+from merclip.decoder import CrossModalDecoder, StageMemory
 from merclip.features import ModalityInput
 
 
@@ -48,19 +48,25 @@ class MerClipHead(nn.Module):
         nn.init.zeros_(self.readout.bias)
 
     def forward(self, inputs: Mapping[str, ModalityInput], label_embeddings: Mapping[str, torch.Tensor],
-                logit_scale: float, logit_bias: float | None = None) -> HeadOutput:
-        """`label_embeddings` holds a (K, d) normalised embedding per modality (from that modality's templates)."""
+                logit_scale: float, logit_bias: float | None = None,
+                memories: Mapping[str, StageMemory] | None = None) -> HeadOutput:
+        """`label_embeddings` holds a (K, d) normalised embedding per modality (from that modality's
+        templates); `memories`, from `memories(inputs)`, saves recomputing what the labels do not change."""
         inputs = {m: x for m, x in inputs.items() if m in self.decoder.order}
         if not inputs:
             raise ValueError("no modality to score: give at least one of " + ", ".join(self.decoder.order))
-        elements = {m: self.adapt(m, x.elements) for m, x in inputs.items()}
         masks = {m: x.mask for m, x in inputs.items()}
         priors, weights = self._priors(inputs, label_embeddings, logit_scale, logit_bias)
-        delta, attentions = self.decoder(label_embeddings, elements, masks)
+        delta, attentions = self.decoder(label_embeddings, memories or self.memories(inputs), masks)
         anchor = F.normalize(torch.stack([label_embeddings[m] for m in self.decoder.order]).mean(dim=0), dim=-1)
         decoder_term = logit_scale * torch.einsum("bkd,kd->bk", self.readout(anchor + delta), anchor)
         prior = sum((weights[m][:, None] * priors[m] for m in priors), torch.zeros_like(decoder_term))
         return HeadOutput(prior + decoder_term, priors, weights, decoder_term, attentions)
+
+    def memories(self, inputs: Mapping[str, ModalityInput]) -> dict[str, StageMemory]:
+        """Each stage's keys and values of its (adapted) elements: all of the head that the labels leave alone."""
+        return self.decoder.memories({m: self.adapt(m, x.elements) for m, x in inputs.items()
+                                      if m in self.decoder.order})
 
     @property
     def trained(self) -> bool:

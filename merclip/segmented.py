@@ -6,7 +6,8 @@ features and Whisper run once; every segment then indexes into those features. O
 sentence embedding of each utterance's words needs its own CLIP text pass, and all of them
 go in one batch. Segments that the budget left with fewer than two frames get theirs in a
 second, small picture pass. The segments' predictions go through the head in one batch, and
-the whole lot is cached, so new labels re-score every segment without any encoder.
+the whole lot is cached with each decoder stage's keys and values (they do not depend on the
+labels), so new labels re-score every segment without any encoder.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from merclip.features import ClipFeatures
 from merclip.labels import LabelSet
 from merclip.limits import Limits
 from merclip.media_probe import inspect_media
+from merclip.prepared import PreparedClips
 from merclip.result import Prediction
 from merclip.segments import Segment, SegmentMode, SegmentRules, utterances, windows
 from merclip.video_frames import frames_at
@@ -44,20 +46,7 @@ class SegmentedClip:
     segments: list[Segment]
     sentences: torch.Tensor | None  # (S, d) sentence embedding of each segment's words
     warnings: list[str]
-
-    def segment_features(self, index: int) -> ClipFeatures:
-        """What segment `index` holds: its frames, its audio frames, its words."""
-        segment, features = self.segments[index], self.features
-        part = ClipFeatures()
-        if features.vision is not None and (frames := within(features.frame_times, self.segments, index)):
-            part.vision, part.frame_times = features.vision[frames], [features.frame_times[i] for i in frames]
-        if features.audio is not None and (rows := within(features.audio_times, self.segments, index)):
-            part.audio, part.audio_times = features.audio[rows], [features.audio_times[i] for i in rows]
-        if features.text is not None and segment.words:
-            words = list(segment.words)
-            part.text, part.words = features.text[words], [features.words[i] for i in words]
-            part.text_pooled = self.sentences[index]
-        return part
+    prepared: PreparedClips  # the whole clip, then its segments, ready for any labels
 
     def text(self, index: int) -> str:
         return " ".join(self.features.words[i] for i in self.segments[index].words)
@@ -112,8 +101,7 @@ class SegmentReader:
     def _score(self, clip: SegmentedClip, labels: str | LabelSet, templates: dict[str, str] | None,
                cached: bool) -> tuple[Prediction, list[SegmentPrediction]]:
         """The whole clip and every segment through the head in one batch (one GPU slot on ZeroGPU)."""
-        parts = [clip.segment_features(i) for i in range(len(clip.segments))]
-        scored = self.analyzer.model.predict_many([clip.analysis.features, *parts], labels, templates)
+        scored = self.analyzer.model.predict_many(clip.prepared, labels, templates)
         whole = self.analyzer.finish(scored[0], clip.analysis, cached)
         whole.warnings += clip.warnings
         return whole, [SegmentPrediction(s.start, s.end, clip.text(i), p)
@@ -160,7 +148,9 @@ class SegmentReader:
         sentences = None
         if features.text is not None:
             sentences = self.analyzer.model.encode_sentences(features.words, [s.words for s in segments])
-        return SegmentedClip(analysis, features, segments, sentences, warnings)
+        parts = [segment_features(features, segments, sentences, i) for i in range(len(segments))]
+        prepared = self.analyzer.model.prepare([analysis.features, *parts])
+        return SegmentedClip(analysis, features, segments, sentences, warnings, prepared)
 
     def _with_short_segments_filled(self, analysis: ClipAnalysis, segments: list[Segment],
                                     options: AnalysisOptions) -> ClipFeatures:
@@ -178,6 +168,23 @@ class SegmentReader:
         all_times = list(features.frame_times) + [f.time for f in frames]
         order = sorted(range(len(all_times)), key=all_times.__getitem__)
         return replace(features, vision=vision[order], frame_times=[all_times[i] for i in order])
+
+
+def segment_features(features: ClipFeatures, segments: list[Segment], sentences: torch.Tensor | None,
+                     index: int) -> ClipFeatures:
+    """What segment `index` holds of a clip's features: its frames, its audio frames, its words
+    (`sentences`: each segment's sentence embedding)."""
+    segment = segments[index]
+    part = ClipFeatures()
+    if features.vision is not None and (frames := within(features.frame_times, segments, index)):
+        part.vision, part.frame_times = features.vision[frames], [features.frame_times[i] for i in frames]
+    if features.audio is not None and (rows := within(features.audio_times, segments, index)):
+        part.audio, part.audio_times = features.audio[rows], [features.audio_times[i] for i in rows]
+    if features.text is not None and segment.words:
+        words = list(segment.words)
+        part.text, part.words = features.text[words], [features.words[i] for i in words]
+        part.text_pooled = sentences[index]
+    return part
 
 
 def frame_budget(span: float, mode: SegmentMode, rules: SegmentRules, least: int) -> int:

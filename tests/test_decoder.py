@@ -3,6 +3,7 @@
 import math
 from itertools import combinations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from merclip import MerClipError
 from merclip.api import MerClip, build_head
 from merclip.config import ModelConfig
-from merclip.decoder import OPEN_GATE
+from merclip.decoder import OPEN_GATE, CrossModalStage
 from merclip.features import ClipFeatures, ModalityInput
 from merclip.labels import parse_labels
 from merclip.templates import resolve_templates
@@ -110,3 +111,31 @@ def test_padding_and_missing_samples_in_a_batch_do_not_change_results(tiny_model
     assert torch.allclose(together.logits[1], second.logits[0], atol=1e-5)
     assert torch.all(together.attentions["text"][1] == 0)
     assert torch.all(together.attentions["vision"][:, :, -3:] == 0)
+
+
+def test_prepared_clips_score_as_fresh_ones_without_recomputing_keys_and_values(tiny_model, all_features,
+                                                                                 monkeypatch):
+    """What a re-score keeps (checked, batched clips and each stage's keys and values) gives the
+    same result as scoring from scratch, for any labels, with a trained head."""
+    torch.manual_seed(0)
+    head = build_head(tiny_model.config)
+    head.readout.weight.data.normal_(0, 0.1)
+    for stage in head.decoder.stages.values():
+        stage.key.weight.data.add_(0.05 * torch.randn_like(stage.key.weight))
+        stage.value.weight.data.add_(0.05 * torch.randn_like(stage.value.weight))
+    model = MerClip(tiny_model.clip, head)
+    short = ClipFeatures(vision=all_features.vision[:2], frame_times=all_features.frame_times[:2])
+    clips = [all_features, short]
+    prepared = model.prepare(clips)
+    monkeypatch.setattr(CrossModalStage, "memory", lambda *a: pytest.fail("keys and values computed again"))
+    for labels in (LABELS, "proud, bored, tense"):
+        kept = model.predict_many(prepared, labels)
+        monkeypatch.undo()
+        fresh = model.predict_many(clips, labels)
+        monkeypatch.setattr(CrossModalStage, "memory", lambda *a: pytest.fail("keys and values computed again"))
+        for a, b in zip(kept, fresh):
+            assert a.labels == b.labels and a.modalities == b.modalities
+            assert a.probs == pytest.approx(b.probs, abs=1e-6)
+            for sa, sb in zip(a.stages, b.stages):
+                assert np.allclose(sa.attention, sb.attention, atol=1e-6)
+    assert kept[0].modalities == ["text", "audio", "vision"] and kept[1].modalities == ["vision"]

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from merclip import MerClipError, label_encoder, parse_labels
+from merclip import MerClipError, parse_labels
+from merclip.packed_text import PromptEncoder
 from merclip.labels import MAX_LABELS
 from merclip.templates import parse_templates, resolve_templates
 
@@ -115,8 +116,8 @@ def test_synonyms_are_normalised_averaged_and_renormalised(tiny_model):
 
 def test_label_embeddings_are_cached_per_template_set(tiny_model, monkeypatch):
     calls = []
-    original = label_encoder.prompt_features
-    monkeypatch.setattr(label_encoder, "prompt_features", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = PromptEncoder.encode
+    monkeypatch.setattr(PromptEncoder, "encode", lambda *a, **k: calls.append(1) or original(*a, **k))
     labels = parse_labels("cache-test-a, cache-test-b").labels
     first, _ = tiny_model.labels.encode(labels, ("{} one",))
     assert len(calls) == 1

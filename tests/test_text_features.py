@@ -3,7 +3,10 @@
 import torch
 import torch.nn.functional as F
 
-from merclip.text_features import encode_transcript, prompt_features, token_features
+from merclip.packed_text import PromptEncoder
+from merclip.templates import DEFAULT_TEMPLATES, fill
+from merclip.text_features import encode_transcript
+from merclip.text_tower import token_features
 
 SENTENCES = ["I can't believe we finally won the game!", "Honestly, this is the worst day of my life."]
 
@@ -39,7 +42,7 @@ def test_packed_prompts_equal_encode_text(tiny_model):
     lengths = (tokens != 0).sum(dim=1)
     assert lengths.min() < lengths.max() and lengths.sum() > 2 * 256, "uneven prompts over several packed sequences"
     with torch.no_grad():
-        packed = prompt_features(clip, tokens)
+        packed = PromptEncoder(clip).encode(tokens, [()] * len(prompts))
         expected = clip.model.encode_text(tokens)
     assert packed.shape == expected.shape
     assert torch.allclose(packed, expected, atol=1e-5)
@@ -52,9 +55,31 @@ def test_prompts_holding_token_zero_equal_encode_text(tiny_model):
     tokens = clip.tokenizer(prompts)
     assert all(0 in clip.tokenizer.encode(p) for p in prompts[:2]), "each of the first two holds token 0"
     with torch.no_grad():
-        packed = prompt_features(clip, tokens)
+        packed = PromptEncoder(clip).encode(tokens, [()] * len(prompts))
         expected = clip.model.encode_text(tokens)
     assert torch.allclose(packed, expected, atol=1e-5)
+
+
+def test_prompts_reusing_their_templates_opening_equal_encode_text(tiny_model, monkeypatch):
+    """The opening tokens' states are computed once per template, then reused for new labels: the
+    embeddings stay open_clip's own, and a second set of labels runs only its own tokens."""
+    clip = tiny_model.clip
+    encoder = PromptEncoder(clip)
+    templates = [t for modality in DEFAULT_TEMPLATES.values() for t in modality] + ["a{} fused to the opening."]
+    run = []
+    original = encoder._layers
+    monkeypatch.setattr(encoder, "_layers", lambda ids, *a: run.append(ids.numel()) or original(ids, *a))
+    for labels in (["happy", "sad", "very angry"], ["calm", "yay!~"]):
+        prompts = [fill(t, label) for label in labels for t in templates]
+        tokens = clip.tokenizer(prompts)
+        run.clear()
+        with torch.no_grad():
+            reused = encoder.encode(tokens, [encoder.prefix(t) for _ in labels for t in templates])
+            expected = clip.model.encode_text(tokens)
+        assert torch.allclose(reused, expected, atol=1e-5)
+        all_tokens = int(((tokens != 0).sum(dim=1)).sum())
+        assert sum(run) < 0.75 * all_tokens, "the shared openings are not run again for every label"
+    assert encoder.prefix("a{} fused to the opening.") == (clip.tokenizer.sot_token_id, *clip.tokenizer.encode("a"))
 
 
 def test_transcript_has_one_feature_per_word_and_its_sentence_embedding(tiny_model):
