@@ -1,0 +1,231 @@
+"""Live mode: one visitor's camera frames (and microphone) scored as they arrive.
+
+Each frame goes the clip path's way, one frame long: the same face detector and crop, CLIP
+on the crop, and the model's own scoring against the cached label embeddings, so a live
+frame's probabilities are exactly what an analysis of that frame alone gives. Bars are
+smoothed over the last frames (a half-life in seconds, so the speed of the camera does not
+change how smooth they are). A frame that arrives while the last one is still being scored
+is dropped, never queued: the bars always show the newest face. With the microphone on, the
+last few seconds of sound are transcribed every few seconds and their words and voice join
+the text and audio stages until the next window replaces them. The last seconds of frames
+and sound are kept (frames as JPEG) so a full analysis can run on them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import librosa
+import numpy as np
+import torch
+
+from merclip.analysis import Analyzer
+from merclip.audio_decode import is_silent
+from merclip.audio_features import SAMPLE_RATE, audio_frame_features
+from merclip.features import ClipFeatures
+from merclip.labels import LabelSet, parse_labels
+from merclip.result import Prediction
+from merclip.sample_media import write_clip
+from merclip.templates import resolve_templates
+
+HALF_LIFE_SECONDS = 0.5  # a face held for a second moves the bars three quarters of the way
+HISTORY_SECONDS = 30.0  # the rolling chart
+KEPT_SECONDS = 10.0  # what "analyse the last seconds" can reach back to
+HEARING_WINDOW_SECONDS = 4.0  # sound transcribed at a time
+RATE_WINDOW_SECONDS = 5.0  # updates per second, measured over this long
+JPEG_QUALITY = 90
+KEPT_FRAME_SIDE = 640
+
+
+@dataclass
+class LiveReading:
+    """One scored frame: its own probabilities and the smoothed ones the bars show."""
+
+    at: float  # seconds since the stream started
+    labels: list[str]
+    probs: np.ndarray
+    smoothed: np.ndarray
+    face_found: bool
+    latency_ms: float
+    prediction: Prediction
+
+
+class Smoother:
+    """Exponential smoothing in time: each reading pulls the state by 1 - 0.5 ** (dt / half_life)."""
+
+    def __init__(self, half_life: float = HALF_LIFE_SECONDS) -> None:
+        self.half_life = half_life
+        self.state: np.ndarray | None = None
+        self._last: float | None = None
+
+    def update(self, values: np.ndarray, at: float) -> np.ndarray:
+        if self.state is None or self.state.shape != values.shape or self._last is None:
+            self.state = values.astype(float).copy()
+        else:
+            pull = 1.0 - 0.5 ** (max(at - self._last, 0.0) / self.half_life)
+            self.state = self.state + pull * (values - self.state)
+        self._last = at
+        return self.state.copy()
+
+    def reset(self) -> None:
+        self.state, self._last = None, None
+
+
+class LiveSession:
+    """One visitor's stream: their labels, the smoothing, the rolling history, the kept seconds."""
+
+    def __init__(self, analyzer: Analyzer, labels: str | LabelSet,
+                 templates: Mapping[str, str] | None = None, detect_faces: bool = True) -> None:
+        self.analyzer = analyzer
+        self.detect_faces = detect_faces
+        self.started = time.monotonic()
+        self.smoother = Smoother()
+        self.history: deque[tuple[float, tuple[str, ...], np.ndarray]] = deque()
+        self.transcript: deque[str] = deque(maxlen=200)
+        self.dropped = 0
+        self._labels: LabelSet = parse_labels(labels)
+        self._templates = resolve_templates(templates)
+        self._updates: deque[float] = deque()
+        self._frames: deque[tuple[float, bytes]] = deque()
+        self._sound: deque[tuple[float, np.ndarray]] = deque()  # (end time, 16 kHz samples)
+        self._unheard = 0  # samples since the last transcription
+        self._heard = ClipFeatures()  # the last window of sound: its words and voice, for the next frames
+        self._busy = threading.Lock()
+        self._state = threading.Lock()
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def set_labels(self, labels: str, templates: Mapping[str, str] | None = None) -> None:
+        """New labels (checked here: a LabelError leaves the old ones) for the next frame on."""
+        label_set, template_sets = parse_labels(labels), resolve_templates(templates)
+        with self._state:
+            if label_set.names != self._labels.names or template_sets != self._templates:
+                self._labels, self._templates = label_set, template_sets
+                self.smoother.reset()
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._labels.names)
+
+    def offer(self, frame: np.ndarray, at: float | None = None) -> LiveReading | None:
+        """Score an RGB frame, or drop it (None) if the last one is still being scored."""
+        if not self._busy.acquire(blocking=False):
+            self.dropped += 1
+            return None
+        try:
+            return self._score(frame, self.now() if at is None else at)
+        finally:
+            self._busy.release()
+
+    def _score(self, frame: np.ndarray, at: float) -> LiveReading:
+        started = time.perf_counter()
+        crops, faces = self.analyzer.face_crops([frame], self.detect_faces)
+        features = ClipFeatures(vision=self.analyzer.model.encode_images(crops), frame_times=[at])
+        with self._state:
+            labels, templates, heard = self._labels, self._templates, self._heard
+        features.text, features.text_pooled, features.words = heard.text, heard.text_pooled, heard.words
+        features.audio, features.audio_times = heard.audio, heard.audio_times
+        prediction = self.analyzer.model.predict(features, labels, templates)
+        probs = np.asarray(prediction.probs)
+        with self._state:
+            if labels is not self._labels:  # the labels changed while this frame was scored: not its history
+                smoothed = probs
+            else:
+                smoothed = self.smoother.update(probs, at)
+                self.history.append((at, tuple(labels.names), smoothed))
+            while self.history and self.history[0][0] < at - HISTORY_SECONDS:
+                self.history.popleft()
+            self._updates.append(at)
+            while self._updates and self._updates[0] < at - RATE_WINDOW_SECONDS:
+                self._updates.popleft()
+            self._keep_frame(frame, at)
+        return LiveReading(at, list(labels.names), probs, smoothed, faces[0] is not None,
+                           (time.perf_counter() - started) * 1000, prediction)
+
+    def updates_per_second(self) -> float:
+        """Frames scored per second over the last few seconds."""
+        with self._state:
+            if len(self._updates) < 2:
+                return 0.0
+            return (len(self._updates) - 1) / max(self._updates[-1] - self._updates[0], 1e-6)
+
+    def _keep_frame(self, frame: np.ndarray, at: float) -> None:
+        scale = KEPT_FRAME_SIDE / max(frame.shape[:2])
+        small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if ok:
+            self._frames.append((at, jpeg.tobytes()))
+        while self._frames and self._frames[0][0] < at - KEPT_SECONDS:
+            self._frames.popleft()
+
+    def hear(self, samples: np.ndarray, rate: int, at: float | None = None) -> bool:
+        """Add a chunk of microphone sound; every HEARING_WINDOW_SECONDS of it, transcribe the last
+        window and let its words and voice join the next frames. True when the window was renewed."""
+        at = self.now() if at is None else at
+        mono = _mono_float(samples)
+        if rate != SAMPLE_RATE and len(mono):
+            mono = librosa.resample(mono, orig_sr=rate, target_sr=SAMPLE_RATE)
+        with self._state:
+            self._sound.append((at, mono))
+            while self._sound and self._sound[0][0] < at - KEPT_SECONDS:
+                self._sound.popleft()
+            self._unheard += len(mono)
+            if self._unheard < HEARING_WINDOW_SECONDS * SAMPLE_RATE:
+                return False
+            self._unheard = 0
+            window = np.concatenate([s for _, s in self._sound])[-int(HEARING_WINDOW_SECONDS * SAMPLE_RATE):]
+        heard = self._listen(window)
+        with self._state:
+            self._heard = heard
+            self.transcript.extend(heard.words)
+        return True
+
+    def _listen(self, window: np.ndarray) -> ClipFeatures:
+        """A window of sound as the audio and text stages read it (nothing, if it is silent)."""
+        if is_silent(window):
+            return ClipFeatures()
+        audio, audio_times = audio_frame_features(window)
+        features = ClipFeatures(audio=torch.from_numpy(audio), audio_times=audio_times.tolist())
+        recognizer = self.analyzer.recognizer
+        words = [w.word for w in recognizer.transcribe(window).words] if recognizer is not None else []
+        text = self.analyzer.model.encode_transcript(words) if words else None
+        if text is not None:
+            features.text, features.text_pooled, features.words = text.elements, text.pooled, text.words
+        return features
+
+    def recent_clip(self, path: str | Path, seconds: float = KEPT_SECONDS) -> Path | None:
+        """The last `seconds` of frames (and sound, if any) as a video file; None if nothing was kept."""
+        with self._state:
+            if not self._frames:
+                return None
+            end = self._frames[-1][0]
+            frames = [(t, jpeg) for t, jpeg in self._frames if t >= end - seconds]
+            sound = [s for t, s in self._sound if t >= end - seconds]
+        images = [cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+                  for _, jpeg in frames]
+        audio = np.concatenate(sound) if sound else None
+        return write_clip(path, _even_sized(images), audio=audio, frame_times=[t - frames[0][0] for t, _ in frames])
+
+
+def _mono_float(samples: np.ndarray) -> np.ndarray:
+    """Microphone chunks arrive as int16 (or float), mono or (n, channels): float32 mono in [-1, 1]."""
+    samples = np.asarray(samples)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if np.issubdtype(samples.dtype, np.integer):
+        return samples.astype(np.float32) / np.iinfo(samples.dtype).max
+    return samples.astype(np.float32)
+
+
+def _even_sized(images: list[np.ndarray]) -> list[np.ndarray]:
+    """Frames cut to one even size (video encoders need even sides; a camera may change size mid-stream)."""
+    height = min(i.shape[0] for i in images) // 2 * 2
+    width = min(i.shape[1] for i in images) // 2 * 2
+    return [i[:height, :width] for i in images]

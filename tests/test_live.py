@@ -1,0 +1,130 @@
+"""Live mode's scorer: frame by frame equal to the clip path, smoothing in time, dropping, labels mid-stream,
+the microphone's words, the last seconds kept for a full analysis, several visitors at once."""
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.errors import LabelError
+from merclip.limits import Limits
+from merclip.live import LiveSession, Smoother
+from merclip.sample_media import face_frames, recordings
+
+LABELS = "happy, sad, angry, surprised, fearful, disgusted, neutral"
+
+
+@pytest.fixture
+def analyzer(tiny_model):
+    return Analyzer(tiny_model, whisper="bundled")
+
+
+def _clip_path_probs(analyzer, frame, tmp_path, name):
+    """The same frame analysed as a file, the whole way: decode, face, crop, CLIP, scoring."""
+    path = tmp_path / f"{name}.png"
+    Image.fromarray(frame).save(path)
+    return np.array(analyzer.predict(path, LABELS, options=AnalysisOptions(limits=Limits(frames=1))).probs)
+
+
+def test_each_live_frame_scores_as_the_clip_path_on_that_frame(analyzer, tmp_path):
+    session = LiveSession(analyzer, LABELS)
+    for i, frame in enumerate(face_frames(3)):
+        reading = session.offer(frame, at=0.2 * i)
+        assert reading.face_found and reading.labels == LABELS.split(", ")
+        assert np.allclose(reading.probs, _clip_path_probs(analyzer, frame, tmp_path, f"frame{i}"), atol=1e-5)
+    assert [at for at, _, _ in session.history] == [0.0, 0.2, 0.4]
+
+
+def test_smoothing_follows_time_not_the_frame_rate():
+    step_up, step_down = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    once, twice = Smoother(half_life=0.5), Smoother(half_life=0.5)
+    once.update(step_up, 0.0)
+    twice.update(step_up, 0.0)
+    assert np.allclose(once.update(step_down, 0.5), [0.5, 0.5]), "one half-life moves halfway"
+    twice.update(step_down, 0.25)
+    assert np.allclose(twice.update(step_down, 0.5), [0.5, 0.5]), "two frames in the same time move as far"
+
+
+def test_a_frame_arriving_while_one_is_scored_is_dropped_not_queued(analyzer, monkeypatch):
+    session = LiveSession(analyzer, LABELS)
+    inside, release = threading.Event(), threading.Event()
+    find = analyzer.face_crops
+
+    def slow_face_crops(*args, **kwargs):
+        inside.set()
+        release.wait(10)
+        return find(*args, **kwargs)
+
+    monkeypatch.setattr(analyzer, "face_crops", slow_face_crops)
+    frames = face_frames(2)
+    first = []
+    worker = threading.Thread(target=lambda: first.append(session.offer(frames[0], at=0.0)))
+    worker.start()
+    assert inside.wait(10)
+    assert session.offer(frames[1], at=0.1) is None and session.dropped == 1
+    release.set()
+    worker.join(10)
+    assert first[0] is not None and first[0].at == 0.0
+    assert session.offer(frames[1], at=0.3) is not None, "the next frame after the busy one is scored"
+
+
+def test_new_labels_take_effect_on_the_next_frame(analyzer):
+    session = LiveSession(analyzer, LABELS)
+    frames = face_frames(3)
+    session.offer(frames[0], at=0.0)
+    session.set_labels("calm, tense")
+    reading = session.offer(frames[1], at=0.2)
+    assert reading.labels == ["calm", "tense"] and len(reading.probs) == 2
+    assert np.allclose(reading.smoothed, reading.probs), "smoothing starts again for the new labels"
+    with pytest.raises(LabelError):
+        session.set_labels(" , ")
+    assert session.offer(frames[2], at=0.4).labels == ["calm", "tense"], "a mistake keeps the labels in use"
+    assert [names for _, names, _ in session.history] == [tuple(LABELS.split(", ")), ("calm", "tense"), ("calm", "tense")]
+
+
+def test_the_microphone_adds_spoken_words_and_voice_to_the_next_frames(analyzer):
+    session = LiveSession(analyzer, LABELS)
+    name = "cate_blanch.mp3"  # "I sleep with a dagger. If you so much as move to touch me, ..."
+    speech = recordings((name,))[0][: 16000 * 5]
+    loud = (np.clip(speech, -1, 1) * 32767).astype(np.int16)
+    at48k = np.repeat(loud, 3)  # a browser microphone's 48 kHz
+    chunk = 48000 // 2
+    renewed = [session.hear(at48k[i: i + chunk], 48000, at=i / 48000) for i in range(0, len(at48k), chunk)]
+    assert renewed.count(True) == 1, "one 4 s window in 5 s of sound"
+    words = " ".join(session.transcript).lower()
+    assert sum(w in words for w in ("sleep", "dagger", "much", "move")) >= 2, words
+    reading = session.offer(face_frames(1)[0], at=5.0)
+    assert reading.prediction.modalities == ["text", "audio", "vision"]
+
+
+def test_the_last_seconds_become_a_clip_for_the_full_analysis(analyzer, tmp_path):
+    session = LiveSession(analyzer, LABELS)
+    for i, frame in enumerate(face_frames(12)):
+        session.offer(frame, at=0.25 * i)
+    path = session.recent_clip(tmp_path / "last.mp4", seconds=2.0)
+    result = analyzer.predict(path, LABELS)
+    assert result.modalities == ["vision"]
+    assert result.frame_times[-1] == pytest.approx(2.0, abs=0.3), "the clip spans the last 2 s as they were timed"
+    assert LiveSession(analyzer, LABELS).recent_clip(tmp_path / "none.mp4") is None
+
+
+def test_visitors_streaming_at_once_each_get_their_own_faces_scores(analyzer, tmp_path):
+    frames = face_frames(4, size=256)
+    expected = [_clip_path_probs(analyzer, f, tmp_path, f"visitor{i}") for i, f in enumerate(frames)]
+    sessions = [LiveSession(analyzer, LABELS) for _ in frames]
+    readings = [[] for _ in frames]
+
+    def stream(i):
+        for k in range(3):
+            readings[i].append(sessions[i].offer(frames[i], at=0.2 * k))
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(len(frames))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for i, mine in enumerate(readings):
+        assert all(r is not None and np.allclose(r.probs, expected[i], atol=1e-5) for r in mine)
+    assert not np.allclose(expected[0], expected[3], atol=1e-4), "the visitors' faces score differently"
