@@ -15,11 +15,13 @@ from pathlib import Path
 import gradio as gr
 
 from demo.described_plot import DescribedPlot
+from demo.live import LiveService
 from demo.models import NO_CHECKPOINT, ModelStore
 from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
 from demo.service import PAGE_OUTPUT_NAMES, SEGMENT_VIEW_NAMES, STALE_NOTE, AnalysisService
 from demo.views import STAGE_SLOTS, WHOLE_CLIP
 from merclip.limits import Limits
+from merclip.live import HISTORY_SECONDS, HEARING_WINDOW_SECONDS, KEPT_SECONDS
 from merclip.templates import DEFAULT_TEMPLATES
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -32,13 +34,22 @@ Pick an example, or record or upload a short video, then press **Analyse**. Type
 `happy|joyful` are synonyms of one label, `positive=1` gives a label a numeric anchor) and press Enter to re-score
 the same clip in a fraction of a second."""
 
+LIVE_INTRO = f"""Point the camera at a face and press record: the bars follow it, frame by frame (the
+Face stage of the same model). Turn the microphone on too and, every {HEARING_WINDOW_SECONDS:.0f} seconds, the words
+and voice of the last {HEARING_WINDOW_SECONDS:.0f} seconds join in. **Analyse the last seconds** runs the full analysis
+on what the camera and microphone just captured. Frames are scored on {{where}}; a stream stops after {{limit}} s
+(press record again to go on)."""
+LIVE_FRAME_SECONDS = 0.1  # the camera sends a frame this often; the ones that arrive while one is scored are skipped
+LIVE_TIME_LIMIT = 120  # seconds a visitor's stream may hold one of the live slots
+LIVE_VISITORS = 4  # streams scored at once
+
 # A new result off-screen (on a phone the input column comes first) is scrolled into view
 SHOW_RESULT = """(figure) => { const bars = document.querySelector('#bars');
   if (figure && bars && bars.getBoundingClientRect().top > window.innerHeight * 0.6) bars.scrollIntoView({block: 'start'});
   return figure; }"""
 
 
-def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
+def build_page(store: ModelStore, service: AnalysisService, live: LiveService) -> gr.Blocks:
     with gr.Blocks(title="MER-CLIP", delete_cache=(600, 3600)) as page:  # every 10 min, files over an hour old
         gr.Markdown(INTRO)
         status = gr.Markdown(store.status_markdown, elem_id="model-status")
@@ -47,58 +58,64 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
         labels = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (Enter re-scores)", lines=1, max_lines=4,
                             info="comma-separated; synonyms with |; numeric anchors with =", elem_id="labels",
                             render=False)
-        with gr.Row():
-            with gr.Column(scale=2, min_width=320):
-                video = gr.Video(label="Video (upload, or record with sound)", sources=["upload", "webcam"],
-                                 include_audio=True, height=300, elem_id="video")
-                examples = gr.Examples(
-                    [[str(ASSETS / path), name, PRESETS[name]] for path, name, _ in EXAMPLES if (ASSETS / path).is_file()],
-                    [video, preset, labels], label="Examples: click one to analyse it", api_visibility="private",
-                    example_labels=[title for path, _, title in EXAMPLES if (ASSETS / path).is_file()])
-                other_media = gr.File(label="…or a photo or a sound file", file_types=["image", "audio"],
-                                      height=90, elem_id="other-media")
-                preset.render()
-                labels.render()
-                outputs["label_note"].render()
+        with gr.Tabs(elem_id="modes") as tabs:
+            with gr.Tab("Analyse a clip", id="clip"):
                 with gr.Row():
-                    analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
-                    rescore = gr.Button("Re-score labels", elem_id="rescore")
-                with gr.Accordion("Advanced", open=False):
-                    vision_templates, text_templates, audio_templates = (
-                        gr.Textbox("", label=f"{m.capitalize()} templates", placeholder="; ".join(DEFAULT_TEMPLATES[m]),
-                                   info="separated by ;, each with {} for the label; empty = the model's own")
-                        for m in ("vision", "text", "audio")
-                    )
-                    frames = gr.Slider(1, Limits.max_frames, value=Limits.frames, step=1, label="Video frames to sample")
-                    detect_faces = gr.Checkbox(True, label="Detect faces (otherwise whole frames)")
-                    transcript = gr.Textbox("", label="Transcript override", lines=2,
-                                            placeholder="type what is said to skip speech recognition")
-                    clip = gr.Dropdown(store.clip_choices, value=store.default.clip, label="CLIP model")
-                    whisper = gr.Dropdown(store.whisper_choices, value=store.default.whisper, label="Whisper model")
-                    checkpoint = gr.Dropdown(store.checkpoint_choices, value=store.default.checkpoint or NO_CHECKPOINT,
-                                             label="Trained checkpoint", visible=len(store.checkpoint_choices) > 1)
-            with gr.Column(scale=3, min_width=320):
-                outputs["stale"].render()
-                outputs["bars"].render()
-                outputs["segments"].render()
-                outputs["segment_choice"].render()
-                outputs["warnings"].render()
-                outputs["summary"].render()
-        gr.Markdown("### What each decoder stage looked at", elem_id="stages-heading")
-        outputs["untrained"].render()
-        with gr.Row():
-            for i in range(STAGE_SLOTS):
-                with gr.Column(min_width=360):
-                    outputs[f"stage_{i + 1}"].render()
-        with gr.Row():
-            outputs["gallery"].render()
-            outputs["transcript"].render()
-        outputs["timeline"].render()
-        with gr.Accordion("Full result (JSON)", open=False):
-            outputs["result"].render()
-            outputs["download"].render()
-            outputs["clip_id"].render()
-            outputs["segments_csv"].render()
+                    with gr.Column(scale=2, min_width=320):
+                        video = gr.Video(label="Video (upload, or record with sound)", sources=["upload", "webcam"],
+                                         include_audio=True, height=300, elem_id="video")
+                        examples = gr.Examples(
+                            [[str(ASSETS / path), name, PRESETS[name]] for path, name, _ in EXAMPLES if (ASSETS / path).is_file()],
+                            [video, preset, labels], label="Examples: click one to analyse it", api_visibility="private",
+                            example_labels=[title for path, _, title in EXAMPLES if (ASSETS / path).is_file()])
+                        other_media = gr.File(label="…or a photo or a sound file", file_types=["image", "audio"],
+                                              height=90, elem_id="other-media")
+                        preset.render()
+                        labels.render()
+                        outputs["label_note"].render()
+                        with gr.Row():
+                            analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                            rescore = gr.Button("Re-score labels", elem_id="rescore")
+                        with gr.Accordion("Advanced", open=False):
+                            vision_templates, text_templates, audio_templates = (
+                                gr.Textbox("", label=f"{m.capitalize()} templates", placeholder="; ".join(DEFAULT_TEMPLATES[m]),
+                                           info="separated by ;, each with {} for the label; empty = the model's own")
+                                for m in ("vision", "text", "audio")
+                            )
+                            frames = gr.Slider(1, Limits.max_frames, value=Limits.frames, step=1, label="Video frames to sample")
+                            detect_faces = gr.Checkbox(True, label="Detect faces (otherwise whole frames)")
+                            transcript = gr.Textbox("", label="Transcript override", lines=2,
+                                                    placeholder="type what is said to skip speech recognition")
+                            clip = gr.Dropdown(store.clip_choices, value=store.default.clip, label="CLIP model")
+                            whisper = gr.Dropdown(store.whisper_choices, value=store.default.whisper, label="Whisper model")
+                            checkpoint = gr.Dropdown(store.checkpoint_choices, value=store.default.checkpoint or NO_CHECKPOINT,
+                                                     label="Trained checkpoint", visible=len(store.checkpoint_choices) > 1)
+                    with gr.Column(scale=3, min_width=320):
+                        outputs["stale"].render()
+                        outputs["bars"].render()
+                        outputs["segments"].render()
+                        outputs["segment_choice"].render()
+                        outputs["warnings"].render()
+                        outputs["summary"].render()
+                gr.Markdown("### What each decoder stage looked at", elem_id="stages-heading")
+                outputs["untrained"].render()
+                with gr.Row():
+                    for i in range(STAGE_SLOTS):
+                        with gr.Column(min_width=360):
+                            outputs[f"stage_{i + 1}"].render()
+                with gr.Row():
+                    outputs["gallery"].render()
+                    outputs["transcript"].render()
+                outputs["timeline"].render()
+                with gr.Accordion("Full result (JSON)", open=False):
+                    outputs["result"].render()
+                    outputs["download"].render()
+                    outputs["clip_id"].render()
+                    outputs["segments_csv"].render()
+
+            with gr.Tab("Live webcam", id="live"):
+                live_parts = _live_tab(live)
+        page.unload(live.leave)
 
         page_outputs = [*outputs.values()]
         api_outputs = page_outputs[:-2]  # without the labels-box note and the stale notice
@@ -115,6 +132,19 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
         outputs["segment_choice"].input(service.show_segment, [*rescoring, outputs["segment_choice"]],
                                         [outputs[name] for name in SEGMENT_VIEW_NAMES], api_visibility="private",
                                         **rescoring_queue)
+        camera, microphone, live_labels = live_parts["camera"], live_parts["microphone"], live_parts["labels"]
+        camera.stream(live.on_frame, [camera, live_labels],
+                      [live_parts[name] for name in ("bars", "history", "status", "label_note")],
+                      stream_every=LIVE_FRAME_SECONDS, time_limit=LIVE_TIME_LIMIT, api_visibility="private",
+                      concurrency_limit=LIVE_VISITORS, concurrency_id="live", show_progress="hidden")
+        microphone.stream(live.on_sound, microphone, live_parts["transcript"], stream_every=0.5,
+                          time_limit=LIVE_TIME_LIMIT, api_visibility="private", concurrency_limit=LIVE_VISITORS,
+                          concurrency_id="live-sound", show_progress="hidden")
+        live_parts["analyse"].click(live.recent_clip, live_parts["seconds"], [video, tabs], api_visibility="private").success(
+            lambda typed: (typed, next((name for name, text in PRESETS.items() if text == typed), CUSTOM)),
+            live_labels, [labels, preset], api_visibility="private", queue=False).then(
+            service.analyse_on_page, [video, other_media, labels, *templates, *options], page_outputs,
+            api_visibility="private", **analysis)
         preset.input(lambda name: gr.skip() if name == CUSTOM else PRESETS[name], preset, labels,
                      api_visibility="private").then(
             service.rescore_on_page, rescoring, page_outputs, api_visibility="private", **rescoring_queue)
@@ -136,6 +166,33 @@ def build_page(store: ModelStore, service: AnalysisService) -> gr.Blocks:
         timer.tick(lambda: (store.status_markdown(), gr.Timer(active=store.loading)), None, [status, timer],
                    api_visibility="private", queue=False)
     return page
+
+
+def _live_tab(live: LiveService) -> dict[str, gr.components.Component]:
+    """The Live tab's layout; its events are wired in `build_page`."""
+    gr.Markdown(LIVE_INTRO.format(where=live.where, limit=LIVE_TIME_LIMIT), elem_id="live-intro")
+    parts: dict[str, gr.components.Component] = {}
+    with gr.Row():
+        with gr.Column(scale=2, min_width=320):
+            parts["camera"] = gr.Image(label="Camera", sources=["webcam"], streaming=True, type="numpy", height=300,
+                                       elem_id="live-camera")
+            parts["microphone"] = gr.Audio(label="Microphone (optional)", sources=["microphone"], streaming=True,
+                                           type="numpy", elem_id="live-microphone")
+            parts["labels"] = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (take effect on the next frame)",
+                                         lines=1, max_lines=4, elem_id="live-labels",
+                                         info="comma-separated; synonyms with |; numeric anchors with =")
+            parts["label_note"] = gr.Markdown(elem_id="live-label-note")
+            parts["seconds"] = gr.Slider(2, KEPT_SECONDS, value=KEPT_SECONDS, step=1, label="Seconds to analyse")
+            parts["analyse"] = gr.Button("Analyse the last seconds", variant="primary", elem_id="analyse-last")
+        with gr.Column(scale=3, min_width=320):
+            parts["status"] = gr.Markdown("Start the camera: the bars follow the face in it.", elem_id="live-status")
+            parts["bars"] = gr.BarPlot(x="label", y="probability", y_lim=[0, 1], label="Labels now (smoothed)",
+                                       height=260, elem_id="live-bars")
+            parts["history"] = gr.LinePlot(x="seconds", y="probability", color="label", y_lim=[0, 1], height=260,
+                                           label=f"The last {HISTORY_SECONDS:.0f} seconds", elem_id="live-history")
+            parts["transcript"] = gr.Textbox(label="Heard (with the microphone on)", lines=3, max_lines=6,
+                                             interactive=False, autoscroll=True, elem_id="live-transcript")
+    return parts
 
 
 def _outputs() -> dict[str, gr.components.Component]:

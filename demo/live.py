@@ -1,0 +1,169 @@
+"""The Live tab's events: camera frames and microphone chunks in, bars, a rolling chart and a status out.
+
+One `LiveSession` per visitor (by Gradio's session hash), created on their first frame and
+forgotten when they close the tab (or after LIVE_IDLE_SECONDS without a frame). Frames that
+arrive while the visitor's last frame is being scored are dropped by the session; here they
+become skipped updates, so nothing queues behind a slow frame.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+
+from demo.models import ModelStore
+from demo.served_files import prune
+from merclip import MerClipError
+from merclip.analysis import Analyzer
+from merclip.errors import LabelError
+from merclip.live import LiveReading, LiveSession
+
+log = logging.getLogger(__name__)
+
+LIVE_IDLE_SECONDS = 300  # a session without frames for this long is forgotten (a tab closed without notice)
+CHART_STEP_SECONDS = 0.25  # the rolling chart keeps a point every this often
+
+
+class LiveService:
+    """Live sessions of the page's visitors, scored by one analyzer (`analyzer()` loads it on first use)."""
+
+    def __init__(self, analyzer: Callable[[], Analyzer], served: Path, where: str) -> None:
+        self.analyzer = analyzer
+        self.served = served
+        self.where = where  # what the page says about where live frames are scored
+        self._sessions: dict[str, LiveSession] = {}
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def active_sessions(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def session(self, key: str, labels: str) -> LiveSession:
+        """The visitor's session, created with `labels` on their first frame."""
+        with self._lock:
+            self._forget_idle()
+            self._seen[key] = time.monotonic()
+            if key not in self._sessions:
+                self._sessions[key] = LiveSession(self.analyzer(), labels)
+            return self._sessions[key]
+
+    def forget(self, key: str) -> None:
+        """The visitor left: their frames, sound and history go."""
+        with self._lock:
+            self._sessions.pop(key, None)
+            self._seen.pop(key, None)
+
+    def _forget_idle(self) -> None:
+        cutoff = time.monotonic() - LIVE_IDLE_SECONDS
+        for key in [k for k, seen in self._seen.items() if seen < cutoff]:
+            self._sessions.pop(key, None)
+            self._seen.pop(key, None)
+
+    def on_frame(self, frame: np.ndarray | None, labels: str, request: gr.Request) -> tuple:
+        """A camera frame: (bars, rolling chart, status, label note), or skipped updates if it was dropped."""
+        if frame is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            session = self.session(request.session_hash, labels)
+            note = ""
+            try:
+                session.set_labels(labels)
+            except LabelError as exc:
+                note = f"⚠️ {html.escape(str(exc))} (still showing: {', '.join(session.labels)})"
+            reading = session.offer(frame)
+        except MerClipError as exc:
+            return gr.skip(), gr.skip(), f"⚠️ {html.escape(str(exc))}", gr.skip()
+        except Exception as exc:  # keep the stream and the server going; say what happened
+            log.exception("merclip: live frame failed")
+            return gr.skip(), gr.skip(), f"⚠️ internal error while scoring a frame ({type(exc).__name__})", gr.skip()
+        if reading is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return bars_frame(reading), history_frame(session), status_line(session, reading, self.where), note
+
+    def on_sound(self, chunk: tuple[int, np.ndarray] | None, request: gr.Request) -> str | dict:
+        """A microphone chunk: the words heard so far, when a new window was transcribed."""
+        if chunk is None:
+            return gr.skip()
+        rate, samples = chunk
+        with self._lock:
+            session = self._sessions.get(request.session_hash)
+        if session is None:  # the camera has not started yet: its first frame makes the session
+            return "The words join once the camera is on."
+        try:
+            if not session.hear(samples, rate):
+                return gr.skip()
+        except MerClipError as exc:
+            return f"⚠️ {html.escape(str(exc))}"
+        words = " ".join(session.transcript)
+        return words or "(nothing recognised in the last window)"
+
+    def recent_clip(self, seconds: float, request: gr.Request) -> tuple:
+        """The last seconds of the visitor's camera and microphone as a video for the Analyse tab."""
+        with self._lock:
+            session = self._sessions.get(request.session_hash)
+        if session is None:
+            raise gr.Error("start the camera first: there is nothing recorded to analyse yet", print_exception=False)
+        self.served.mkdir(parents=True, exist_ok=True)
+        prune(self.served)
+        with tempfile.NamedTemporaryFile(dir=self.served, prefix="live-", suffix=".mp4", delete=False) as handle:
+            path = Path(handle.name)
+        if session.recent_clip(path, seconds) is None:
+            path.unlink(missing_ok=True)
+            raise gr.Error("no frames recorded yet: start the camera first", print_exception=False)
+        return str(path), gr.Tabs(selected="clip")
+
+    def leave(self, request: gr.Request) -> None:
+        """The page's unload event."""
+        self.forget(request.session_hash)
+
+
+def live_service(store: ModelStore, served: Path) -> LiveService:
+    """Live frames are scored by the page's start-up models. On ZeroGPU they are scored on the CPU by
+    a copy of those models, loaded on first use: a GPU slot per frame would spend a visitor's quota
+    in seconds, and the main process, where the stream is, holds no GPU."""
+    if store.place is None:
+        where = "the GPU" if store.device != "cpu" and torch.cuda.is_available() else "the CPU"
+        return LiveService(lambda: store.analyzer(store.default), served, where)
+    on_cpu = ModelStore(store.default, "cpu", None, store.checkpoints, max_models=1)
+    return LiveService(lambda: on_cpu.analyzer(on_cpu.default), served,
+                       "the CPU (this Space lends its GPU per analysis, not per frame)")
+
+
+def bars_frame(reading: LiveReading) -> gr.BarPlot:
+    """The smoothed probabilities, in the order the labels were typed."""
+    data = pd.DataFrame({"label": reading.labels, "probability": np.round(reading.smoothed, 4)})
+    return gr.BarPlot(data, sort=list(reading.labels))
+
+
+def history_frame(session: LiveSession) -> pd.DataFrame:
+    """The last HISTORY_SECONDS of the current labels' smoothed probabilities, a point every CHART_STEP_SECONDS."""
+    names = tuple(session.labels)
+    rows, last = [], None
+    for at, labels, probs in list(session.history):
+        if labels != names or (last is not None and at - last < CHART_STEP_SECONDS):
+            continue
+        last = at
+        rows += [(round(at, 2), label, round(float(p), 4)) for label, p in zip(labels, probs)]
+    return pd.DataFrame(rows, columns=["seconds", "label", "probability"])
+
+
+def status_line(session: LiveSession, reading: LiveReading, where: str) -> str:
+    face = "face found" if reading.face_found else "no face found: the whole frame is scored"
+    stages = "vision" + (" + words and voice" if "text" in reading.prediction.modalities
+                         else " + voice" if "audio" in reading.prediction.modalities else " only")
+    return (f"**{session.updates_per_second():.1f} updates/s** · {reading.latency_ms:.0f} ms per frame · "
+            f"{face} · {stages} · {session.dropped} frames skipped while busy · scored on {where}")
+
+
