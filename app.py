@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     from demo import zero_gpu  # first: on a ZeroGPU Space, `spaces` must be imported before CUDA is touched
     from demo import style
     from demo.models import ModelChoice, ModelStore, find_checkpoints
-    from demo.live import live_service
+    from demo.live import DEVICE_NOTE_HEAD, live_service
     from demo.page import ASSETS, build_page
     from demo.service import AnalysisService
     from merclip import MerClipError
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host, server_port=args.port, share=args.share,
         max_file_size=f"{int(limits.max_file_mb)}mb", allowed_paths=[str(ASSETS)],
         state_session_capacity=args.max_sessions,  # Gradio's default, 10,000, would grow to ~10 GB
-        theme=style.theme(), css=style.CSS,
+        theme=style.theme(), css=style.CSS, head=DEVICE_NOTE_HEAD,
     )
 
 

@@ -30,6 +30,36 @@ from merclip.live import LiveReading, LiveSession
 
 log = logging.getLogger(__name__)
 
+# The browser says why a camera or microphone cannot be opened only to the page's script, and Gradio's
+# webcam then just offers its button again. This reports it under the Live tab's camera.
+DEVICE_NOTE_HEAD = """<script>
+(() => {
+  const say = (text) => {
+    const note = document.querySelector('#live-device-note');
+    if (note) { note.textContent = text; note.hidden = !text; }
+  };
+  const why = (error, what) => ({
+    NotAllowedError: `The ${what} is blocked: allow it for this site (the icon in the address bar), then try again.`,
+    NotFoundError: `No ${what} was found on this device.`,
+    NotReadableError: `The ${what} is in use by another program, or the system refused it.`,
+    OverconstrainedError: `The ${what} cannot give the picture or sound asked for.`,
+  }[error && error.name] || `The ${what} could not be opened (${error && error.name || error}).`);
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    document.addEventListener('click', (event) => {
+      if (event.target.closest('#live-camera, #live-microphone'))
+        say('This browser offers no camera here: the page must be opened over HTTPS (or on localhost).');
+    }, true);
+    return;
+  }
+  const open = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    const what = constraints && constraints.video ? 'camera' : 'microphone';
+    try { const stream = await open(constraints); say(''); return stream; }
+    catch (error) { say(why(error, what) + ' You can still record or upload a clip in the "Analyse a clip" tab.'); throw error; }
+  };
+})();
+</script>"""
+
 LIVE_IDLE_SECONDS = 300  # a session without frames for this long is forgotten (a tab closed without notice)
 CHART_STEP_SECONDS = 0.25  # the rolling chart keeps a point every this often
 

@@ -174,6 +174,7 @@ def _live_tab(live: LiveService) -> dict[str, gr.components.Component]:
     parts: dict[str, gr.components.Component] = {}
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
+            gr.HTML('<p id="live-device-note" role="alert" hidden></p>')
             parts["camera"] = gr.Image(label="Camera", sources=["webcam"], streaming=True, type="numpy", height=300,
                                        elem_id="live-camera")
             parts["microphone"] = gr.Audio(label="Microphone (optional)", sources=["microphone"], streaming=True,

@@ -26,6 +26,7 @@ from merclip.audio_decode import read_waveform
 from merclip.audio_features import audio_frame_features
 from merclip.errors import MerClipError
 from merclip.limits import Limits
+from merclip.live_bench import live_figures
 from merclip.sample_media import face_frames, speech_clip, speech_track, write_clip
 from merclip.segmented import SegmentReader
 from merclip.segments import SegmentMode
@@ -77,6 +78,7 @@ def run_bench(clip: str, whisper: str, media: str | None, frames: int, device: s
             report["segments"] = _segments(shared, folder)
             report["segments"]["peak_rss_mb_600s_720p"] = peak_rss_long_clip(clip, whisper, device, folder, 600,
                                                                             ["--segments", "utterance"])
+            report["live"] = live_figures(shared)
     return report
 
 
@@ -212,6 +214,8 @@ def format_report(report: dict) -> str:
             lines.append(f"{key:<32}{report[key]}")
     if "segments" in report:
         lines.append("segments, 120 s clip by utterance: " + json.dumps(report["segments"]))
+    if "live" in report:
+        lines.append("live, 640x480 camera frames: " + json.dumps(report["live"]))
     if "scaling" in report:
         lines.append("scaling, first analysis (ms): by frames " + json.dumps(report["scaling"]["frames_ms"])
                      + "; by clip seconds " + json.dumps(report["scaling"]["seconds_ms"]))

@@ -29,6 +29,18 @@ def test_report_has_every_step_and_consistent_ratios(report):
     assert report["machine"]["cores"] >= 1 and report["machine"]["device"] == "cpu"
 
 
+def test_live_figures_come_from_one_stream(tiny_model):
+    from merclip.analysis import Analyzer
+    from merclip.live_bench import live_figures
+
+    live = live_figures(Analyzer(tiny_model, whisper="none"), seconds=3, memory_seconds=20)
+    assert live["frames_per_second"] == pytest.approx(live["frames_scored"] / live["seconds"], rel=0.05)
+    assert live["frames_per_second"] <= 1 / 0.1 + 0.5, "never faster than the camera sends frames"
+    assert 0 < live["latency_p50_ms"] <= live["latency_p95_ms"]
+    assert live["label_change_ms"] is not None and live["label_change_ms"] < 1000
+    assert live["rss_growth"] == pytest.approx(live["rss_mb_at_end"] / live["rss_mb_after_60s"] - 1, abs=1e-3)
+
+
 def test_cli_bad_options_exit_2(capsys):
     assert main(["bench", "--repeat", "0", "--clip", "merclip-tiny:random"]) == 2
     assert "--repeat" in capsys.readouterr().err
