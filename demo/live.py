@@ -194,6 +194,7 @@ def status_line(session: LiveSession, reading: LiveReading, where: str) -> str:
     stages = "vision" + (" + words and voice" if "text" in reading.prediction.modalities
                          else " + voice" if "audio" in reading.prediction.modalities else " only")
     return (f"**{session.updates_per_second():.1f} updates/s** · {reading.latency_ms:.0f} ms per frame · "
-            f"{face} · {stages} · {session.dropped} frames skipped while busy · scored on {where}")
+            f"{session.scored} frames scored · {face} · {stages} · {session.dropped} skipped while busy · "
+            f"scored on {where}")
 
 

@@ -189,7 +189,7 @@ def _live_tab(live: LiveService) -> dict[str, gr.components.Component]:
             parts["status"] = gr.Markdown("Start the camera: the bars follow the face in it.", elem_id="live-status")
             parts["bars"] = gr.BarPlot(x="label", y="probability", y_lim=[0, 1], label="Labels now (smoothed)",
                                        height=260, elem_id="live-bars")
-            parts["history"] = gr.LinePlot(x="seconds", y="probability", color="label", y_lim=[0, 1], height=260,
+            parts["history"] = gr.LinePlot(x="seconds", y="probability", color="label", y_lim=[0, 1], height=330,
                                            label=f"The last {HISTORY_SECONDS:.0f} seconds", elem_id="live-history")
             parts["transcript"] = gr.Textbox(label="Heard (with the microphone on)", lines=3, max_lines=6,
                                              interactive=False, autoscroll=True, elem_id="live-transcript")

@@ -89,6 +89,7 @@ class LiveSession:
         self.history: deque[tuple[float, tuple[str, ...], np.ndarray]] = deque()
         self.transcript: deque[str] = deque(maxlen=200)
         self.dropped = 0
+        self.scored = 0
         self._labels: LabelSet = parse_labels(labels)
         self._templates = resolve_templates(templates)
         self._updates: deque[float] = deque()
@@ -142,6 +143,7 @@ class LiveSession:
                 self.history.append((at, tuple(labels.names), smoothed))
             while self.history and self.history[0][0] < at - HISTORY_SECONDS:
                 self.history.popleft()
+            self.scored += 1
             self._updates.append(at)
             while self._updates and self._updates[0] < at - RATE_WINDOW_SECONDS:
                 self._updates.popleft()

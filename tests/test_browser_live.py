@@ -1,0 +1,148 @@
+"""Live mode in a real browser: a fake camera showing a real face, a fake microphone speaking a real sentence.
+
+The visitor opens the Live tab, allows the camera and records: the bars must change many
+times in ten seconds; new labels must show within a second or so; with the microphone on,
+the spoken words must appear; "Analyse the last seconds" must give the full result in the
+clip tab. Also: a browser without a camera gets a message, and four visitors streaming
+at once are all served, then leave, and a fifth still gets a live slot.
+"""
+
+import time
+
+import numpy as np
+import pytest
+
+from merclip.audio_features import SAMPLE_RATE
+from merclip.sample_media import face_frames, recordings
+from tests.app_server import AppServer
+from tests.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401 -- the fixture
+from tests.test_browser_webcam import write_wav, write_y4m
+
+pytestmark = pytest.mark.slow
+SENTENCE = "heath_ledger.mp3"  # "If you're good at something, never do it for free."
+BAR_VALUES = "els => els.map(e => e.getAttribute('aria-label')).join('|')"
+AXIS_TEXT = "els => els.map(e => e.textContent)"
+
+
+@pytest.fixture(scope="module")
+def devices(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("devices")
+    write_y4m(folder / "cam.y4m", face_frames(60, size=320))
+    speech = recordings((SENTENCE,))[0]
+    write_wav(folder / "voice.wav", np.concatenate([speech, np.zeros(SAMPLE_RATE, np.float32)]))
+    return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={folder / 'cam.y4m'}",
+            f"--use-file-for-fake-audio-capture={folder / 'voice.wav'}"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    app = AppServer("--clip", "merclip-tiny:random", "--device", "cpu")
+    yield app
+    app.stop()
+
+
+def _open_live_tab(page, url):
+    page.goto(url)
+    tab = page.get_by_role("tab", name="Live webcam")
+    tab.wait_for(timeout=60_000)
+    tab.click()
+
+
+def _start_camera(page):
+    page.locator("#live-camera").get_by_text("Click to Access Webcam").click()
+    page.locator("#live-camera").get_by_label("capture photo").click()  # the streaming webcam's Record
+    page.locator("#live-bars svg .mark-rect path").first.wait_for(timeout=60_000)
+
+
+def test_live_bars_follow_the_camera_and_the_last_seconds_get_the_full_analysis(chromium, devices, server):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS + devices)
+        page = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                   permissions=["camera", "microphone"]).new_page()
+        _open_live_tab(page, server.url)
+        _start_camera(page)
+        page.locator("#live-microphone").get_by_text("Record").click()
+        seen, started = set(), time.monotonic()
+        while time.monotonic() - started < 10:
+            seen.add(page.eval_on_selector_all("#live-bars svg .mark-rect path", BAR_VALUES))
+            page.wait_for_timeout(100)
+        status = page.locator("#live-status").inner_text()
+        page.screenshot(path=str(server_screenshot()), full_page=False)
+
+        page.locator("#live-labels textarea").fill("calm, tense")
+        changed = time.monotonic()
+        while "tense" not in page.eval_on_selector_all("#live-bars svg text", AXIS_TEXT):
+            assert time.monotonic() - changed < 5, "new labels did not reach the bars"
+            page.wait_for_timeout(50)
+        label_change = time.monotonic() - changed
+        page.wait_for_function("document.querySelector('#live-transcript textarea').value.length > 10",
+                               timeout=60_000)
+        heard = page.locator("#live-transcript textarea").input_value().lower()
+
+        page.locator("#analyse-last").click()
+        page.locator("#summary").get_by_text("Modalities used").wait_for(timeout=240_000)
+        summary = page.locator("#summary").inner_text()
+        labels = page.locator("#labels textarea").input_value()
+        errors = page.locator(".toast-body.error").count()
+        browser.close()
+    assert len(seen) >= 10, f"the bars changed {len(seen)} times in 10 s"
+    assert "updates/s" in status and "face found" in status, status
+    assert label_change < 1.5, f"new labels took {label_change:.2f} s to show"
+    assert sum(w in heard for w in ("good", "something", "never", "free")) >= 2, heard
+    assert "Modalities used: text, audio, vision" in summary and labels == "calm, tense", summary
+    assert errors == 0
+
+
+def server_screenshot():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1] / "assets" / "screenshot-live.png"
+
+
+def test_a_browser_without_a_camera_is_told_so(chromium, server):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        _open_live_tab(page, server.url)
+        page.locator("#live-camera").get_by_text("Click to Access Webcam").click()
+        note = page.locator("#live-device-note")
+        note.wait_for(timeout=10_000)
+        text = note.inner_text()
+        browser.close()
+    assert "No camera was found" in text and "Analyse a clip" in text, text
+
+
+def test_four_visitors_stream_at_once_then_leave_and_a_fifth_gets_a_slot(chromium, devices, server):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    def updates(page) -> int:
+        text = page.locator("#live-status").inner_text()
+        return int(text.split(" frames scored")[0].rsplit(" ", 1)[-1]) if " frames scored" in text else 0
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS + devices)
+        # a context each, as visitors on their own machines (one context would share Chromium's
+        # six connections per host among the pages: the fourth page could not even load)
+        visitors = [browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"]).new_page()
+                    for _ in range(4)]
+        for page in visitors:
+            _open_live_tab(page, server.url)
+            _start_camera(page)
+        first = [updates(page) for page in visitors]
+        visitors[0].wait_for_timeout(4000)
+        later = [updates(page) for page in visitors]
+        for page in visitors:
+            page.close()  # mid-stream: the server must free their live slots
+        fifth = browser.new_context(permissions=["camera"]).new_page()
+        _open_live_tab(fifth, server.url)
+        _start_camera(fifth)
+        fifth.wait_for_timeout(2000)
+        fifth_updates = updates(fifth)
+        browser.close()
+    assert all(b > a for a, b in zip(first, later)), f"every visitor's bars kept moving: {first} -> {later}"
+    assert fifth_updates > 0
