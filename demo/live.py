@@ -117,7 +117,8 @@ class LiveService:
             return gr.skip(), gr.skip(), f"⚠️ {html.escape(str(exc))}", gr.skip()
         except Exception as exc:  # keep the stream and the server going; say what happened
             log.exception("merclip: live frame failed")
-            return gr.skip(), gr.skip(), f"⚠️ internal error while scoring a frame ({type(exc).__name__})", gr.skip()
+            note = f"⚠️ internal error while scoring a frame ({type(exc).__name__}); the stream goes on"
+            return gr.skip(), gr.skip(), note, gr.skip()
         if reading is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return bars_frame(reading), history_frame(session), status_line(session, reading, self.where), note

@@ -140,7 +140,9 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService) -
         microphone.stream(live.on_sound, microphone, live_parts["transcript"], stream_every=0.5,
                           time_limit=LIVE_TIME_LIMIT, api_visibility="private", concurrency_limit=LIVE_VISITORS,
                           concurrency_id="live-sound", show_progress="hidden")
-        live_parts["analyse"].click(live.recent_clip, live_parts["seconds"], [video, tabs], api_visibility="private").success(
+        recorded = live_parts["analyse"].click(live.recent_clip, live_parts["seconds"], [video, tabs],
+                                               api_visibility="private")
+        recorded.success(  # the clip tab takes the live labels, and their label set's name if they are one
             lambda typed: (typed, next((name for name, text in PRESETS.items() if text == typed), CUSTOM)),
             live_labels, [labels, preset], api_visibility="private", queue=False).then(
             service.analyse_on_page, [video, other_media, labels, *templates, *options], page_outputs,

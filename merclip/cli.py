@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=Limits.frames)
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is reported)")
-    bench.add_argument("--no-scaling", action="store_true", help="skip the long parts: the frames/length table, the memory runs, the segment and live figures")
+    bench.add_argument("--no-scaling", action="store_true",
+                       help="skip the long parts: the frames/length table, memory runs, segment and live figures")
     bench.add_argument("--json", action="store_true")
     return parser
 

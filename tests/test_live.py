@@ -128,3 +128,18 @@ def test_visitors_streaming_at_once_each_get_their_own_faces_scores(analyzer, tm
     for i, mine in enumerate(readings):
         assert all(r is not None and np.allclose(r.probs, expected[i], atol=1e-5) for r in mine)
     assert not np.allclose(expected[0], expected[3], atol=1e-4), "the visitors' faces score differently"
+
+
+def test_on_zero_gpu_live_frames_are_scored_on_the_cpu_by_a_plain_copy_of_the_models(tmp_path):
+    """A ZeroGPU model runs its forwards in GPU slots: one per frame would spend the quota in seconds."""
+    from demo.live import live_service
+    from demo.models import ModelChoice, ModelStore
+    from merclip.api import MerClip
+
+    store = ModelStore(ModelChoice("merclip-tiny:random", "none"), "cpu",
+                       place=lambda model: pytest.fail("live mode loaded a model for GPU slots"))
+    live = live_service(store, tmp_path)
+    analyzer = live.analyzer()
+    assert type(analyzer.model) is MerClip and analyzer.model.device.type == "cpu"
+    assert "CPU" in live.where
+    assert LiveSession(analyzer, LABELS).offer(face_frames(1)[0], at=0.0).face_found
