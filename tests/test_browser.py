@@ -25,6 +25,13 @@ def chromium() -> str:
     return path
 
 
+def load(page, url: str) -> None:
+    """Open the page and wait until it is drawn. (Not "networkidle": the page keeps a heartbeat
+    connection open so the server knows when a visitor leaves, and the network is never idle.)"""
+    page.goto(url)
+    page.locator("#analyse").wait_for(timeout=60_000)
+
+
 def test_visitor_uploads_a_clip_and_sees_every_figure(chromium, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -33,7 +40,7 @@ def test_visitor_uploads_a_clip_and_sees_every_figure(chromium, tmp_path):
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server.url, wait_until="networkidle")
+            load(page, server.url)
             page.locator("#video input[type=file]").set_input_files(str(EXAMPLE))
             page.locator("#video video").wait_for(timeout=30_000)
             page.locator("#analyse").click()

@@ -7,6 +7,7 @@ clip tab. Also: a browser without a camera gets a message, and four visitors str
 at once are all served, then leave, and a fifth still gets a live slot.
 """
 
+import os
 import time
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from merclip.audio_features import SAMPLE_RATE
 from merclip.sample_media import face_frames, recordings
 from tests.app_server import AppServer
-from tests.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401 -- the fixture
+from tests.test_browser import CHROMIUM_ARGS, chromium, load  # noqa: F401 -- the fixture
 from tests.test_browser_webcam import write_wav, write_y4m
 
 pytestmark = pytest.mark.slow
@@ -43,10 +44,8 @@ def server():
 
 
 def _open_live_tab(page, url):
-    page.goto(url)
-    tab = page.get_by_role("tab", name="Live webcam")
-    tab.wait_for(timeout=60_000)
-    tab.click()
+    load(page, url)
+    page.get_by_role("tab", name="Live webcam").click()
 
 
 def _start_camera(page):
@@ -70,7 +69,7 @@ def test_live_bars_follow_the_camera_and_the_last_seconds_get_the_full_analysis(
             seen.add(page.eval_on_selector_all("#live-bars svg .mark-rect path", BAR_VALUES))
             page.wait_for_timeout(100)
         status = page.locator("#live-status").inner_text()
-        page.screenshot(path=str(server_screenshot()), full_page=False)
+        page.screenshot(path=os.environ.get("MERCLIP_LIVE_SCREENSHOT", "/tmp/merclip-live.png"))
 
         page.locator("#live-labels textarea").fill("calm, tense")
         changed = time.monotonic()
@@ -96,25 +95,21 @@ def test_live_bars_follow_the_camera_and_the_last_seconds_get_the_full_analysis(
     assert errors == 0
 
 
-def server_screenshot():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[1] / "assets" / "screenshot-live.png"
-
-
-def test_a_browser_without_a_camera_is_told_so(chromium, server):  # noqa: F811
+@pytest.mark.parametrize("camera, expected", [("absent", "No camera was found"), ("denied", "The camera is blocked")])
+def test_a_visitor_whose_camera_cannot_open_is_told_why(chromium, server, camera, expected):  # noqa: F811
     from playwright.sync_api import sync_playwright
 
+    fake_device = ["--use-fake-device-for-media-stream"] if camera == "denied" else []  # there, but not allowed
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page()
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS + fake_device)
+        page = browser.new_context(permissions=[]).new_page()
         _open_live_tab(page, server.url)
         page.locator("#live-camera").get_by_text("Click to Access Webcam").click()
         note = page.locator("#live-device-note")
         note.wait_for(timeout=10_000)
         text = note.inner_text()
         browser.close()
-    assert "No camera was found" in text and "Analyse a clip" in text, text
+    assert expected in text and "Analyse a clip" in text, text
 
 
 def test_four_visitors_stream_at_once_then_leave_and_a_fifth_gets_a_slot(chromium, devices, server):  # noqa: F811

@@ -20,7 +20,7 @@ from PIL import Image
 from merclip.audio_features import SAMPLE_RATE
 from merclip.sample_media import face_frames, recordings
 from tests.app_server import AppServer
-from tests.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401 -- the fixture
+from tests.test_browser import CHROMIUM_ARGS, chromium, load  # noqa: F401 -- the fixture
 
 pytestmark = pytest.mark.slow
 VIEWPORTS = {"laptop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -46,7 +46,7 @@ def browser(chromium):  # noqa: F811
 
 def open_page(browser, server, viewport: str):
     page = browser.new_page(viewport=VIEWPORTS[viewport])
-    page.goto(server.url, wait_until="networkidle")
+    load(page, server.url)
     return page
 
 
