@@ -82,7 +82,8 @@ class CrossModalStage(nn.Module):
         attended = torch.einsum("bkt,btd->bkd", attention, memory.values)
         gate = present[:, None, None].to(delta.dtype)
         delta = delta + gate * torch.tanh(self.attn_gate) * self.out(attended)
-        delta = delta + gate * torch.tanh(self.mlp_gate) * self.mlp(self.norm(label_embeddings + delta))
+        if torch.is_grad_enabled() or bool(self.mlp_gate != 0):  # a closed gate, not learning, adds exactly 0
+            delta = delta + gate * torch.tanh(self.mlp_gate) * self.mlp(self.norm(label_embeddings + delta))
         return delta, attention
 
 

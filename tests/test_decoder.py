@@ -139,3 +139,26 @@ def test_prepared_clips_score_as_fresh_ones_without_recomputing_keys_and_values(
             for sa, sb in zip(a.stages, b.stages):
                 assert np.allclose(sa.attention, sb.attention, atol=1e-6)
     assert kept[0].modalities == ["text", "audio", "vision"] and kept[1].modalities == ["vision"]
+
+
+def test_a_closed_mlp_gate_is_skipped_only_where_nothing_learns_from_it(tiny_model, all_features):
+    """At inference a stage whose MLP gate is exactly 0 skips its MLP (same result); in training the
+    gate's gradient goes through the MLP, so it must run, or the gate could never open."""
+    head = build_head(tiny_model.config)
+    embeddings, _ = tiny_model.label_embeddings(parse_labels(LABELS), resolve_templates(None))
+    batch, scale = all_features.as_batch(), tiny_model.clip.logit_scale
+    head.readout.weight.data.normal_(0, 0.1)
+    ran = []
+    for stage in head.decoder.stages.values():
+        stage.mlp.register_forward_hook(lambda *_: ran.append(1))
+    with torch.no_grad():
+        skipped = head(batch, embeddings, scale).logits
+    assert not ran, "closed gates at inference: no MLP runs"
+    head(batch, embeddings, scale).logits.sum().backward()
+    assert len(ran) == 3
+    assert all(stage.mlp_gate.grad is not None and stage.mlp_gate.grad != 0 for stage in head.decoder.stages.values())
+    with torch.no_grad():
+        for stage in head.decoder.stages.values():
+            stage.mlp_gate.fill_(1e-30)  # open by a hair: the MLP runs, and adds (almost) nothing
+        run = head(batch, embeddings, scale).logits
+    assert torch.allclose(skipped, run, atol=1e-6)
