@@ -85,9 +85,11 @@ class LiveService:
         with self._lock:
             self._forget_idle()
             self._seen[key] = time.monotonic()
-            if key not in self._sessions:
-                self._sessions[key] = LiveSession(self.analyzer(), labels)
-            return self._sessions[key]
+            if key in self._sessions:
+                return self._sessions[key]
+        analyzer = self.analyzer()  # the first visitor may wait for the models; the others need not wait on them
+        with self._lock:
+            return self._sessions.setdefault(key, LiveSession(analyzer, labels))
 
     def forget(self, key: str) -> None:
         """The visitor left: their frames, sound and history go."""

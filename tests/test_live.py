@@ -143,3 +143,25 @@ def test_on_zero_gpu_live_frames_are_scored_on_the_cpu_by_a_plain_copy_of_the_mo
     assert type(analyzer.model) is MerClip and analyzer.model.device.type == "cpu"
     assert "CPU" in live.where
     assert LiveSession(analyzer, LABELS).offer(face_frames(1)[0], at=0.0).face_found
+
+
+def test_the_page_keeps_a_session_per_visitor_and_forgets_those_who_leave_or_go_quiet(analyzer, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import demo.live
+    from demo.live import LiveService
+
+    service = LiveService(lambda: analyzer, tmp_path, "the CPU")
+    frame = face_frames(1)[0]
+    first, second = SimpleNamespace(session_hash="first"), SimpleNamespace(session_hash="second")
+    bars, _, status, note = service.on_frame(frame, LABELS, first)
+    assert "updates/s" in status and "face found" in status and note == ""
+    assert list(bars.value["data"][i][0] for i in range(7)) == LABELS.split(", ")
+    _, _, _, note = service.on_frame(frame, " , ", first)
+    assert note.startswith("⚠️") and "happy" in note, "a mistake is said; the labels in use stay"
+    service.leave(first)
+    assert service.active_sessions == 0
+    service.on_frame(frame, LABELS, second)
+    monkeypatch.setattr(demo.live, "LIVE_IDLE_SECONDS", 0)
+    service.on_frame(frame, LABELS, first)
+    assert service.active_sessions == 1, "the quiet visitor was forgotten"
