@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     store.load_default_in_background()
 
     limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, deadline_seconds=args.deadline)
-    page = build_page(store, AnalysisService(store, workspace / "served", limits), live_service(store, workspace))
+    page = build_page(store, AnalysisService(store, workspace / "served", limits), live_service(store, workspace / "live"))
     page.queue(default_concurrency_limit=2, max_size=64).launch(
         server_name=args.host, server_port=args.port, share=args.share,
         max_file_size=f"{int(limits.max_file_mb)}mb", allowed_paths=[str(ASSETS)],

@@ -60,6 +60,7 @@ DEVICE_NOTE_HEAD = """<script>
 })();
 </script>"""
 
+KEPT_LIVE_CLIPS = 16  # recent clips kept for Gradio to copy: a few seconds' worth of clicks
 LIVE_IDLE_SECONDS = 300  # a session without frames for this long is forgotten (a tab closed without notice)
 CHART_STEP_SECONDS = 0.25  # the rolling chart keeps a point every this often
 
@@ -67,9 +68,9 @@ CHART_STEP_SECONDS = 0.25  # the rolling chart keeps a point every this often
 class LiveService:
     """Live sessions of the page's visitors, scored by one analyzer (`analyzer()` loads it on first use)."""
 
-    def __init__(self, analyzer: Callable[[], Analyzer], served: Path, where: str) -> None:
+    def __init__(self, analyzer: Callable[[], Analyzer], clips: Path, where: str) -> None:
         self.analyzer = analyzer
-        self.served = served
+        self.clips = clips  # the recent clips handed to the clip tab (Gradio copies them)
         self.where = where  # what the page says about where live frames are scored
         self._sessions: dict[str, LiveSession] = {}
         self._seen: dict[str, float] = {}
@@ -139,6 +140,9 @@ class LiveService:
                 return gr.skip()
         except MerClipError as exc:
             return f"⚠️ {html.escape(str(exc))}"
+        except Exception as exc:  # keep the microphone stream and the server going; say what happened
+            log.exception("merclip: live sound failed")
+            return f"⚠️ internal error while listening ({type(exc).__name__}); the stream goes on"
         words = " ".join(session.transcript)
         return words or "(nothing recognised in the last window)"
 
@@ -148,11 +152,16 @@ class LiveService:
             session = self._sessions.get(request.session_hash)
         if session is None:
             raise gr.Error("start the camera first: there is nothing recorded to analyse yet", print_exception=False)
-        self.served.mkdir(parents=True, exist_ok=True)
-        prune(self.served)
-        with tempfile.NamedTemporaryFile(dir=self.served, prefix="live-", suffix=".mp4", delete=False) as handle:
+        self.clips.mkdir(parents=True, exist_ok=True)
+        prune(self.clips, keep=KEPT_LIVE_CLIPS)
+        with tempfile.NamedTemporaryFile(dir=self.clips, prefix="live-", suffix=".mp4", delete=False) as handle:
             path = Path(handle.name)
-        if session.recent_clip(path, seconds) is None:
+        try:
+            written = session.recent_clip(path, seconds)
+        except Exception:
+            path.unlink(missing_ok=True)
+            raise
+        if written is None:
             path.unlink(missing_ok=True)
             raise gr.Error("no frames recorded yet: start the camera first", print_exception=False)
         return str(path), gr.Tabs(selected="clip")
@@ -162,15 +171,15 @@ class LiveService:
         self.forget(request.session_hash)
 
 
-def live_service(store: ModelStore, served: Path) -> LiveService:
+def live_service(store: ModelStore, clips: Path) -> LiveService:
     """Live frames are scored by the page's start-up models. On ZeroGPU they are scored on the CPU by
     a copy of those models, loaded on first use: a GPU slot per frame would spend a visitor's quota
     in seconds, and the main process, where the stream is, holds no GPU."""
     if store.place is None:
         where = "the GPU" if store.device != "cpu" and torch.cuda.is_available() else "the CPU"
-        return LiveService(lambda: store.analyzer(store.default), served, where)
+        return LiveService(lambda: store.analyzer(store.default), clips, where)
     on_cpu = ModelStore(store.default, "cpu", None, store.checkpoints, max_models=1)
-    return LiveService(lambda: on_cpu.analyzer(on_cpu.default), served,
+    return LiveService(lambda: on_cpu.analyzer(on_cpu.default), clips,
                        "the CPU (this Space lends its GPU per analysis, not per frame)")
 
 

@@ -91,7 +91,7 @@ class LiveSession:
         self.dropped = 0
         self.scored = 0
         self._labels: LabelSet = parse_labels(labels)
-        self._templates = resolve_templates(templates)
+        self._templates = dict(templates or {})  # overrides of the model's own, as the clip path takes them
         self._updates: deque[float] = deque()
         self._frames: deque[tuple[float, bytes]] = deque()
         self._sound: deque[tuple[float, np.ndarray]] = deque()  # (end time, 16 kHz samples)
@@ -105,10 +105,11 @@ class LiveSession:
 
     def set_labels(self, labels: str, templates: Mapping[str, str] | None = None) -> None:
         """New labels (checked here: a LabelError leaves the old ones) for the next frame on."""
-        label_set, template_sets = parse_labels(labels), resolve_templates(templates)
+        label_set, overrides = parse_labels(labels), dict(templates or {})
+        resolve_templates(overrides, base=self.analyzer.model.config.templates)  # a mistake raises here
         with self._state:
-            if label_set.names != self._labels.names or template_sets != self._templates:
-                self._labels, self._templates = label_set, template_sets
+            if label_set.names != self._labels.names or overrides != self._templates:
+                self._labels, self._templates = label_set, overrides
                 self.smoother.reset()
 
     @property
@@ -133,7 +134,7 @@ class LiveSession:
             labels, templates, heard = self._labels, self._templates, self._heard
         features.text, features.text_pooled, features.words = heard.text, heard.text_pooled, heard.words
         features.audio, features.audio_times = heard.audio, heard.audio_times
-        prediction = self.analyzer.model.predict(features, labels, templates)
+        prediction = self.analyzer.model.predict(features, labels, templates or None)
         probs = np.asarray(prediction.probs)
         with self._state:
             if labels is not self._labels:  # the labels changed while this frame was scored: not its history

@@ -70,8 +70,13 @@ class PromptEncoder:
             fits = 0 < len(prefix) < length and tuple(row[: len(prefix)]) == prefix
             shared.append(prefix if fits else ())
         with self._lock:
-            self._keep([p for p in dict.fromkeys(shared) if p and p not in self._states])
-            states = {p: self._states[p] for p in set(shared) if p}
+            used = [p for p in dict.fromkeys(shared) if p]
+            self._keep([p for p in used if p not in self._states])
+            states = {p: self._states[p] for p in used}
+            for prefix in used:  # the openings in use are the newest; the least recently used go first
+                self._states.move_to_end(prefix)
+            while len(self._states) > self.size:
+                self._states.popitem(last=False)
         pooled, group, used = [], [], 0
         for index, (length, prefix) in enumerate(zip(lengths, shared)):
             if group and used + length - len(prefix) > PACKED_TOKENS:
@@ -83,7 +88,7 @@ class PromptEncoder:
         return torch.cat(pooled)
 
     def _keep(self, missing: list[tuple[int, ...]]) -> None:
-        """Compute and keep each layer's normalised states of prefixes not kept yet (one packed pass)."""
+        """Compute each layer's normalised states of prefixes not kept yet (one packed pass) and keep them."""
         if missing:
             ids = torch.tensor([t for p in missing for t in p], device=self.clip.device)
             owner = torch.cat([torch.full((len(p),), i) for i, p in enumerate(missing)])
@@ -93,10 +98,6 @@ class PromptEncoder:
             for i, prefix in enumerate(missing):
                 start = int(ends[i]) - len(prefix)
                 self._states[prefix] = [layer[:, start: int(ends[i])] for layer in normed]
-        for prefix in missing:
-            self._states.move_to_end(prefix)
-        while len(self._states) > self.size:
-            self._states.popitem(last=False)
 
     def _pass(self, rows: list[list[int]], lengths: list[int], shared: list[tuple[int, ...]], group: list[int],
               states: dict[tuple[int, ...], list[torch.Tensor]]) -> torch.Tensor:

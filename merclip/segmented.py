@@ -6,8 +6,9 @@ features and Whisper run once; every segment then indexes into those features. O
 sentence embedding of each utterance's words needs its own CLIP text pass, and all of them
 go in one batch. Segments that the budget left with fewer than two frames get theirs in a
 second, small picture pass. The segments' predictions go through the head in one batch, and
-the whole lot is cached with each decoder stage's keys and values (they do not depend on the
-labels), so new labels re-score every segment without any encoder.
+the whole lot is cached, so new labels re-score every segment without any encoder; from the
+first re-score on, each decoder stage's keys and values (they do not depend on the labels)
+are kept too (only then: a command-line run, which never re-scores, does not hold them).
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ class SegmentedClip:
     segments: list[Segment]
     sentences: torch.Tensor | None  # (S, d) sentence embedding of each segment's words
     warnings: list[str]
-    prepared: PreparedClips  # the whole clip, then its segments, ready for any labels
+    parts: list[ClipFeatures]  # each segment's own features
+    prepared: PreparedClips | None = None  # the whole clip and its parts ready for any labels, from the first re-score
+
+    def scorable(self) -> list[ClipFeatures]:
+        return [self.analysis.features, *self.parts]
 
     def text(self, index: int) -> str:
         return " ".join(self.features.words[i] for i in self.segments[index].words)
@@ -96,12 +101,14 @@ class SegmentReader:
             clip = next((c for key, c in reversed(self._kept.items()) if key[0] == clip_id), None)
         if clip is None:
             return None
+        if clip.prepared is None:  # kept from here on: a clip re-scored once is likely re-scored again
+            clip.prepared = self.analyzer.model.prepare(clip.scorable())
         return self._score(clip, labels, templates, cached=True)
 
     def _score(self, clip: SegmentedClip, labels: str | LabelSet, templates: dict[str, str] | None,
                cached: bool) -> tuple[Prediction, list[SegmentPrediction]]:
         """The whole clip and every segment through the head in one batch (one GPU slot on ZeroGPU)."""
-        scored = self.analyzer.model.predict_many(clip.prepared, labels, templates)
+        scored = self.analyzer.model.predict_many(clip.prepared or clip.scorable(), labels, templates)
         whole = self.analyzer.finish(scored[0], clip.analysis, cached)
         whole.warnings += clip.warnings
         return whole, [SegmentPrediction(s.start, s.end, clip.text(i), p)
@@ -149,8 +156,7 @@ class SegmentReader:
         if features.text is not None:
             sentences = self.analyzer.model.encode_sentences(features.words, [s.words for s in segments])
         parts = [segment_features(features, segments, sentences, i) for i in range(len(segments))]
-        prepared = self.analyzer.model.prepare([analysis.features, *parts])
-        return SegmentedClip(analysis, features, segments, sentences, warnings, prepared)
+        return SegmentedClip(analysis, features, segments, sentences, warnings, parts)
 
     def _with_short_segments_filled(self, analysis: ClipAnalysis, segments: list[Segment],
                                     options: AnalysisOptions) -> ClipFeatures:

@@ -37,6 +37,20 @@ def test_each_live_frame_scores_as_the_clip_path_on_that_frame(analyzer, tmp_pat
     assert [at for at, _, _ in session.history] == [0.0, 0.2, 0.4]
 
 
+def test_a_model_with_its_own_templates_scores_live_frames_with_them(tiny_model, tmp_path):
+    from dataclasses import replace
+
+    from merclip.api import MerClip, build_head
+
+    config = replace(tiny_model.config, templates={**tiny_model.config.templates, "vision": ("a {} person.",)})
+    analyzer = Analyzer(MerClip(tiny_model.clip, build_head(config)), whisper="none")
+    frame = face_frames(1)[0]
+    live = LiveSession(analyzer, LABELS).offer(frame, at=0.0)
+    assert np.allclose(live.probs, _clip_path_probs(analyzer, frame, tmp_path, "own"), atol=1e-5)
+    assert not np.allclose(live.probs, _clip_path_probs(Analyzer(tiny_model, whisper="none"), frame, tmp_path,
+                                                         "default"), atol=1e-4), "the templates matter here"
+
+
 def test_smoothing_follows_time_not_the_frame_rate():
     step_up, step_down = np.array([1.0, 0.0]), np.array([0.0, 1.0])
     once, twice = Smoother(half_life=0.5), Smoother(half_life=0.5)
@@ -125,6 +139,7 @@ def test_visitors_streaming_at_once_each_get_their_own_faces_scores(analyzer, tm
         t.start()
     for t in threads:
         t.join(60)
+    assert not any(t.is_alive() for t in threads) and all(len(mine) == 3 for mine in readings)
     for i, mine in enumerate(readings):
         assert all(r is not None and np.allclose(r.probs, expected[i], atol=1e-5) for r in mine)
     assert not np.allclose(expected[0], expected[3], atol=1e-4), "the visitors' faces score differently"

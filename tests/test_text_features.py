@@ -82,6 +82,21 @@ def test_prompts_reusing_their_templates_opening_equal_encode_text(tiny_model, m
     assert encoder.prefix("a{} fused to the opening.") == (clip.tokenizer.sot_token_id, *clip.tokenizer.encode("a"))
 
 
+def test_openings_beyond_the_cache_size_are_still_encoded_right(tiny_model):
+    """A call may need more openings than are kept, and later calls need ones dropped meanwhile."""
+    clip = tiny_model.clip
+    encoder = PromptEncoder(clip, size=2)
+    templates = ["a photo of a {} face.", "someone who looks {}.", "the {} voice.", "a close-up of a {} person."]
+    for label in ("happy", "sad", "calm"):
+        prompts = [fill(t, label) for t in templates]
+        tokens = clip.tokenizer(prompts)
+        with torch.no_grad():
+            reused = encoder.encode(tokens, [encoder.prefix(t) for t in templates])
+            expected = clip.model.encode_text(tokens)
+        assert torch.allclose(reused, expected, atol=1e-5)
+        assert len(encoder._states) == 2
+
+
 def test_transcript_has_one_feature_per_word_and_its_sentence_embedding(tiny_model):
     clip = tiny_model.clip
     text = SENTENCES[0]
