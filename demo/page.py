@@ -43,9 +43,11 @@ LIVE_FRAME_SECONDS = 0.1  # the camera sends a frame this often; the ones that a
 LIVE_TIME_LIMIT = 120  # seconds a visitor's stream may hold one of the live slots
 LIVE_VISITORS = 4  # streams scored at once
 
-# A new result off-screen (on a phone the input column comes first) is scrolled into view
+# A new result off-screen (below: on a phone the input column comes first; above: the visitor scrolled
+# down to an example) is scrolled into view
 SHOW_RESULT = """(figure) => { const bars = document.querySelector('#bars');
-  if (figure && bars && bars.getBoundingClientRect().top > window.innerHeight * 0.6) bars.scrollIntoView({block: 'start'});
+  const top = bars ? bars.getBoundingClientRect().top : 0;
+  if (figure && bars && (top > window.innerHeight * 0.6 || top < 0)) window.scrollBy(0, top - 8);
   return figure; }"""
 
 

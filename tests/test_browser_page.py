@@ -71,6 +71,8 @@ def test_an_example_runs_on_a_click_and_its_result_is_in_view(browser, server, v
     page = open_page(browser, server, viewport)
     example = page.get_by_role("button", name="A rough day (sentiment)")
     assert example.bounding_box()["y"] < 1100, "the examples sit by the video input, not at the bottom"
+    page.mouse.wheel(0, 500)  # a visitor who scrolled down to the examples: the result must come into view anyway
+    page.wait_for_timeout(300)
     example.click()
     page.locator("#bars img").wait_for(timeout=RESULT_TIMEOUT)
     page.wait_for_timeout(500)
