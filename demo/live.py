@@ -23,10 +23,12 @@ import torch
 
 from demo.models import ModelStore
 from demo.served_files import prune
-from merclip import MerClipError
+from merclip import MerClip, MerClipError
 from merclip.analysis import Analyzer
 from merclip.errors import LabelError
+from merclip.faces import Face
 from merclip.live import LiveReading, LiveSession
+from merclip.transcribe import SpeechRecognizer
 
 log = logging.getLogger(__name__)
 
@@ -172,15 +174,38 @@ class LiveService:
 
 
 def live_service(store: ModelStore, clips: Path) -> LiveService:
-    """Live frames are scored by the page's start-up models. On ZeroGPU they are scored on the CPU by
-    a copy of those models, loaded on first use: a GPU slot per frame would spend a visitor's quota
-    in seconds, and the main process, where the stream is, holds no GPU."""
+    """Live frames are scored by the page's start-up models. On ZeroGPU they are scored on the CPU:
+    a GPU slot per frame would spend a visitor's quota in seconds, and the main process, where the
+    stream is, holds no GPU. CLIP and the head then need a CPU copy, loaded on first use (see
+    `CpuCopy`); Whisper and the face detector are the start-up analyzer's."""
     if store.place is None:
         where = "the GPU" if store.device != "cpu" and torch.cuda.is_available() else "the CPU"
         return LiveService(lambda: store.analyzer(store.default), clips, where)
     on_cpu = ModelStore(store.default, "cpu", None, store.checkpoints, max_models=1)
-    return LiveService(lambda: on_cpu.analyzer(on_cpu.default), clips,
-                       "the CPU (this Space lends its GPU per analysis, not per frame)")
+    return LiveService(lambda: CpuCopy(store.analyzer(store.default), on_cpu.analyzer(on_cpu.default).model),
+                       clips, "the CPU (this Space lends its GPU per analysis, not per frame)")
+
+
+class CpuCopy(Analyzer):
+    """The start-up analyzer with a CPU copy of its model, for ZeroGPU's live frames.
+
+    The start-up model cannot be shared: `spaces` packs the weights placed on "cuda" to disk at
+    launch and frees them in this process (so this copy is the only one here), and they are
+    float16, which a CPU without AVX512-FP16 runs ~10x slower than float32. Whisper and the face
+    detector already run on the CPU in this process: they are shared, not loaded twice.
+    """
+
+    def __init__(self, start_up: Analyzer, model: MerClip) -> None:
+        super().__init__(model, start_up.whisper_spec)
+        self.start_up = start_up
+
+    @property
+    def recognizer(self) -> SpeechRecognizer | None:
+        return self.start_up.recognizer
+
+    def face_crops(self, images: list[np.ndarray], detect: bool, check: Callable[[], None] = lambda: None
+                   ) -> tuple[list[np.ndarray], list[Face | None]]:
+        return self.start_up.face_crops(images, detect, check)
 
 
 def bars_frame(reading: LiveReading) -> gr.BarPlot:

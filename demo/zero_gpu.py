@@ -6,9 +6,10 @@ before anything touches CUDA, which is why app.py imports this module first). Ea
 function wrapped with `spaces.GPU` runs in a worker process that holds a GPU for the
 duration it asked for and sends its result back pickled.
 
-So only the model forwards go there (CLIP on the crops, on the transcript, and the labels'
-scoring); decoding, face detection, audio features and Whisper run in the main process,
-and the analysis cache stays there too, where re-scoring finds it. Everywhere else (no
+So only the model forwards go there, all of one click in one slot (merclip/forwards.py: CLIP
+on the crops, the transcript and the utterances, then the labels' scoring); decoding, face
+detection, audio features and Whisper run in the main process before it, and the analysis
+cache stays there too, where re-scoring finds it. Everywhere else (no
 `spaces` package, or not on ZeroGPU) nothing here changes anything.
 """
 
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 try:
@@ -29,13 +31,19 @@ except ImportError:  # not on a Space: nothing to do
 import torch  # noqa: E402 -- after spaces, which must see CUDA untouched
 
 from merclip.api import MerClip  # noqa: E402
+from merclip.forwards import ForwardCost  # noqa: E402
 from merclip.prepared import PreparedClips  # noqa: E402
 
-# Seconds asked per slot: a worker's first call also moves the weights to its GPU. ZeroGPU
-# scales the request by 1.5 on its default size and refuses one larger than the visitor's
-# quota left, so small requests keep anonymous visitors analysing.
-SLOT_SECONDS = 10
-SLOT_SECONDS_PER_IMAGE = 0.25
+# Seconds asked per slot, from what the slot's forwards weigh (merclip/forwards.py: one slot per
+# click). The base covers a worker's start and the weights' move to its GPU; the rest is generous
+# for the forwards (milliseconds each on a GPU) and for their CPU side in the worker (CLIP's
+# preprocessing of each crop). ZeroGPU scales a request by 1.5 on its default size and refuses
+# one larger than the visitor's quota left, so small requests keep anonymous visitors analysing;
+# only the time a slot really takes is charged.
+SLOT_BASE_SECONDS = 3.0
+SECONDS_PER_IMAGE = 0.03
+SECONDS_PER_TEXT_ROW = 0.002
+SECONDS_PER_CLIP = 0.005
 MAX_SLOT_SECONDS = 30
 
 _MODELS: list[MerClip] = []  # filled before the worker is forked, which inherits them
@@ -46,21 +54,27 @@ def active() -> bool:
     return _SpacesConfig is not None and _SpacesConfig.zero_gpu
 
 
-def _forward(model_index: int, method: str, *args: Any) -> Any:
-    """In the GPU worker: one forward of the model, its result moved to the CPU for pickling."""
-    return _on_cpu(getattr(_MODELS[model_index], method)(*args))
+def slot_seconds(cost: ForwardCost) -> int:
+    """Whole seconds to ask for a slot whose forwards weigh `cost` (at most MAX_SLOT_SECONDS)."""
+    seconds = (SLOT_BASE_SECONDS + SECONDS_PER_IMAGE * cost.images + SECONDS_PER_TEXT_ROW * cost.text_rows
+               + SECONDS_PER_CLIP * cost.clips)
+    return min(MAX_SLOT_SECONDS, math.ceil(seconds))
 
 
-def _slot_seconds(model_index: int, method: str, *args: Any) -> float:
-    images = len(args[0]) if method == "encode_images" else 0
-    return min(MAX_SLOT_SECONDS, SLOT_SECONDS + SLOT_SECONDS_PER_IMAGE * images)
+def _forward(model_index: int, cost: ForwardCost, forwards: Callable, *args: Any) -> Any:
+    """In the GPU worker: one user action's forwards, the result moved to the CPU for pickling."""
+    return _on_cpu(forwards(_MODELS[model_index], *args))
 
 
-_on_gpu = spaces.GPU(duration=_slot_seconds)(_forward) if active() else _forward
+def _duration(model_index: int, cost: ForwardCost, forwards: Callable, *args: Any) -> int:
+    return slot_seconds(cost)
+
+
+_on_gpu = spaces.GPU(duration=_duration)(_forward) if active() else _forward
 
 
 class ZeroGpuModel:
-    """A MerClip whose forwards run in ZeroGPU slots; everything else is the model's own."""
+    """A MerClip whose forwards run in ZeroGPU slots, one per user action; everything else is the model's own."""
 
     def __init__(self, model: MerClip) -> None:
         self._model = model
@@ -70,26 +84,14 @@ class ZeroGpuModel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
-    def encode_images(self, images: Sequence) -> torch.Tensor:
-        return _on_gpu(self._index, "encode_images", list(images))
-
-    def encode_transcript(self, text: str | Sequence[str]):
-        return _on_gpu(self._index, "encode_transcript", text)
-
-    def encode_sentences(self, words: Sequence[str], groups: Sequence[Sequence[int]]) -> torch.Tensor:
-        return _on_gpu(self._index, "encode_sentences", list(words), [list(g) for g in groups])
-
-    def predict(self, features, labels, templates: Mapping | None = None):
-        return _on_gpu(self._index, "predict", features, labels, templates)
+    def run(self, forwards: Callable, *args: Any, cost: ForwardCost) -> Any:
+        """`forwards(model, *args)` in one GPU slot sized by `cost`."""
+        return _on_gpu(self._index, cost, forwards, *args)
 
     def prepare(self, clips: Sequence) -> PreparedClips:
         """Checked and batched here, on the CPU: the stages' keys and values need the GPU, so each
         slot that scores them computes them again (a slot's results cannot stay on its GPU)."""
         return self._model.prepare(clips, project=False)
-
-    def predict_many(self, clips: Sequence | PreparedClips, labels, templates: Mapping | None = None):
-        clips = clips if isinstance(clips, PreparedClips) else list(clips)
-        return _on_gpu(self._index, "predict_many", clips, labels, templates)
 
 
 def _on_cpu(value: Any) -> Any:

@@ -26,15 +26,17 @@ import torch
 from merclip.api import MerClip
 from merclip.audio_decode import decode_audio, is_silent
 from merclip.audio_features import audio_frame_features
-from merclip.clip_analysis import ClipAnalysis
+from merclip.clip_analysis import ClipAnalysis, ClipReading, Lookup
 from merclip.disk_cache import DiskCache
 from merclip.errors import MerClipError, first_line
 from merclip.faces import Face, FaceDetector, crop_face
 from merclip.features import ClipFeatures
+from merclip.forwards import Encoded, Encoding, cost_of, encode, encode_and_predict, predict_many
 from merclip.labels import LabelSet
 from merclip.limits import Limits
 from merclip.media_probe import MediaInfo, inspect_media
 from merclip.result import Prediction
+from merclip.text_features import readable_words
 from merclip.transcribe import DEFAULT_WHISPER, SpeechRecognizer, Transcript, Word, load_whisper
 from merclip.video_frames import sample_frames
 
@@ -92,11 +94,18 @@ class Analyzer:
     def predict(self, media: str | Path, labels: str | Sequence[str] | LabelSet,
                 templates: Mapping[str, str | Sequence[str]] | None = None,
                 options: AnalysisOptions = AnalysisOptions(), progress: Progress | None = None) -> Prediction:
-        """Analyse (or fetch from the cache) and score against labels."""
-        analysis, cached = self.analyse(media, options, progress)
-        if progress:
-            progress(0.95, "scoring the labels")
-        return self._score(analysis, cached, labels, templates)
+        """Analyse (or fetch from the cache) and score against labels; a new clip's forwards all
+        run in one model call (one GPU slot on ZeroGPU)."""
+        found = self.lookup(media, options)
+        if found.analysis is not None:
+            if progress:
+                progress(0.95, "scoring the labels")
+            return self._score(found.analysis, True, labels, templates)
+        reading = self.read(found, options, progress)
+        encoded, (prediction,) = self.model.run(
+            encode_and_predict, reading.features, reading.encoding(), None, labels, templates,
+            cost=cost_of(self.model, reading.encoding(), 1, labels, templates))
+        return self.finish(prediction, self.keep(found, reading, encoded), cached=False)
 
     def rescore(self, clip_id: str, labels: str | Sequence[str] | LabelSet,
                 templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:
@@ -110,7 +119,9 @@ class Analyzer:
 
     def _score(self, analysis: ClipAnalysis, cached: bool, labels: str | Sequence[str] | LabelSet,
                templates: Mapping[str, str | Sequence[str]] | None) -> Prediction:
-        return self.finish(self.model.predict(analysis.features, labels, templates), analysis, cached)
+        (prediction,) = self.model.run(predict_many, [analysis.features], labels, templates,
+                                       cost=cost_of(self.model, Encoding(), 1, labels, templates))
+        return self.finish(prediction, analysis, cached)
 
     def finish(self, prediction: Prediction, analysis: ClipAnalysis, cached: bool) -> Prediction:
         """The model's prediction on an analysis, with what the analysis adds: its clip_id, its
@@ -126,9 +137,17 @@ class Analyzer:
     def analyse(self, media: str | Path, options: AnalysisOptions = AnalysisOptions(),
                 progress: Progress | None = None) -> tuple[ClipAnalysis, bool]:
         """The clip's analysis and whether it came from the cache."""
+        found = self.lookup(media, options)
+        if found.analysis is not None:
+            return found.analysis, True
+        reading = self.read(found, options, progress)
+        encoded = self.model.run(encode, reading.encoding(), cost=cost_of(self.model, reading.encoding(), 0, None, None))
+        return self.keep(found, reading, encoded), False
+
+    def lookup(self, media: str | Path, options: AnalysisOptions = AnalysisOptions()) -> Lookup:
+        """The file checked, its cache key, and its analysis if the memory or disk cache holds it."""
         started = time.perf_counter()
-        limits = options.limits
-        info = inspect_media(media, limits)
+        info = inspect_media(media, options.limits)
         key = _cache_key(_content_hash(info.path), options, self.model.fingerprint, self.whisper_spec)
         with self._cache_lock:
             hit = self._cache.get(key)
@@ -141,15 +160,23 @@ class Analyzer:
                 self._remember(key, hit)
         if hit is not None:
             lookup_ms = (time.perf_counter() - started) * 1000
-            return replace(hit, info=info, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms}), True
-        analysis = self._run(info, options, limits, _Steps(progress, limits.deadline_seconds))
-        analysis.key = key
+            hit = replace(hit, info=info, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms})
+        return Lookup(info, key, hit)
+
+    def read(self, found: Lookup, options: AnalysisOptions, progress: Progress | None = None) -> ClipReading:
+        """Everything of an analysis that needs no model forward (see `_read`)."""
+        return self._read(found.info, options, options.limits, _Steps(progress, options.limits.deadline_seconds))
+
+    def keep(self, found: Lookup, reading: ClipReading, encoded: Encoded) -> ClipAnalysis:
+        """The analysis a reading and its forwards make, cached in memory (and on disk if set)."""
+        analysis = reading.analysis(encoded)
+        analysis.key = found.key
         if self.disk_cache is not None:
-            problem = self.disk_cache.put(key, analysis)
+            problem = self.disk_cache.put(found.key, analysis)
             if problem:
                 analysis.warnings.append(problem)
-        self._remember(key, analysis)
-        return analysis, False
+        self._remember(found.key, analysis)
+        return analysis
 
     def _remember(self, key: str, analysis: ClipAnalysis) -> None:
         with self._cache_lock:
@@ -167,9 +194,10 @@ class Analyzer:
         with self._cache_lock:
             return len(self._cache)
 
-    def _run(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> ClipAnalysis:
+    def _read(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> ClipReading:
         """The sound path (decode, features, Whisper) runs in a second thread while the picture
-        path (seek, faces, CLIP image) runs here: the two overlap instead of adding up."""
+        path (seek, faces) runs here: the two overlap instead of adding up. No model forward runs:
+        the crops and the words CLIP can read are what the forwards take next."""
         warnings: list[str] = []
         if info.duration > limits.max_seconds:
             warnings.append(f"the file says it lasts {info.duration:.0f} s; only the first {limits.max_seconds:.0f} s "
@@ -181,10 +209,6 @@ class Analyzer:
             sound = pool.submit(contextvars.copy_context().run, self._sound, info, options, limits, steps)
             try:
                 times, crops, found, picture_warnings = self._picture(info, options, limits, steps)
-                if crops:
-                    with steps("clip_image"):
-                        features.vision = self.model.encode_images(crops)
-                        features.frame_times = times
             except BaseException:
                 steps.stop()  # the sound path ends at its next check; nobody waits for it
                 raise
@@ -192,16 +216,18 @@ class Analyzer:
         finally:
             pool.shutdown(wait=False)
         warnings += picture_warnings + sound_warnings
+        if crops:
+            features.frame_times = times
         if audio is not None:
             features.audio, features.audio_times = torch.from_numpy(audio), audio_times.tolist()
-        if transcript is not None and transcript.words:
-            with steps("clip_text"):
-                text = self.model.encode_transcript([w.word for w in transcript.words])
-            if text is not None:
-                features.text, features.text_pooled, features.words = text.elements, text.pooled, text.words
-                transcript.words = [transcript.words[i] for i in text.indices]
-        return ClipAnalysis(info, features, crops, found, options.detect_faces and bool(crops), transcript, warnings,
-                            steps.timings)
+        kept = readable_words(self.model.clip, [w.word for w in transcript.words]) if transcript else []
+        if kept:  # the words CLIP can read are the ones the text stage shows
+            transcript.words = [transcript.words[i] for i in kept]
+        if steps.progress:
+            steps.progress(0.9, "encoding with CLIP and scoring the labels")
+        analysis = ClipAnalysis(info, features, crops, found, options.detect_faces and bool(crops), transcript,
+                                warnings, steps.timings)
+        return ClipReading(analysis, [w.word for w in transcript.words] if kept else [])
 
     def _picture(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> tuple:
         if not info.has_video:
@@ -289,7 +315,6 @@ class _Steps:
     DESCRIPTIONS = {
         "decode_frames": "decoding video frames", "face_detection": "finding faces", "decode_audio": "decoding audio",
         "audio_features": "computing audio features", "transcription": "transcribing speech",
-        "clip_image": "encoding faces with CLIP", "clip_text": "encoding the transcript with CLIP",
     }
 
     def __init__(self, progress: Progress | None, deadline_seconds: float) -> None:

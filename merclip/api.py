@@ -14,7 +14,8 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from merclip.clip_loader import DEFAULT_CLIP, RANDOM_SEED, ClipBundle, load_clip
 from merclip.config import ModelConfig
 from merclip.errors import MerClipError
 from merclip.features import ClipFeatures, batch_of
+from merclip.forwards import ForwardCost
 from merclip.image_features import encode_images
 from merclip.label_encoder import LabelEncoder
 from merclip.labels import LabelSet, parse_labels
@@ -36,6 +38,7 @@ from merclip.text_features import TextFeatures, encode_transcript, sentence_feat
 
 # Raised whenever what an analysis caches changes meaning, so caches on disk from before are not read.
 FEATURES_VERSION = 3
+T = TypeVar("T")
 RANDOM_WEIGHTS_WARNING = "CLIP has random weights (a plumbing run): the predictions are meaningless"
 
 
@@ -62,6 +65,11 @@ class MerClip:
     def encode_sentences(self, words: Sequence[str], groups: Sequence[Sequence[int]]) -> torch.Tensor:
         """(G, d) sentence embeddings of groups of words (the utterances of a clip), one CLIP batch."""
         return sentence_features(self.clip, words, groups)
+
+    def run(self, forwards: Callable[..., T], *args: Any, cost: ForwardCost) -> T:
+        """`forwards(self, *args)`: every model forward of one user action (see merclip/forwards.py).
+        Here it simply runs; a host that lends its GPU per call runs it in one call sized by `cost`."""
+        return forwards(self, *args)
 
     def features(self, images: Sequence[Image.Image | np.ndarray] | None = None,
                  frame_times: Sequence[float] | None = None, transcript: str | None = None,

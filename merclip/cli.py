@@ -3,6 +3,7 @@
 One file prints its result (with `--segments`, one per utterance or window too); several
 files or folders go to `--out results.jsonl` and/or `--csv results.csv`, one line per file
 as it finishes. Bad input ends with exit status 2 and one line on stderr, never a traceback.
+`bench` times the pipeline; `doctor` checks the host (merclip/doctor.py).
 """
 
 from __future__ import annotations
@@ -63,13 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-scaling", action="store_true",
                        help="skip the long parts: the frames/length table, memory runs, segment and live figures")
     bench.add_argument("--json", action="store_true")
+    doctor = commands.add_parser("doctor", help="check this host: versions, devices, weights, and a timed analysis "
+                                                "on each device (exit status 1 when the app cannot run here)")
+    doctor.add_argument("--clip", default=None, help=f"CLIP SPEC to time (default {DEFAULT_CLIP}, or ViT-B-32:random "
+                                                      "when those weights are not cached and the hub is unreachable)")
+    doctor.add_argument("--whisper", default=DEFAULT_WHISPER)
+    doctor.add_argument("--json", action="store_true")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _bench(args) if args.command == "bench" else _predict(args)
+        return {"bench": _bench, "doctor": _doctor, "predict": _predict}[args.command](args)
     except MerClipError as exc:
         print(f"merclip: error: {exc}", file=sys.stderr)
         return 2
@@ -137,6 +144,14 @@ def _bench(args: argparse.Namespace) -> int:
                        scaling=not args.no_scaling)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from merclip.doctor import format_report, run_doctor
+
+    report = run_doctor(args.clip, args.whisper)
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0 if report["ok"] else 1
 
 
 def format_table(result: dict) -> str:

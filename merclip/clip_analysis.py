@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from merclip.faces import Face
 from merclip.features import ClipFeatures
+from merclip.forwards import Encoded, Encoding
 from merclip.media_probe import MediaInfo
 from merclip.transcribe import Transcript
 
@@ -33,3 +34,34 @@ class ClipAnalysis:
         times = self.features.frame_times or [0.0] * len(self.faces)
         return [{"time": round(t, 3), "box": None, "score": None} | (face.to_dict() if face else {})
                 for t, face in zip(times, self.faces)]
+
+
+@dataclass
+class Lookup:
+    """A media file checked, its cache key, and its analysis when a cache already holds it."""
+
+    info: MediaInfo
+    key: str
+    analysis: ClipAnalysis | None
+
+
+@dataclass
+class ClipReading:
+    """An analysis before its model forwards: what the CPU work found (its features have neither
+    vision nor text yet) and the transcript's words CLIP can read."""
+
+    partial: ClipAnalysis
+    words: list[str]
+
+    @property
+    def features(self) -> ClipFeatures:
+        return self.partial.features
+
+    def encoding(self) -> Encoding:
+        """What CLIP has to encode: the crops and the words."""
+        return Encoding(crops=list(self.partial.crops), words=self.words)
+
+    def analysis(self, encoded: Encoded) -> ClipAnalysis:
+        """The whole analysis, with the forwards' features and the time they took."""
+        return replace(self.partial, features=encoded.complete(self.partial.features),
+                       timings_ms=self.partial.timings_ms | encoded.timings_ms)

@@ -3,6 +3,11 @@
 SPEC forms (DESIGN.md): `ARCH:PRETRAINED` (open_clip tag, downloaded from the hub),
 `ARCH:/path/to/weights`, `hf-hub:ORG/NAME`, `ARCH:random` (seeded, so anyone can
 rebuild the same weights) and `merclip-tiny:random` (a tiny config for tests).
+CLIP is built as its weights were trained: a tag's pretrained config says whether they were
+trained with QuickGELU (OpenAI's and some LAION runs) and open_clip only warns when the
+architecture disagrees, so we follow the tag. An `hf-hub:` repo carries its own config,
+activation included. A local file says nothing: it gets the architecture's config, so weights
+trained with QuickGELU need the `-quickgelu` architecture (e.g. `ViT-B-32-quickgelu:/path`).
 Offline, hub loading fails at once with a message that says how to provide weights,
 instead of open_clip's long retry loop.
 """
@@ -32,9 +37,12 @@ open_clip.add_model_config(Path(__file__).parent / "model_configs")
 
 
 def how_to_provide_weights(arch: str = "ViT-B-32") -> str:
-    """The advice every weights error ends with."""
+    """The advice every weights error ends with. A file has no tag to say how its weights were
+    trained, so it names the QuickGELU architecture where open_clip has one."""
+    quick = f"{arch}-quickgelu"
+    quick_hint = f"; {quick}:/path for weights trained with QuickGELU, like OpenAI's" if quick in open_clip.list_models() else ""
     return (
-        f"Provide them as a local open_clip weights file (--clip {arch}:/path/to/open_clip_model.safetensors), "
+        f"Provide them as a local open_clip weights file (--clip {arch}:/path/to/open_clip_model.safetensors{quick_hint}), "
         f"connect to the internet so open_clip can download them once, "
         f"or use --clip {arch}:random for a plumbing run whose predictions are meaningless."
     )
@@ -186,7 +194,8 @@ def _create(spec: ClipSpec, device: torch.device, precision: str) -> tuple[torch
                 model, _, preprocess = open_clip.create_model_and_transforms(spec.arch, device=device, precision=precision)
             else:
                 model, _, preprocess = open_clip.create_model_and_transforms(
-                    spec.arch, pretrained=spec.weights, device=device, precision=precision
+                    spec.arch, pretrained=spec.weights, device=device, precision=precision,
+                    force_quick_gelu=trained_with_quick_gelu(spec.arch, spec.weights),
                 )
         except Exception as exc:  # download, cache and format errors all surface here
             arch = "ViT-B-32" if spec.source == "hub" else spec.arch
@@ -196,6 +205,12 @@ def _create(spec: ClipSpec, device: torch.device, precision: str) -> tuple[torch
             )
             raise MerClipError(f"CLIP weights '{spec.text}' could not be loaded: {reason}. {how_to_provide_weights(arch)}") from exc
     return model, preprocess
+
+
+def trained_with_quick_gelu(arch: str, tag: str) -> bool:
+    """Whether the tag's weights were trained with QuickGELU: open_clip keeps the architecture's
+    activation (GELU for `ViT-B-32`) and only warns when the tag disagrees, which shifts every feature."""
+    return bool(open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu"))
 
 
 @contextlib.contextmanager

@@ -5,8 +5,9 @@ that grows with its length (two per shortest utterance, capped), and CLIP image,
 features and Whisper run once; every segment then indexes into those features. Only the
 sentence embedding of each utterance's words needs its own CLIP text pass, and all of them
 go in one batch. Segments that the budget left with fewer than two frames get theirs in a
-second, small picture pass. The segments' predictions go through the head in one batch, and
-the whole lot is cached, so new labels re-score every segment without any encoder; from the
+second, small picture pass. All of a new clip's forwards (CLIP on the crops, the words and
+the sentences, then the head on the clip and its segments in one batch) run in one model
+call, after the work that needs none (merclip/forwards.py). The whole lot is cached, so new labels re-score every segment without any encoder; from the
 first re-score on, each decoder stage's keys and values (they do not depend on the labels)
 are kept too (only then: a command-line run, which never re-scores, does not hold them).
 """
@@ -24,6 +25,7 @@ import torch
 from merclip.analysis import AnalysisOptions, Analyzer, Progress
 from merclip.clip_analysis import ClipAnalysis
 from merclip.features import ClipFeatures
+from merclip.forwards import Encoding, cost_of, encode_and_predict, predict_many, segmented_features, within
 from merclip.labels import LabelSet
 from merclip.limits import Limits
 from merclip.media_probe import inspect_media
@@ -87,12 +89,38 @@ class SegmentReader:
                 templates: dict[str, str] | None = None, options: AnalysisOptions = AnalysisOptions(),
                 progress: Progress | None = None, frame_cap: int = FRAME_CAP) -> tuple[Prediction, list[SegmentPrediction]]:
         """The whole clip's prediction and one per segment, on one pass of the encoders (`frame_cap`:
-        the most frames sampled over the clip; short segments still get two each)."""
+        the most frames sampled over the clip; short segments still get two each). Every model
+        forward of a new clip runs in one call, after all the work that needs none."""
         options = self.budgeted(media, mode, options, frame_cap)
-        clip, cached = self.segmented(media, mode, options, progress)
-        if progress:
-            progress(0.95, "scoring the labels")
-        return self._score(clip, labels, templates, cached)
+        found = self.analyzer.lookup(media, options)
+        key = (found.key, mode, self.rules)
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+        if kept is not None:
+            if progress:
+                progress(0.95, "scoring the labels")
+            return self._score(kept, labels, templates, cached=True)
+        reading = None if found.analysis is not None else self.analyzer.read(found, options, progress)
+        partial = found.analysis or reading.partial
+        words = reading.words if reading else partial.features.words
+        segments, warnings = self._cut(partial, mode, options)
+        extra_times, extra_crops = self._short_segment_frames(partial, segments, options)
+        encoding = replace(reading.encoding() if reading else Encoding(), extra_crops=extra_crops,
+                           extra_times=extra_times, sentence_words=words,
+                           groups=[list(s.words) for s in segments] if words else None)
+        encoded, scored = self.analyzer.model.run(
+            encode_and_predict, partial.features, encoding, segments, labels, templates,
+            cost=cost_of(self.analyzer.model, encoding, 1 + len(segments), labels, templates))
+        analysis = found.analysis or self.analyzer.keep(found, reading, encoded)
+        features, parts = segmented_features(analysis.features, encoded, extra_times, segments)
+        clip = SegmentedClip(analysis, features, segments, encoded.sentences, warnings, parts)
+        with self._lock:
+            self._kept[key] = clip
+            while len(self._kept) > KEPT_CLIPS:
+                self._kept.popitem(last=False)
+        return self._result(clip, scored, cached=found.analysis is not None)
 
     def rescore(self, clip_id: str, labels: str | LabelSet, templates: dict[str, str] | None = None
                 ) -> tuple[Prediction, list[SegmentPrediction]] | None:
@@ -108,7 +136,14 @@ class SegmentReader:
     def _score(self, clip: SegmentedClip, labels: str | LabelSet, templates: dict[str, str] | None,
                cached: bool) -> tuple[Prediction, list[SegmentPrediction]]:
         """The whole clip and every segment through the head in one batch (one GPU slot on ZeroGPU)."""
-        scored = self.analyzer.model.predict_many(clip.prepared or clip.scorable(), labels, templates)
+        clips = clip.prepared or clip.scorable()
+        scored = self.analyzer.model.run(predict_many, clips, labels, templates,
+                                         cost=cost_of(self.analyzer.model, Encoding(), 1 + len(clip.parts),
+                                                      labels, templates))
+        return self._result(clip, scored, cached)
+
+    def _result(self, clip: SegmentedClip, scored: list[Prediction], cached: bool
+                ) -> tuple[Prediction, list[SegmentPrediction]]:
         whole = self.analyzer.finish(scored[0], clip.analysis, cached)
         whole.warnings += clip.warnings
         return whole, [SegmentPrediction(s.start, s.end, clip.text(i), p)
@@ -126,24 +161,10 @@ class SegmentReader:
         return replace(options, limits=replace(limits, frames=budget, max_frames=max(limits.max_frames, budget),
                                                max_side=side))
 
-    def segmented(self, media: str | Path, mode: SegmentMode, options: AnalysisOptions,
-                  progress: Progress | None = None) -> tuple[SegmentedClip, bool]:
-        """The clip analysed with `options` (see `budgeted`) and cut into segments, kept for re-scoring;
-        and whether its analysis came from the cache."""
-        analysis, cached = self.analyzer.analyse(media, options, progress)
-        key = (analysis.key, mode, self.rules)
-        with self._lock:
-            if key in self._kept:
-                self._kept.move_to_end(key)
-                return self._kept[key], cached
-        clip = self._segment(analysis, mode, options)
-        with self._lock:
-            self._kept[key] = clip
-            while len(self._kept) > KEPT_CLIPS:
-                self._kept.popitem(last=False)
-        return clip, cached
-
-    def _segment(self, analysis: ClipAnalysis, mode: SegmentMode, options: AnalysisOptions) -> SegmentedClip:
+    def _cut(self, analysis: ClipAnalysis, mode: SegmentMode, options: AnalysisOptions
+             ) -> tuple[list[Segment], list[str]]:
+        """The clip's utterances (or windows), and a warning when utterances were asked for but
+        there is no timed speech."""
         warnings = []
         words = analysis.transcript.words if analysis.transcript else []
         segments = utterances(words, self.rules) if mode.kind == "utterance" else []
@@ -151,57 +172,24 @@ class SegmentReader:
             warnings.append(f"no timed speech to cut into utterances: {mode.window_seconds:g} s windows instead")
         if not segments:
             segments = windows(min(analysis.info.duration, options.limits.max_seconds), mode.window_seconds)
-        features = self._with_short_segments_filled(analysis, segments, options)
-        sentences = None
-        if features.text is not None:
-            sentences = self.analyzer.model.encode_sentences(features.words, [s.words for s in segments])
-        parts = [segment_features(features, segments, sentences, i) for i in range(len(segments))]
-        return SegmentedClip(analysis, features, segments, sentences, warnings, parts)
+        return segments, warnings
 
-    def _with_short_segments_filled(self, analysis: ClipAnalysis, segments: list[Segment],
-                                    options: AnalysisOptions) -> ClipFeatures:
-        """The analysis' features, plus frames at the thirds of every segment that holds fewer than two."""
-        features, info = analysis.features, analysis.info
-        if features.vision is None or not info.has_video or info.kind == "image":
-            return features
+    def _short_segment_frames(self, analysis: ClipAnalysis, segments: list[Segment], options: AnalysisOptions
+                              ) -> tuple[list[float], list]:
+        """Times and crops of frames at the thirds of every segment that holds fewer than two frames."""
+        times, info = analysis.features.frame_times, analysis.info
+        if not times or not info.has_video or info.kind == "image":
+            return [], []
         wanted = [s.start + s.seconds * k / 3 for i, s in enumerate(segments)
-                  if len(within(features.frame_times, segments, i)) < MIN_SEGMENT_FRAMES for k in (1, 2)]
+                  if len(within(times, segments, i)) < MIN_SEGMENT_FRAMES for k in (1, 2)]
         if not wanted:
-            return features
+            return [], []
         frames = frames_at(info, wanted, options.limits)
         crops, _ = self.analyzer.face_crops([f.image for f in frames], options.detect_faces)
-        vision = torch.cat([features.vision, self.analyzer.model.encode_images(crops).to(features.vision)])
-        all_times = list(features.frame_times) + [f.time for f in frames]
-        order = sorted(range(len(all_times)), key=all_times.__getitem__)
-        return replace(features, vision=vision[order], frame_times=[all_times[i] for i in order])
-
-
-def segment_features(features: ClipFeatures, segments: list[Segment], sentences: torch.Tensor | None,
-                     index: int) -> ClipFeatures:
-    """What segment `index` holds of a clip's features: its frames, its audio frames, its words
-    (`sentences`: each segment's sentence embedding)."""
-    segment = segments[index]
-    part = ClipFeatures()
-    if features.vision is not None and (frames := within(features.frame_times, segments, index)):
-        part.vision, part.frame_times = features.vision[frames], [features.frame_times[i] for i in frames]
-    if features.audio is not None and (rows := within(features.audio_times, segments, index)):
-        part.audio, part.audio_times = features.audio[rows], [features.audio_times[i] for i in rows]
-    if features.text is not None and segment.words:
-        words = list(segment.words)
-        part.text, part.words = features.text[words], [features.words[i] for i in words]
-        part.text_pooled = sentences[index]
-    return part
+        return [f.time for f in frames], crops
 
 
 def frame_budget(span: float, mode: SegmentMode, rules: SegmentRules, least: int) -> int:
     """Two frames per shortest segment (any span that long holds two), at least `least`."""
     shortest = rules.min_seconds if mode.kind == "utterance" else min(rules.min_seconds, mode.window_seconds)
     return max(least, math.ceil(span / (shortest / MIN_SEGMENT_FRAMES)))
-
-
-def within(times: list[float], segments: list[Segment], index: int) -> list[int]:
-    """Positions of the times that fall in segment `index`: from its start up to its end, the last
-    segment's end included, so a time on a boundary belongs to one segment only."""
-    segment, last = segments[index], index == len(segments) - 1
-    return [i for i, t in enumerate(times) if segment.start <= t < segment.end or (last and t == segment.end)]
-

@@ -48,21 +48,24 @@ def sentence_features(clip: ClipBundle, words: Sequence[str], groups: Sequence[S
     return sentences
 
 
+def readable_words(clip: ClipBundle, words: Sequence[str]) -> list[int]:
+    """Positions of the words CLIP's tokenizer makes tokens of (the others cannot be encoded).
+    Tokenizing needs no model, so an analysis knows its words before any forward runs."""
+    return [index for index, word in enumerate(words) if bpe_ids(clip, word)]
+
+
 def encode_transcript(clip: ClipBundle, text: str | list[str]) -> TextFeatures | None:
     """Per-word features of a transcript (a string, or Whisper's words), split into
     windows that fit the context.
 
     Returns None when the text has no words: a missing modality, not an empty one.
     """
-    words, word_ids, indices = [], [], []
-    for index, word in enumerate(text.split() if isinstance(text, str) else text):
-        ids = bpe_ids(clip, word)
-        if ids:
-            words.append(word)
-            word_ids.append(ids[: clip.context_length - 2])
-            indices.append(index)
-    if not words:
+    given = text.split() if isinstance(text, str) else list(text)
+    indices = readable_words(clip, given)
+    if not indices:
         return None
+    words = [given[i] for i in indices]
+    word_ids = [bpe_ids(clip, word)[: clip.context_length - 2] for word in words]
     windows = _windows(word_ids, clip.context_length - 2)
     batch = _token_rows(clip, [[i for w in window for i in word_ids[w]] for window in windows])
     with torch.no_grad():

@@ -9,6 +9,7 @@ CTranslate2 folder, or `none` (no transcription).
 from __future__ import annotations
 
 import ctypes
+import importlib.metadata
 import logging
 import os
 from collections.abc import Callable
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WHISPER = "bundled"
 CUBLAS = "libcublas.so.12"  # what CTranslate2 4.x loads at run time on a GPU
+CUBLAS_PACKAGE = "nvidia-cublas-cu12"  # the pip package that ships it (torch's CUDA 12 builds depend on it)
 # Speech chunks decoded together. On 2 CPU cores, 4 instead of 2 saved ~5% of the time on
 # a 120 s clip but held ~150 MB more at its peak (measured): memory is the scarcer resource.
 WHISPER_BATCH = 2
@@ -87,12 +89,50 @@ class SpeechRecognizer:
         return Transcript(text=" ".join(w.word for w in words), words=words)
 
 
+def cublas12_loads() -> str | None:
+    """The path of CUDA 12's cuBLAS once it is loaded into this process, or None where it cannot be.
+
+    CTranslate2 opens it by soname when it first runs on a GPU. A CUDA 12 build of torch
+    has loaded it already, so the soname resolves; otherwise (a CPU or CUDA 13 torch) it is
+    taken from the `nvidia-cublas-cu12` package by full path, RTLD_GLOBAL, so that
+    CTranslate2's later open by soname finds this copy.
+    """
+    import torch  # noqa: F401  (its CUDA 12 build loads cuBLAS 12)
+
+    for candidate in (CUBLAS, *_packaged_libraries(CUBLAS_PACKAGE, CUBLAS)):
+        try:
+            ctypes.CDLL(candidate, mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        return _loaded_path(CUBLAS) or candidate
+    return None
+
+
+def _packaged_libraries(package: str, filename: str) -> list[str]:
+    """Full paths of `filename` among the files pip installed for `package` (none if not installed)."""
+    try:
+        files = importlib.metadata.distribution(package).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    return [str(f.locate()) for f in files if f.name == filename]
+
+
+def _loaded_path(filename: str) -> str | None:
+    """Where the loaded library named `filename` lives, from the process's memory map (Linux)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return next((line.split(None, 5)[5].strip() for line in maps
+                         if line.rstrip().endswith("/" + filename)), None)
+    except OSError:
+        return None
+
+
 def engine_placement(device: str) -> tuple[str, int, str]:
     """(device, index, compute type) for CTranslate2, Whisper's engine, given the torch device.
 
-    The GPU only when CTranslate2 sees it and finds the cuBLAS it was built against
-    (CUDA 12; the pinned torch brings CUDA 13, so a GPU host may lack it): otherwise Whisper
-    runs on the CPU in int8, slower but right, instead of failing mid-transcription.
+    The GPU only when CTranslate2 sees it and CUDA 12's cuBLAS, which it was built against,
+    loads (see `cublas12_loads`): otherwise Whisper runs on the CPU in int8, slower but
+    right, instead of failing mid-transcription.
     "auto" lets CTranslate2 pick the fastest type the GPU supports (float16 is not on all).
     """
     import ctranslate2
@@ -103,11 +143,9 @@ def engine_placement(device: str) -> tuple[str, int, str]:
     if index >= ctranslate2.get_cuda_device_count():
         log.warning("merclip: CTranslate2 sees no CUDA device %d; Whisper runs on the CPU", index)
         return "cpu", 0, "int8"
-    try:
-        ctypes.CDLL(CUBLAS)
-    except OSError:
+    if cublas12_loads() is None:
         log.warning("merclip: %s (CUDA 12 cuBLAS, which CTranslate2 needs) cannot be loaded; Whisper runs on "
-                    "the CPU. Installing CUDA 12's cuBLAS and cuDNN 9 on the loader's path moves it to the GPU", CUBLAS)
+                    "the CPU. `pip install %s` moves it to the GPU", CUBLAS, CUBLAS_PACKAGE)
         return "cpu", 0, "int8"
     return "cuda", index, "auto"
 

@@ -62,6 +62,7 @@ def test_offline_tag_fails_with_advice():
     message = str(error.value)
     assert "'ViT-B-32:openai'" in message and "offline" in message
     assert "--clip ViT-B-32:random" in message and "\n" not in message
+    assert "ViT-B-32-quickgelu:/path" in message, "a local file of OpenAI's weights needs the QuickGELU architecture"
 
 
 def test_unreachable_hub_switches_to_cache_only_and_restores_the_setting(monkeypatch):

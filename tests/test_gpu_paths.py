@@ -1,7 +1,9 @@
 """What changes on a GPU, checked on the CPU: half-precision numbers, Whisper's device, CUDA failures."""
 
+import ctypes
+from pathlib import Path
+
 import numpy as np
-import pytest
 import torch
 
 from merclip.analysis import AnalysisOptions, Analyzer
@@ -55,17 +57,46 @@ def test_a_sample_missing_text_and_vision_scores_under_fp16_autocast(tiny_model,
     assert torch.all(out.prior_weights["vision"][1] == 0) and torch.all(out.prior_weights["text"][1] == 0)
 
 
-def test_whisper_stays_on_the_cpu_without_cuda_12_cublas(monkeypatch):
+def test_cuda_12_cublas_really_loads_in_this_environment():
+    """torch's CUDA 12 build depends on nvidia-cublas-cu12: what CTranslate2 needs on a GPU is there."""
+    path = transcribe.cublas12_loads()
+    assert path is not None and Path(path).is_file(), path
+    assert Path(path).name == "libcublas.so.12" and Path(path).parent.match("nvidia/cublas/lib"), path
+    assert path in Path("/proc/self/maps").read_text(), "loaded into this process"
+
+
+def test_cuda_12_cublas_is_taken_from_the_pip_package_when_its_soname_does_not_resolve(monkeypatch):
+    """As with a CPU or CUDA 13 build of torch, which loads no cuBLAS 12 itself."""
+    real_cdll = ctypes.CDLL
+
+    def by_full_path_only(name, mode=0):
+        if "/" not in name:
+            raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+        return real_cdll(name, mode=mode)
+
+    monkeypatch.setattr(ctypes, "CDLL", by_full_path_only)
+    path = transcribe.cublas12_loads()
+    assert path is not None and Path(path).parent.match("nvidia/cublas/lib"), path
+
+
+def test_whisper_runs_on_the_gpu_ctranslate2_sees_when_cuda_12_cublas_loads(monkeypatch):
     import ctranslate2
 
     assert transcribe.engine_placement("cpu") == ("cpu", 0, "int8")
     monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 2)
-    monkeypatch.setattr(transcribe, "CUBLAS", "libcublas-not-installed.so.12")
-    assert transcribe.engine_placement("cuda:1") == ("cpu", 0, "int8")
-    monkeypatch.setattr(transcribe, "CUBLAS", "libc.so.6")  # a library that loads: stands for cuBLAS
     assert transcribe.engine_placement("cuda:1") == ("cuda", 1, "auto"), "the device index is kept"
     assert transcribe.engine_placement("cuda") == ("cuda", 0, "auto")
-    assert transcribe.engine_placement("cuda:2")[0] == "cpu", "a GPU CTranslate2 cannot see"
+    assert transcribe.engine_placement("cuda:2") == ("cpu", 0, "int8"), "a GPU CTranslate2 cannot see"
+
+
+def test_whisper_stays_on_the_cpu_without_cuda_12_cublas(monkeypatch):
+    import ctranslate2
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 2)
+    monkeypatch.setattr(transcribe, "CUBLAS", "libcublas-not-installed.so.12")
+    monkeypatch.setattr(transcribe, "CUBLAS_PACKAGE", "nvidia-cublas-not-installed")
+    assert transcribe.cublas12_loads() is None
+    assert transcribe.engine_placement("cuda:1") == ("cpu", 0, "int8")
 
 
 def test_whisper_failing_on_the_gpu_mid_transcription_is_a_warning(tiny_model, tmp_path):

@@ -145,19 +145,30 @@ def test_visitors_streaming_at_once_each_get_their_own_faces_scores(analyzer, tm
     assert not np.allclose(expected[0], expected[3], atol=1e-4), "the visitors' faces score differently"
 
 
-def test_on_zero_gpu_live_frames_are_scored_on_the_cpu_by_a_plain_copy_of_the_models(tmp_path):
-    """A ZeroGPU model runs its forwards in GPU slots: one per frame would spend the quota in seconds."""
+def test_on_zero_gpu_live_frames_are_scored_on_the_cpu_by_a_copy_of_clip_with_the_start_up_whisper_and_faces(
+        tmp_path, monkeypatch):
+    """A ZeroGPU model runs its forwards in GPU slots: one per frame would spend the quota in seconds.
+    CLIP and the head get a CPU copy; Whisper and the face detector, on the CPU already, are not loaded twice."""
     from demo.live import live_service
     from demo.models import ModelChoice, ModelStore
     from merclip.api import MerClip
 
-    store = ModelStore(ModelChoice("merclip-tiny:random", "none"), "cpu",
-                       place=lambda model: pytest.fail("live mode loaded a model for GPU slots"))
+    placed = []
+    store = ModelStore(ModelChoice("merclip-tiny:random", "bundled"), "cpu",
+                       place=lambda model: placed.append(model) or model)
+    start_up = store.analyzer(store.default)  # as app.py loads it, before the page
     live = live_service(store, tmp_path)
     analyzer = live.analyzer()
-    assert type(analyzer.model) is MerClip and analyzer.model.device.type == "cpu"
+    assert type(analyzer.model) is MerClip and analyzer.model.device.type == "cpu" and placed == [start_up.model]
     assert "CPU" in live.where
-    assert LiveSession(analyzer, LABELS).offer(face_frames(1)[0], at=0.0).face_found
+    assert analyzer.recognizer is start_up.recognizer is not None, "one Whisper in the process"
+    finding = start_up.face_crops
+    searched = []
+    monkeypatch.setattr(start_up, "face_crops", lambda *args: searched.append(len(args[0])) or finding(*args))
+    frame = face_frames(1)[0]
+    reading = LiveSession(analyzer, LABELS).offer(frame, at=0.0)
+    assert reading.face_found and searched == [1], "the start-up face detector found it"
+    assert np.allclose(reading.probs, _clip_path_probs(analyzer, frame, tmp_path, "zero"), atol=1e-5)
 
 
 def test_the_page_keeps_a_session_per_visitor_and_forgets_those_who_leave_or_go_quiet(analyzer, tmp_path, monkeypatch):

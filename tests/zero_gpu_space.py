@@ -11,12 +11,18 @@ they are stood in for:
   move) keeps them in memory.
 
 Run as a script, it is the app with those stand-ins: `python tests/zero_gpu_space.py [app flags]`.
+With ZERO_GPU_SPACE_OFFLOAD=disk the real start-up `pack` runs instead, so the main process's
+memory is as on a Space (see `stand_in_for_the_gpu_after_a_real_pack`).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -77,12 +83,45 @@ def stand_in_for_the_gpu() -> None:
     zero_torch.move = weights_back_on_the_cpu
 
 
+OFFLOAD = "ZERO_GPU_SPACE_OFFLOAD"
+
+
+def stand_in_for_the_gpu_after_a_real_pack() -> None:
+    """Only the worker's `init` and `move` stood in; start-up `pack` is the real one. As on a Space, it
+    writes the weights put on "cuda" to disk (a private folder here) and frees them in the main
+    process; `move` reads them back from that file onto the CPU, as the real one reads them onto
+    the GPU (same layout: `spaces.zero.torch.packing`)."""
+    import torch
+    from spaces.config import Config
+    from spaces.zero import torch as zero_torch
+    from spaces.zero.torch import patching
+
+    Config.zerogpu_offload_dir = tempfile.mkdtemp(prefix="zerogpu-offload-")
+    atexit.register(shutil.rmtree, Config.zerogpu_offload_dir, ignore_errors=True)
+
+    def weights_back_from_disk(callback=None) -> None:
+        for pack in patching.tensor_packs:
+            stored = torch.from_file(pack.path(), size=os.path.getsize(pack.path()), dtype=torch.uint8)
+            offset = 0
+            for meta, size, aligned_size in [*(t for batch in pack.batches for t in batch), *pack.big_tensors]:
+                weights = stored[offset:offset + size].view(meta.dtype).as_strided(meta.shape, meta.stride())
+                for fake in pack.fakes[meta]:
+                    fake.data = weights
+                offset += aligned_size
+
+    zero_torch.init = lambda nvidia_uuid: None
+    zero_torch.move = weights_back_from_disk
+
+
 if __name__ == "__main__":
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root))
     import spaces  # noqa: F401 -- before anything touches CUDA, as on a Space
 
-    stand_in_for_the_gpu()
+    if os.environ.get(OFFLOAD) == "disk":
+        stand_in_for_the_gpu_after_a_real_pack()
+    else:
+        stand_in_for_the_gpu()
     import app
 
     app.main(sys.argv[1:])
