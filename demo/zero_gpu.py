@@ -84,6 +84,8 @@ class ZeroGpuModel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
+    forwards_gathered = True  # each call is a slot: an analysis leaves CLIP on the faces to its one call
+
     def run(self, forwards: Callable, *args: Any, cost: ForwardCost) -> Any:
         """`forwards(model, *args)` in one GPU slot sized by `cost`."""
         return _on_gpu(self._index, cost, forwards, *args)

@@ -196,8 +196,9 @@ class Analyzer:
 
     def _read(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> ClipReading:
         """The sound path (decode, features, Whisper) runs in a second thread while the picture
-        path (seek, faces) runs here: the two overlap instead of adding up. No model forward runs:
-        the crops and the words CLIP can read are what the forwards take next."""
+        path (seek, faces, CLIP on the faces) runs here: the two overlap instead of adding up.
+        Where forwards are gathered into one call (a GPU lent per call) CLIP does not run here:
+        the crops are left for that call, with the words CLIP can read."""
         warnings: list[str] = []
         if info.duration > limits.max_seconds:
             warnings.append(f"the file says it lasts {info.duration:.0f} s; only the first {limits.max_seconds:.0f} s "
@@ -209,6 +210,9 @@ class Analyzer:
             sound = pool.submit(contextvars.copy_context().run, self._sound, info, options, limits, steps)
             try:
                 times, crops, found, picture_warnings = self._picture(info, options, limits, steps)
+                if crops and not self.model.forwards_gathered:  # CLIP on the faces while Whisper runs
+                    with steps("clip_image"):
+                        features.vision = self.model.encode_images(crops)
             except BaseException:
                 steps.stop()  # the sound path ends at its next check; nobody waits for it
                 raise
@@ -315,6 +319,7 @@ class _Steps:
     DESCRIPTIONS = {
         "decode_frames": "decoding video frames", "face_detection": "finding faces", "decode_audio": "decoding audio",
         "audio_features": "computing audio features", "transcription": "transcribing speech",
+        "clip_image": "encoding faces with CLIP",
     }
 
     def __init__(self, progress: Progress | None, deadline_seconds: float) -> None:

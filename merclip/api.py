@@ -66,6 +66,8 @@ class MerClip:
         """(G, d) sentence embeddings of groups of words (the utterances of a clip), one CLIP batch."""
         return sentence_features(self.clip, words, groups)
 
+    forwards_gathered = False  # whether an analysis should leave every forward for one `run` call
+
     def run(self, forwards: Callable[..., T], *args: Any, cost: ForwardCost) -> T:
         """`forwards(self, *args)`: every model forward of one user action (see merclip/forwards.py).
         Here it simply runs; a host that lends its GPU per call runs it in one call sized by `cost`."""

@@ -24,6 +24,7 @@ from merclip.analysis import AnalysisOptions, Analyzer
 from merclip.api import MerClip, load_model
 from merclip.audio_decode import read_waveform
 from merclip.audio_features import audio_frame_features
+from merclip.batch_bench import batch_memory
 from merclip.errors import MerClipError
 from merclip.limits import Limits
 from merclip.live_bench import live_figures
@@ -79,6 +80,7 @@ def run_bench(clip: str, whisper: str, media: str | None, frames: int, device: s
             report["segments"]["peak_rss_mb_600s_720p"] = peak_rss_long_clip(clip, whisper, device, folder, 600,
                                                                             ["--segments", "utterance"])
             report["live"] = live_figures(shared)
+            report["batch_memory"] = batch_memory(clip, whisper, device, folder, LABELS)
     return report
 
 
@@ -216,6 +218,8 @@ def format_report(report: dict) -> str:
         lines.append("segments, 120 s clip by utterance: " + json.dumps(report["segments"]))
     if "live" in report:
         lines.append("live, 640x480 camera frames: " + json.dumps(report["live"]))
+    if "batch_memory" in report:
+        lines.append("batch of one-minute clips by utterance: " + json.dumps(report["batch_memory"]))
     if "scaling" in report:
         lines.append("scaling, first analysis (ms): by frames " + json.dumps(report["scaling"]["frames_ms"])
                      + "; by clip seconds " + json.dumps(report["scaling"]["seconds_ms"]))

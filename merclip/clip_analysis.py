@@ -47,8 +47,8 @@ class Lookup:
 
 @dataclass
 class ClipReading:
-    """An analysis before its model forwards: what the CPU work found (its features have neither
-    vision nor text yet) and the transcript's words CLIP can read."""
+    """An analysis before its gathered model forwards: what the CPU work found (its features have
+    no text yet, and no vision where the forwards are gathered) and the words CLIP can read."""
 
     partial: ClipAnalysis
     words: list[str]
@@ -58,8 +58,9 @@ class ClipReading:
         return self.partial.features
 
     def encoding(self) -> Encoding:
-        """What CLIP has to encode: the crops and the words."""
-        return Encoding(crops=list(self.partial.crops), words=self.words)
+        """What CLIP has to encode: the words, and the crops unless they are encoded already."""
+        crops = [] if self.partial.features.vision is not None else list(self.partial.crops)
+        return Encoding(crops=crops, words=self.words)
 
     def analysis(self, encoded: Encoded) -> ClipAnalysis:
         """The whole analysis, with the forwards' features and the time they took."""

@@ -72,6 +72,6 @@ def test_a_clip_that_cannot_load_is_explained_and_other_models_still_work(launch
     assert result[OUTPUT_NAMES.index("result")]["labels"] == ["happy", "sad"]
     big = tmp_path / "big.mp4"
     big.write_bytes(clip.read_bytes() + b"\0" * 2 * 2**20)
-    with pytest.raises(Exception, match="(?i)too large|exceeds|maximum") as raised:
+    with pytest.raises(Exception, match="(?i)too large|exceeds|maximum"):
         client.predict(handle_file(str(big)), "happy", clip="merclip-tiny:random", api_name="/predict")
     assert "Traceback" not in server.output(), "failures visitors cause are messages, not logged crashes"

@@ -157,7 +157,7 @@ def test_progress_reports_each_step_in_order(tiny_model, clip_path):
     assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] < 1
     steps = [what for _, what in reports]
     assert sorted(steps[:-1]) == sorted(["decoding video frames", "finding faces", "decoding audio",
-                                         "computing audio features", "transcribing speech"])
-    assert steps[-1] == "encoding with CLIP and scoring the labels", "every forward comes last, in one call"
-    assert steps.index("decoding video frames") < steps.index("finding faces")
+                                         "computing audio features", "transcribing speech", "encoding faces with CLIP"])
+    assert steps[-1] == "encoding with CLIP and scoring the labels", "the transcript and the labels come last"
+    assert steps.index("decoding video frames") < steps.index("finding faces") < steps.index("encoding faces with CLIP")
     assert steps.index("decoding audio") < steps.index("transcribing speech")
