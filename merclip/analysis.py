@@ -240,6 +240,7 @@ class Analyzer:
             frames, warnings = sample_frames(info, limits, steps.check)
         with steps("face_detection"):
             crops, found = self.face_crops([f.image for f in frames], options.detect_faces, steps.check)
+        found = [face.in_frame(f.source_size) if face else None for face, f in zip(found, frames)]  # the file's pixels
         # only the times go on: a frame's pixels are let go once its face is cropped (240 720p frames are 660 MB)
         return [f.time for f in frames], crops, found, warnings + _face_warnings(found, options.detect_faces)
 

@@ -8,7 +8,7 @@ import av
 import numpy as np
 
 from merclip.audio_features import SAMPLE_RATE
-from merclip.media_probe import MediaInfo, open_container
+from merclip.media_probe import MediaInfo, media_origin, open_container
 
 SILENCE_RMS = 10 ** (-50 / 20)  # -50 dBFS: quieter than any speech worth transcribing
 
@@ -27,13 +27,24 @@ def decode_audio(info: MediaInfo, max_seconds: float) -> tuple[np.ndarray | None
 
 
 def read_waveform(path: str | Path, max_seconds: float) -> tuple[np.ndarray, bool]:
-    """Decode and resample the first audio stream; False when decoding stopped at damaged data."""
+    """Decode and resample the first audio stream, the first `max_seconds` of the file; False when
+    decoding stopped at damaged data.
+
+    Sample 0 is the file's time 0 (`media_origin`), where frame times start too: a sound track that
+    starts later than the file (a camera's, 1.9 s in) is preceded by as much silence, so audio
+    feature and word times are times in the file.
+    """
     limit = int(max_seconds * SAMPLE_RATE)
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     chunks, total, complete = [], 0, True
     try:
         with open_container(path) as container:
-            for frame in container.decode(audio=0):
+            origin = media_origin(container)
+            for index, frame in enumerate(container.decode(audio=0)):
+                if index == 0 and frame.time is not None:  # silence from the file's start to the sound's
+                    delay = round((frame.time - origin) * SAMPLE_RATE)
+                    chunks.append(np.zeros(min(limit, max(0, delay)), np.float32))
+                    total = len(chunks[0])
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
                     total += len(chunks[-1])

@@ -1,23 +1,31 @@
 """Command line: `python -m merclip predict MEDIA... --labels "happy, sad, ..." [--json]`.
 
 One file prints its result (with `--segments`, one per utterance or window too); several
-files or folders go to `--out results.jsonl` and/or `--csv results.csv`, one line per file
-as it finishes. Bad input ends with exit status 2 and one line on stderr, never a traceback.
+files or folders go to `--out results.jsonl` and/or `--csv results.csv`, one record per file
+as it finishes, resumable after any crash (merclip/batch.py). Bad input ends with exit
+status 2 and one line on stderr, never a traceback.
 `bench` times the pipeline; `doctor` checks the host (merclip/doctor.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from merclip.clip_loader import DEFAULT_CLIP
 from merclip.errors import MerClipError
 from merclip.limits import Limits
 from merclip.transcribe import DEFAULT_WHISPER
+
+if TYPE_CHECKING:
+    from merclip.labels import LabelSet
+    from merclip.segments import SegmentMode
 
 BAR_WIDTH = 30
 CLI_MAX_SECONDS = 1800.0  # the command line takes long recordings; the app keeps Limits' shorter default
@@ -85,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from merclip.analysis import AnalysisOptions, Analyzer
     from merclip.api import load_model
-    from merclip.batch import done_files, media_files, rows_of, run_batch, shard_path, write_rows
+    from merclip.batch import CsvTable, JsonLines, media_files, pending, run_batch, shard_path
     from merclip.disk_cache import DiskCache
     from merclip.labels import parse_labels
     from merclip.media_probe import inspect_media
@@ -104,35 +112,73 @@ def _predict(args: argparse.Namespace) -> int:
     many = len(args.media) > 1 or Path(args.media[0]).is_dir() or args.out is not None
     if many and args.out is None and args.csv is None:
         raise MerClipError("several files: say where the results go with --out results.jsonl and/or --csv results.csv")
+    if args.out and args.csv and Path(args.out).resolve() == Path(args.csv).resolve():
+        raise MerClipError("--out and --csv name the same file: give each its own")
     if not many:
         inspect_media(files[0], limits)  # a bad file is reported before seconds of model loading
-    disk_cache = DiskCache(args.cache_dir) if args.cache_dir else None
-    analyzer = Analyzer(load_model(args.clip, args.checkpoint, args.device), whisper=args.whisper, disk_cache=disk_cache)
-    reader = SegmentReader(analyzer)
+    index, count = shard_of(args.shard) if many else (0, 1)
+    settings = _settings(args, labels, mode, templates)
+    with ExitStack() as stack:  # outputs checked (writable, same settings) and repaired before any model loads
+        outputs = [stack.enter_context(kind(shard_path(Path(path), index, count), settings, labels.names))
+                   for kind, path in ((JsonLines, args.out), (CsvTable, args.csv)) if path]
+        disk_cache = DiskCache(args.cache_dir) if args.cache_dir else None
+        # a command-line run never re-scores: it keeps no clip in memory, so a batch does not grow file by file
+        analyzer = Analyzer(load_model(args.clip, args.checkpoint, args.device), whisper=args.whisper,
+                            disk_cache=disk_cache, cache_size=0)
+        reader = SegmentReader(analyzer, keep=0)
 
-    def analyse(path: Path) -> dict:
-        if mode is None:
-            return analyzer.predict(path, labels, templates, options).to_dict()
-        whole, parts = reader.predict(path, labels, mode, templates, options)
-        return whole.to_dict() | {"segments": [part.to_dict(args.attention) for part in parts]}
+        def analyse(path: Path) -> dict:
+            if mode is None:
+                return analyzer.predict(path, labels, templates, options).to_dict()
+            whole, parts = reader.predict(path, labels, mode, templates, options)
+            return whole.to_dict() | {"segments": [part.to_dict(args.attention) for part in parts]}
 
-    if many:
-        index, count = shard_of(args.shard)
-        jsonl = shard_path(Path(args.out), index, count) if args.out else None
-        table = shard_path(Path(args.csv), index, count) if args.csv else None
-        done = done_files(jsonl, table)
-        mine = files[index::count]
-        todo = [f for f in mine if str(f) not in done]
-        print(f"merclip: {len(mine)} files in shard {index}/{count}, {len(mine) - len(todo)} already done",
-              file=sys.stderr)
-        ok, failed = run_batch(todo, analyse, jsonl, table, labels.names, show_progress=not args.no_progress)
-        print(f"merclip: {ok} analysed, {failed} failed (error lines in the output)", file=sys.stderr)
-        return 0
-    result = analyse(files[0])
-    if args.csv:
-        write_rows(Path(args.csv), rows_of({"file": str(files[0]), "result": result}, labels.names), labels.names)
+        if many:
+            mine = files[index::count]
+            todo = pending(mine, outputs)
+            print(f"merclip: {len(mine)} files in shard {index}/{count}, {len(mine) - len(todo)} already done",
+                  file=sys.stderr)
+            ok, failed = run_batch(todo, analyse, outputs, show_progress=not args.no_progress)
+            print(f"merclip: {ok} analysed, {failed} failed (error lines in the output)", file=sys.stderr)
+            return 0
+        result = analyse(files[0])
+        for output in outputs:  # --csv of one file: its rows, unless the table has them already
+            if str(files[0]) not in output.done:
+                output.add({"file": str(files[0]), "result": result})
     print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
     return 0
+
+
+def _settings(args: argparse.Namespace, labels: LabelSet, mode: SegmentMode | None,
+              templates: dict[str, str]) -> dict[str, Any]:
+    """Everything that decides a result's numbers, named in every record of --out and --csv so a
+    resumed run can be checked against it (the device, the cache and the limits that only refuse or
+    stop a file do not change the numbers). Read before any model loads."""
+    from merclip.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_config
+    from merclip.templates import resolve_templates
+
+    config = read_checkpoint_config(args.checkpoint) if args.checkpoint else None
+    checkpoint = Path(args.checkpoint).resolve() if args.checkpoint else None
+    digest = None
+    if checkpoint is not None:  # its weights and config: a checkpoint retrained in place is another model
+        folder, digest = checkpoint.parent if checkpoint.is_file() else checkpoint, hashlib.sha256()
+        for name in (WEIGHTS_FILE, CONFIG_FILE):
+            digest.update((folder / name).read_bytes())
+    segments = None if mode is None else mode.kind if mode.kind == "utterance" else f"window:{mode.window_seconds:g}"
+    return {
+        "labels": ", ".join("|".join(label.synonyms) + ("" if label.anchor is None else f"={label.anchor!r}")
+                            for label in labels.labels),
+        "templates": resolve_templates(templates, base=config.templates if config else None),
+        "clip": args.clip or (config.clip if config else DEFAULT_CLIP),
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "checkpoint_sha256": None if digest is None else digest.hexdigest()[:16],
+        "whisper": args.whisper,
+        "transcript": args.transcript,
+        "segments": segments,
+        "frames": args.frames,
+        "no_face": args.no_face,
+        "max_seconds": args.max_seconds,
+    }
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -178,5 +224,5 @@ def format_table(result: dict) -> str:
         for part in result["segments"]:
             score = "" if part["sentiment"] is None else f" {part['sentiment']:+.2f}"
             lines.append(f"{part['start']:7.1f}-{part['end']:<7.1f} {part['top_label']:<{top}} "
-                         f"{part['probs'][part['top_label']]:4.0%}{score}  {part['text'][:80]}")
+                         f"{max(part['probs']):4.0%}{score}  {part['text'][:80]}")
     return "\n".join(lines)

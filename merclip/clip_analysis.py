@@ -28,11 +28,13 @@ class ClipAnalysis:
     key: str = ""  # the cache key: content hash + analysis options + models (the API's clip_id)
 
     def face_records(self) -> list[dict] | None:
-        """Each sampled frame's face for the JSON result (None when detection was off)."""
+        """Each sampled frame's face for the JSON result (None when detection was off): its box in
+        pixels of the file's upright picture, whose size `frame_size` gives, whatever size the
+        frame was decoded at."""
         if not self.face_detection:
             return None
         times = self.features.frame_times or [0.0] * len(self.faces)
-        return [{"time": round(t, 3), "box": None, "score": None} | (face.to_dict() if face else {})
+        return [{"time": round(t, 3), "box": None, "score": None, "frame_size": None} | (face.to_dict() if face else {})
                 for t, face in zip(times, self.faces)]
 
 

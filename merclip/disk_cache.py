@@ -53,7 +53,7 @@ class DiskCache:
         tensors.update({f"crop_{i}": torch.from_numpy(np.array(c)) for i, c in enumerate(analysis.crops)})
         meta |= {
             "crops": len(analysis.crops), "face_detection": analysis.face_detection,
-            "faces": [[*face.box, face.score] if face else None for face in analysis.faces], "warnings": analysis.warnings,
+            "faces": [face.to_list() if face else None for face in analysis.faces], "warnings": analysis.warnings,
             "timings_ms": analysis.timings_ms, "transcript": analysis.transcript.to_dict() if analysis.transcript else None,
         }
         try:
@@ -81,6 +81,6 @@ def _decode(tensors: dict[str, torch.Tensor], meta: dict, info: MediaInfo) -> Cl
     features = ClipFeatures.from_tensors(tensors, meta)
     crops = [tensors[f"crop_{i}"].numpy() for i in range(meta["crops"])]
     transcript = Transcript.from_dict(meta["transcript"]) if meta["transcript"] else None
-    faces = [Face(tuple(int(v) for v in face[:4]), float(face[4])) if face else None for face in meta["faces"]]
+    faces = [Face.from_list(face) if face else None for face in meta["faces"]]
     return ClipAnalysis(info, features, crops, faces, bool(meta["face_detection"]), transcript, list(meta["warnings"]),
                         dict(meta["timings_ms"]))

@@ -7,7 +7,8 @@ largest box: OpenCV's Haar cascade, used before, kept its largest detection and 
 sometimes cropped a space shuttle beside the face (71% of crops on the face in
 tests/face_scenes.py, against 100% now). It runs on the CPU on frames at most 640 px
 on their longest side (tens of milliseconds a frame); boxes are given in the frame's
-own pixels.
+own pixels, and each face names that frame's size, so a box found on a frame decoded
+smaller than its file can be put back in the file's pixels (`Face.in_frame`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,30 @@ PYRAMID_FACTOR = 0.709
 
 @dataclass(frozen=True)
 class Face:
-    box: tuple[int, int, int, int]  # x, y, w, h in the frame's pixels, before the crop margin
+    box: tuple[int, int, int, int]  # x, y, w, h in pixels of a picture of `frame_size`, before the crop margin
     score: float
+    frame_size: tuple[int, int]  # width, height of the picture the box is measured in
 
     def to_dict(self) -> dict:
-        return {"box": list(self.box), "score": round(self.score, 4)}
+        return {"box": list(self.box), "score": round(self.score, 4), "frame_size": list(self.frame_size)}
+
+    def to_list(self) -> list:
+        """The face as [x, y, w, h, score, frame width, frame height] (the disk cache's layout)."""
+        return [*self.box, self.score, *self.frame_size]
+
+    @classmethod
+    def from_list(cls, values: list) -> Face:
+        """The inverse of `to_list`; a list of another layout (an older cache entry) raises ValueError."""
+        x, y, w, h, score, width, height = values
+        return cls((int(x), int(y), int(w), int(h)), float(score), (int(width), int(height)))
+
+    def in_frame(self, size: tuple[int, int]) -> Face:
+        """The same box on the same picture shown at another `size` (width, height): frames are
+        searched downscaled, but a box means something to a reader only in the file's own pixels."""
+        scale_x, scale_y = size[0] / self.frame_size[0], size[1] / self.frame_size[1]
+        x, y, w, h = self.box
+        return Face((round(x * scale_x), round(y * scale_y), round(w * scale_x), round(h * scale_y)), self.score,
+                    size)
 
 
 class FaceDetector:
@@ -65,7 +85,7 @@ class FaceDetector:
         x1, y1, x2, y2, score = found[np.argmax(found[:, 4])]
         x1, y1 = max(0.0, x1 / scale), max(0.0, y1 / scale)
         x2, y2 = min(float(width), x2 / scale), min(float(height), y2 / scale)
-        return Face((round(x1), round(y1), round(x2 - x1), round(y2 - y1)), float(score))
+        return Face((round(x1), round(y1), round(x2 - x1), round(y2 - y1)), float(score), (width, height))
 
     def _nets(self) -> tuple[torch.nn.Module, ...]:
         with self._lock:

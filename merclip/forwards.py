@@ -19,7 +19,7 @@ import torch
 from merclip.features import ClipFeatures
 from merclip.labels import parse_labels
 from merclip.result import Prediction
-from merclip.segments import Segment
+from merclip.segments import Segment, within
 from merclip.templates import resolve_templates
 from merclip.text_features import TextFeatures
 
@@ -114,13 +114,6 @@ def segment_features(features: ClipFeatures, segments: list[Segment], sentences:
         part.text, part.words = features.text[words], [features.words[i] for i in words]
         part.text_pooled = sentences[index]
     return part
-
-
-def within(times: list[float], segments: list[Segment], index: int) -> list[int]:
-    """Positions of the times that fall in segment `index`: from its start up to its end, the last
-    segment's end included, so a time on a boundary belongs to one segment only."""
-    segment, last = segments[index], index == len(segments) - 1
-    return [i for i, t in enumerate(times) if segment.start <= t < segment.end or (last and t == segment.end)]
 
 
 def segmented_features(whole: ClipFeatures, encoded: Encoded, extra_times: Sequence[float],

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import av.logging
 from PIL import Image, UnidentifiedImageError
 
 from merclip.errors import MerClipError
@@ -21,7 +22,8 @@ _SNIFF_BYTES = 4096
 
 @dataclass(frozen=True)
 class MediaInfo:
-    """kind: "image" | "video" | "audio"; duration in seconds (0 for images)."""
+    """kind: "image" | "video" | "audio"; duration: seconds from the file's time 0 to the end of its
+    picture (or, without one, its sound) (0 for images)."""
 
     path: Path
     kind: str
@@ -73,7 +75,33 @@ def open_container(path: Path) -> av.container.InputContainer:
     and the protocol whitelist keeps demuxers that follow references (playlists) from
     opening network addresses.
     """
+    keep_ffmpeg_out_of_python()
     return av.open(str(Path(path).absolute()), metadata_errors="ignore", options={"protocol_whitelist": "file"})
+
+
+def keep_ffmpeg_out_of_python() -> None:
+    """Leave FFmpeg's log messages unread (PyAV's default) before any decoding or encoding.
+
+    torchvision 0.25's video module, which `import torchvision` loads, sets PyAV's log level, and
+    with it a callback through which FFmpeg's own decoder threads take the GIL. A frame-threaded
+    decoder being closed in one thread (holding the GIL while it waits for its threads) then
+    deadlocks with a thread of it logging: seen as an analysis hung for good, its picture and
+    sound paths both stopped (PyAV issues 751 and 909).
+    """
+    av.logging.set_level(None)
+
+
+def media_origin(container: av.container.InputContainer) -> float:
+    """The container's first timestamp in seconds (its earliest stream's start): time 0 of the
+    media axis, that frame times, audio samples and words are all measured from."""
+    return container.start_time / av.time_base if container.start_time is not None else 0.0
+
+
+def stream_delay(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
+    """How long after the file's time 0 a stream starts (a camera's sound or picture may start late)."""
+    if stream.start_time is None or not stream.time_base:
+        return 0.0
+    return float(stream.start_time * stream.time_base) - media_origin(container)
 
 
 def _is_text(file: Path) -> bool:
@@ -102,20 +130,20 @@ def _image_size(file: Path) -> tuple[int, int] | None:
 
 
 def _duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
-    """Seconds from the stream or container header; browser-recorded webm has none,
+    """When the stream ends, in seconds from the file's time 0 (a stream that starts late ends later
+    than its own length), from the stream or container header; browser-recorded webm has none,
     so then read packet timestamps (demuxing only, no decoding) to find the end."""
     if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
+        return stream_delay(container, stream) + float(stream.duration * stream.time_base)
     if container.duration and (container.start_time or 0) <= 0:
         # (a header duration of a file starting later may count from 0, as MKV's does: then read the packets)
         return container.duration / 1_000_000
-    first, last = None, 0.0
+    last = None
     for packet in container.demux(stream):
         if packet.pts is not None and packet.time_base:
-            start = float(packet.pts * packet.time_base)
-            first = start if first is None else min(first, start)
-            last = max(last, float((packet.pts + (packet.duration or 0)) * packet.time_base))
-    return last - first if first is not None else 0.0  # a file may start at any timestamp
+            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            last = end if last is None else max(last, end)
+    return last - media_origin(container) if last is not None else 0.0  # a file may start at any timestamp
 
 
 def _reason(exc: av.error.FFmpegError) -> str:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from merclip.audio_decode import read_waveform
 from merclip.audio_features import SAMPLE_RATE
+from merclip.media_probe import keep_ffmpeg_out_of_python
 
 SPEECH_FILES = ("cate_blanch.mp3", "heath_ledger.mp3")
 SPEECH_TEXT = {
@@ -85,6 +86,7 @@ def write_clip(path: str | Path, frames: list[np.ndarray] | None, fps: float = 1
     path = Path(path)
     if start and frames:
         frame_times = [start + t for t in (frame_times or [i / fps for i in range(len(frames))])]
+    keep_ffmpeg_out_of_python()
     with av.open(str(path), "w") as out:
         video = None
         if frames:

@@ -5,11 +5,14 @@ that grows with its length (two per shortest utterance, capped), and CLIP image,
 features and Whisper run once; every segment then indexes into those features. Only the
 sentence embedding of each utterance's words needs its own CLIP text pass, and all of them
 go in one batch. Segments that the budget left with fewer than two frames get theirs in a
-second, small picture pass. All of a new clip's forwards (CLIP on the crops, the words and
-the sentences, then the head on the clip and its segments in one batch) run in one model
-call, after the work that needs none (merclip/forwards.py). The whole lot is cached, so new labels re-score every segment without any encoder; from the
-first re-score on, each decoder stage's keys and values (they do not depend on the labels)
-are kept too (only then: a command-line run, which never re-scores, does not hold them).
+second, small picture pass (frames that start inside them: a variable frame rate may have none
+there). A segment with nothing in it (no frame, sound or word) is left out, with a warning, and
+the rest of the clip is read as usual. All of a new clip's forwards (CLIP on the crops, the
+words and the sentences, then the head on the clip and its segments in one batch) run in one
+model call, after the work that needs none (merclip/forwards.py). The whole lot is cached, so
+new labels re-score every segment without any encoder; from the first re-score on, each
+decoder stage's keys and values (they do not depend on the labels) are kept too (only then:
+a command-line run, which never re-scores, does not hold them).
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ import torch
 from merclip.analysis import AnalysisOptions, Analyzer, Progress
 from merclip.clip_analysis import ClipAnalysis
 from merclip.features import ClipFeatures
-from merclip.forwards import Encoding, cost_of, encode_and_predict, predict_many, segmented_features, within
+from merclip.forwards import Encoding, cost_of, encode_and_predict, predict_many, segmented_features
 from merclip.labels import LabelSet
 from merclip.limits import Limits
 from merclip.media_probe import inspect_media
 from merclip.prepared import PreparedClips
 from merclip.result import Prediction
-from merclip.segments import Segment, SegmentMode, SegmentRules, utterances, windows
+from merclip.segments import Segment, SegmentMode, SegmentRules, utterances, windows, within
 from merclip.video_frames import frames_at
 
 FRAME_CAP = 240  # frames sampled over a whole clip at most: memory is bounded by this, not by the length
@@ -67,9 +70,11 @@ class SegmentPrediction:
     prediction: Prediction
 
     def to_dict(self, attention: bool = False) -> dict:
+        """A segment's JSON: `probs` is a list aligned with the labels, as the whole clip's is (its
+        `labels` say the order once), so one reader serves both."""
         p = self.prediction
         item = {"start": round(self.start, 3), "end": round(self.end, 3), "text": self.text, "top_label": p.top_label,
-                "probs": dict(zip(p.labels, (round(x, 6) for x in p.probs))), "modalities": p.modalities,
+                "probs": [round(x, 6) for x in p.probs], "modalities": p.modalities,
                 "sentiment": None if p.sentiment is None else round(p.sentiment, 6)}
         if attention:
             item["stages"] = [s.to_dict() for s in p.stages]
@@ -79,11 +84,17 @@ class SegmentPrediction:
 class SegmentReader:
     """Segments clips with an `Analyzer`'s models and keeps the last few segmented clips for re-scoring."""
 
-    def __init__(self, analyzer: Analyzer, rules: SegmentRules = SegmentRules()) -> None:
+    def __init__(self, analyzer: Analyzer, rules: SegmentRules = SegmentRules(), keep: int = KEPT_CLIPS) -> None:
+        """`keep`: segmented clips kept for re-scoring (0 where nothing re-scores, e.g. a command-line batch)."""
         self.analyzer = analyzer
         self.rules = rules
+        self.keep = keep
         self._kept: OrderedDict[tuple, SegmentedClip] = OrderedDict()
         self._lock = threading.Lock()
+
+    def kept_clips(self) -> int:
+        with self._lock:
+            return len(self._kept)
 
     def predict(self, media: str | Path, labels: str | LabelSet, mode: SegmentMode,
                 templates: dict[str, str] | None = None, options: AnalysisOptions = AnalysisOptions(),
@@ -107,6 +118,9 @@ class SegmentReader:
         words = reading.words if reading else partial.features.words
         segments, warnings = self._cut(partial, mode, options)
         extra_times, extra_crops = self._short_segment_frames(partial, segments, options)
+        segments, left_out = with_content(segments, [*partial.features.frame_times, *extra_times,
+                                                     *partial.features.audio_times], bool(words))
+        warnings += left_out
         encoding = replace(reading.encoding() if reading else Encoding(), extra_crops=extra_crops,
                            extra_times=extra_times, sentence_words=words,
                            groups=[list(s.words) for s in segments] if words else None)
@@ -118,7 +132,7 @@ class SegmentReader:
         clip = SegmentedClip(analysis, features, segments, encoded.sentences, warnings, parts)
         with self._lock:
             self._kept[key] = clip
-            while len(self._kept) > KEPT_CLIPS:
+            while len(self._kept) > self.keep:
                 self._kept.popitem(last=False)
         return self._result(clip, scored, cached=found.analysis is not None)
 
@@ -163,30 +177,54 @@ class SegmentReader:
 
     def _cut(self, analysis: ClipAnalysis, mode: SegmentMode, options: AnalysisOptions
              ) -> tuple[list[Segment], list[str]]:
-        """The clip's utterances (or windows), and a warning when utterances were asked for but
-        there is no timed speech."""
+        """The clip's utterances (or windows, each with its words), and a warning when utterances
+        were asked for but there is no timed speech."""
         warnings = []
         words = analysis.transcript.words if analysis.transcript else []
         segments = utterances(words, self.rules) if mode.kind == "utterance" else []
         if mode.kind == "utterance" and not segments:
             warnings.append(f"no timed speech to cut into utterances: {mode.window_seconds:g} s windows instead")
         if not segments:
-            segments = windows(min(analysis.info.duration, options.limits.max_seconds), mode.window_seconds)
+            segments = windows(read_span(analysis, options.limits.max_seconds), mode.window_seconds, words)
         return segments, warnings
 
     def _short_segment_frames(self, analysis: ClipAnalysis, segments: list[Segment], options: AnalysisOptions
                               ) -> tuple[list[float], list]:
-        """Times and crops of frames at the thirds of every segment that holds fewer than two frames."""
+        """Times and crops of more frames for the segments that hold fewer than two: the frames on
+        screen at their thirds, kept only if new and starting inside a segment that asked (with a
+        variable frame rate the frame on screen may have started segments earlier)."""
         times, info = analysis.features.frame_times, analysis.info
         if not times or not info.has_video or info.kind == "image":
             return [], []
-        wanted = [s.start + s.seconds * k / 3 for i, s in enumerate(segments)
-                  if len(within(times, segments, i)) < MIN_SEGMENT_FRAMES for k in (1, 2)]
-        if not wanted:
+        short = [i for i in range(len(segments)) if len(within(times, segments, i)) < MIN_SEGMENT_FRAMES]
+        wanted = [segments[i].start + segments[i].seconds * k / 3 for i in short for k in (1, 2)]
+        sampled = set(times)
+        frames = [f for f in (frames_at(info, wanted, options.limits) if wanted else [])
+                  if f.time not in sampled and any(within([f.time], segments, i) for i in short)]
+        if not frames:
             return [], []
-        frames = frames_at(info, wanted, options.limits)
         crops, _ = self.analyzer.face_crops([f.image for f in frames], options.detect_faces)
         return [f.time for f in frames], crops
+
+
+def read_span(analysis: ClipAnalysis, max_seconds: float) -> float:
+    """How far the clip's media was actually read: its last frame, audio frame or word (at most
+    `max_seconds`). Not the header's duration: a header may claim 2,000,000 s of a 3 s file (or
+    0 s of a long one), and windows past the media's end would hold nothing."""
+    words = analysis.transcript.words if analysis.transcript else []
+    features = analysis.features
+    ends = [*features.frame_times, *features.audio_times, *(w.end for w in words if w.end is not None)]
+    return min(max(ends, default=0.0), max_seconds)
+
+
+def with_content(segments: list[Segment], times: list[float], words: bool) -> tuple[list[Segment], list[str]]:
+    """The segments holding an element time (a frame, an audio frame) or, when the words are read
+    (`words`), a word; and a warning naming the others, which have nothing to score: one empty
+    span of a file must not fail the file."""
+    full = [bool(words and s.words) or bool(within(times, segments, i)) for i, s in enumerate(segments)]
+    empty = [f"{s.start:.1f}-{s.end:.1f} s" for s, has in zip(segments, full) if not has]
+    warning = f"nothing to analyse in {', '.join(empty)} (no frame, sound or word there): left out of the segments"
+    return [s for s, has in zip(segments, full) if has], [warning] if empty else []
 
 
 def frame_budget(span: float, mode: SegmentMode, rules: SegmentRules, least: int) -> int:

@@ -3,13 +3,14 @@
 CMU-MOSI and MOSEI label opinion videos utterance by utterance, so a long clip is read
 the same way: sentences from the transcript's words (a sentence ends at . ! ? or at a
 pause), the very short ones merged into a neighbour, the long ones split at their
-longest pause. Without speech (or on request) the clip is cut into fixed windows.
+longest pause (never leaving a piece too short). Without speech (or on request) the clip
+is cut into fixed windows, each with the words spoken in it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from merclip.errors import MerClipError
 from merclip.transcribe import Word
@@ -20,7 +21,7 @@ DEFAULT_WINDOW_SECONDS = 4.0
 
 @dataclass(frozen=True)
 class Segment:
-    """A span of the clip; `words` are indices into the transcript's words (none for a window)."""
+    """A span of the clip; `words` are indices into the transcript's words spoken in it."""
 
     start: float
     end: float
@@ -64,7 +65,7 @@ class SegmentMode:
 
 def utterances(words: Sequence[Word], rules: SegmentRules = SegmentRules()) -> list[Segment]:
     """Sentences of timed words, merged and split by `rules`; words without times give none."""
-    timed = [i for i, w in enumerate(words) if w.start is not None and w.end is not None]
+    timed = _timed(words)
     if not timed:
         return []
     groups: list[list[int]] = [[timed[0]]]
@@ -74,18 +75,34 @@ def utterances(words: Sequence[Word], rules: SegmentRules = SegmentRules()) -> l
             groups.append([])
         groups[-1].append(index)
     groups = _merge_short(groups, words, rules.min_seconds)
-    return [_segment(group, words) for long in groups for group in _split_long(long, words, rules.max_seconds)]
+    return [_segment(group, words) for long in groups for group in _split_long(long, words, rules)]
 
 
-def windows(duration: float, seconds: float) -> list[Segment]:
-    """Consecutive windows of `seconds` covering [0, duration]; a last sliver under half a window joins the one before."""
+def windows(duration: float, seconds: float, words: Sequence[Word] = ()) -> list[Segment]:
+    """Consecutive windows of `seconds` covering [0, duration] (a last sliver under half a window joins
+    the one before), each with the timed words whose middle it holds: a word across a boundary goes
+    where most of it was said, and every timed word in the span is in exactly one window."""
     if duration <= 0:
         return []
     edges = [0.0]
     while duration - edges[-1] > seconds * 1.5:
         edges.append(edges[-1] + seconds)
     edges.append(duration)
-    return [Segment(start, end) for start, end in zip(edges, edges[1:])]
+    spans = [Segment(start, end) for start, end in zip(edges, edges[1:])]
+    timed = _timed(words)
+    middles = [(words[i].start + words[i].end) / 2 for i in timed]
+    return [replace(span, words=tuple(timed[j] for j in within(middles, spans, k))) for k, span in enumerate(spans)]
+
+
+def within(times: Sequence[float], segments: Sequence[Segment], index: int) -> list[int]:
+    """Positions of the times that fall in segment `index`: from its start up to its end, the last
+    segment's end included, so a time on a boundary belongs to one segment only."""
+    segment, last = segments[index], index == len(segments) - 1
+    return [i for i, t in enumerate(times) if segment.start <= t < segment.end or (last and t == segment.end)]
+
+
+def _timed(words: Sequence[Word]) -> list[int]:
+    return [i for i, w in enumerate(words) if w.start is not None and w.end is not None]
 
 
 def _span(group: list[int], words: Sequence[Word]) -> float:
@@ -108,13 +125,19 @@ def _merge_short(groups: list[list[int]], words: Sequence[Word], min_seconds: fl
     return groups
 
 
-def _split_long(group: list[int], words: Sequence[Word], max_seconds: float) -> list[list[int]]:
-    if len(group) < 2 or _span(group, words) <= max_seconds:
+def _split_long(group: list[int], words: Sequence[Word], rules: SegmentRules) -> list[list[int]]:
+    """`group` cut at its longest pause until no piece is over `max_seconds`, only where both sides
+    keep `min_seconds` (a short sentence merged into this group would otherwise be cut off again at
+    the pause before it); a group with no such cut stays whole: too short beats too long."""
+    if len(group) < 2 or _span(group, words) <= rules.max_seconds:
+        return [group]
+    cuts = [i for i in range(1, len(group))
+            if min(_span(group[:i], words), _span(group[i:], words)) >= rules.min_seconds]
+    if not cuts:
         return [group]
     middle = len(group) / 2  # of equal pauses, the one nearest the middle
-    cut = max(range(1, len(group)),
-              key=lambda i: (round(words[group[i]].start - words[group[i - 1]].end, 3), -abs(i - middle)))
-    return _split_long(group[:cut], words, max_seconds) + _split_long(group[cut:], words, max_seconds)
+    cut = max(cuts, key=lambda i: (round(words[group[i]].start - words[group[i - 1]].end, 3), -abs(i - middle)))
+    return _split_long(group[:cut], words, rules) + _split_long(group[cut:], words, rules)
 
 
 def _segment(group: list[int], words: Sequence[Word]) -> Segment:

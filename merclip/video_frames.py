@@ -1,7 +1,9 @@
 """Sample N frames spread over a clip by seeking, so memory never holds more than N frames.
 
 Frames are turned upright (rotation metadata from phones) and downscaled so the
-longest side is at most `max_side` before anything else looks at them.
+longest side is at most `max_side` before anything else looks at them; each keeps the
+size of its upright picture at the file's full resolution: face boxes are reported in
+those pixels, whatever size the frame was decoded at.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from PIL import Image, ImageOps
 
 from merclip.errors import MerClipError
 from merclip.limits import Limits
-from merclip.media_probe import MediaInfo, open_container
+from merclip.media_probe import MediaInfo, media_origin, open_container, stream_delay
 
 
 @dataclass
 class SampledFrame:
     time: float
-    image: np.ndarray  # (H, W, 3) uint8 RGB, upright
+    image: np.ndarray  # (H, W, 3) uint8 RGB, upright, downscaled to `max_side`
+    source_size: tuple[int, int]  # width, height of the upright picture at the file's own resolution
 
 
 def sample_frames(info: MediaInfo, limits: Limits, check: Callable[[], None] = lambda: None
@@ -31,21 +34,23 @@ def sample_frames(info: MediaInfo, limits: Limits, check: Callable[[], None] = l
     if info.kind == "image":
         with Image.open(info.path) as image:
             upright = ImageOps.exif_transpose(image).convert("RGB")
+        source_size = upright.size
         upright.thumbnail((limits.max_side, limits.max_side))
-        return [SampledFrame(0.0, np.asarray(upright))], []
+        return [SampledFrame(0.0, np.asarray(upright), source_size)], []
     span = min(info.duration, limits.max_seconds)
     with open_container(info.path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        times = _centres(span, limits.frames)
+        first = stream_delay(container, stream)  # pictures that start after the sound are sampled from their start
+        times = _centres(first, span, limits.frames)
         frames, failed, end = _frames_at(container, stream, times, limits.max_side, check)
         warnings = []
-        if frames and len(times) > 1 and end < times[-1] - span / limits.frames:
+        if frames and len(times) > 1 and end < times[-1] - (span - first) / limits.frames:
             # the header claims more than the file holds (a forged or broken duration, or a
             # picture track shorter than the sound): sample the pictures there are instead
             warnings.append(f"the file says it lasts {info.duration:.0f} s but its pictures end at {end:.1f} s: "
                             "frames were sampled up to there")
-            times = _centres(end, limits.frames)
+            times = _centres(first, end, limits.frames)
             frames, failed, _ = _frames_at(container, stream, times, limits.max_side, check)
     if not frames:
         raise MerClipError(f"{info.path.name}: no video frame could be decoded (the file may be truncated or corrupt)")
@@ -68,9 +73,9 @@ def frames_at(info: MediaInfo, times: list[float], limits: Limits) -> list[Sampl
         return _frames_at(container, stream, times, limits.max_side, lambda: None)[0]
 
 
-def _centres(span: float, count: int) -> list[float]:
-    """The centres of `count` equal slices of [0, span]."""
-    return [(i + 0.5) * span / count for i in range(count)] if span > 0 else [0.0]
+def _centres(start: float, end: float, count: int) -> list[float]:
+    """The centres of `count` equal slices of [start, end]."""
+    return [start + (i + 0.5) * (end - start) / count for i in range(count)] if end > start else [start]
 
 
 def _frames_at(container: av.container.InputContainer, stream: av.video.stream.VideoStream, times: list[float],
@@ -84,7 +89,7 @@ def _frames_at(container: av.container.InputContainer, stream: av.video.stream.V
     frames, failed, end = [], [], 0.0
     rate = float(stream.average_rate or stream.guessed_rate or 0)
     origin = media_origin(container)
-    stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else origin
+    stream_start = origin + stream_delay(container, stream)
     seen: set[int] = set()
     for target in times:
         check()
@@ -98,15 +103,10 @@ def _frames_at(container: av.container.InputContainer, stream: av.video.stream.V
         if frame.pts in seen:  # a clip with fewer frames than samples: keep each frame once
             continue
         seen.add(frame.pts)
-        frames.append(SampledFrame(max(0.0, float(frame.time) - origin), _upright_rgb(frame, max_side)))
+        frames.append(SampledFrame(max(0.0, float(frame.time) - origin), *_upright_rgb(frame, max_side)))
         shown = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 1 / rate if rate else 0.0
         end = max(end, frames[-1].time + shown)
     return frames, failed, end
-
-
-def media_origin(container: av.container.InputContainer) -> float:
-    """The container's first timestamp in seconds: time 0 of the media axis."""
-    return container.start_time / av.time_base if container.start_time is not None else 0.0
 
 
 def _frame_on_screen(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
@@ -133,9 +133,11 @@ def _frame_on_screen(container: av.container.InputContainer, stream: av.video.st
         back = max(1.0, 2 * back)
 
 
-def _upright_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
+def _upright_rgb(frame: av.VideoFrame, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The frame as upright RGB at most `max_side` large, and its upright size at full resolution."""
     scale = min(1.0, max_side / max(frame.width, frame.height))
     width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
     rgb = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
     quarter_turns = round((frame.rotation or 0) / 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k=quarter_turns)) if quarter_turns else rgb
+    size = (frame.height, frame.width) if quarter_turns % 2 else (frame.width, frame.height)
+    return (np.ascontiguousarray(np.rot90(rgb, k=quarter_turns)) if quarter_turns else rgb), size

@@ -1,4 +1,5 @@
-"""Many files in one run: a folder to JSON lines and CSV, resumed, sharded; one file by segments."""
+"""Many files in one run: a folder to JSON lines and CSV, resumed (after a crash too, never with other
+settings), sharded; one file by segments; the writer cut at every byte of a record."""
 
 import csv
 import json
@@ -6,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from merclip.batch import CsvTable, JsonLines
 from merclip.cli import main
+from merclip.errors import MerClipError
 from merclip.sample_media import face_frames, speech_track, write_clip
 
 TINY = ["--clip", "merclip-tiny:random", "--whisper", "none", "--device", "cpu", "--no-progress"]
@@ -28,7 +31,13 @@ def folder(tmp_path_factory):
 
 
 def lines(path):
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    """Every line of a JSON lines file, parsed (split at \\n only: U+2028 in a transcript is not a line end)."""
+    return [json.loads(line) for line in path.read_bytes().split(b"\n")[:-1]]
+
+
+def rows(path):
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def test_a_folder_gives_one_line_per_media_file_a_bad_one_an_error_and_a_rerun_skips_them(folder, tmp_path, capsys):
@@ -79,3 +88,201 @@ def test_utterances_without_speech_recognition_fall_back_to_windows_and_say_so(f
 def test_several_files_without_an_output_is_one_clear_line(folder, capsys):
     assert main(["predict", str(folder / "clip0.mp4"), str(folder / "clip1.mp4"), "--labels", "a, b", *TINY]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+FAST = [*TINY, "--no-face", "--segments", "window:1"]  # no face search (the slow part); 2-3 rows per clip
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """Clips a, b and c with speech, two to three seconds each (two or three one-second windows)."""
+    root = tmp_path_factory.mktemp("three")
+    for i, name in enumerate("abc"):
+        write_clip(root / f"{name}.mp4", face_frames(10 + 2 * i, 64), fps=5, audio=speech_track(2.0 + 0.4 * i))
+    return root
+
+
+def batch(media, *outputs, labels="happy, sad", extra=()):
+    return main(["predict", str(media), "--labels", labels, *[str(x) for x in outputs], *FAST, *extra])
+
+
+@pytest.fixture(scope="module")
+def reference(three, tmp_path_factory):
+    """An uninterrupted run of `three` to JSON lines and CSV: what every resumed run must end with."""
+    folder = tmp_path_factory.mktemp("reference")
+    assert batch(three, "--out", folder / "r.jsonl", "--csv", folder / "r.csv") == 0
+    return folder / "r.jsonl", folder / "r.csv"
+
+
+def probs_by_file(path):
+    return {line["file"]: line["result"]["probs"] for line in lines(path)}
+
+
+def table_by_file(path):
+    """Each file's rows (without the settings column, the same in every row)."""
+    table = {}
+    for row in rows(path):
+        table.setdefault(row["file"], []).append({k: v for k, v in row.items() if k != "settings"})
+    return table
+
+
+def test_a_resumed_jsonl_run_cuts_off_the_line_a_crash_left_half_written(three, reference, tmp_path, capsys):
+    out = tmp_path / "r.jsonl"
+    first, second = reference[0].read_bytes().split(b"\n")[:2]
+    out.write_bytes(first + b"\n" + second[: len(second) // 2])  # killed while writing b's line
+    capsys.readouterr()
+    assert batch(three, "--out", out) == 0
+    assert "3 files in shard 0/1, 1 already done" in capsys.readouterr().err
+    assert probs_by_file(out) == probs_by_file(reference[0]) and len(lines(out)) == 3, "each file once, lines whole"
+
+
+def test_with_out_and_csv_a_file_is_done_only_when_both_hold_it_and_a_cut_csv_row_is_repaired(
+        three, reference, tmp_path, capsys):
+    out, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
+    out.write_bytes(reference[0].read_bytes())  # a, b and c have their JSON lines
+    text = reference[1].read_bytes().decode("utf-8")  # as written: rows end with \r\n
+    header, *records = text.split("\r\n")[:-1]
+    a, c = ([r for r in records if r.startswith(str(three / name))] for name in "ac")
+    assert len(c) == 3
+    # b's rows never written (a crash after its JSON line); c's last row cut mid-write
+    table.write_text("\r\n".join([header, *a, *c[:-1], c[-1][: len(c[-1]) // 2]]), encoding="utf-8", newline="")
+    capsys.readouterr()
+    assert batch(three, "--out", out, "--csv", table) == 0
+    assert "3 files in shard 0/1, 1 already done" in capsys.readouterr().err
+    assert table_by_file(table) == table_by_file(reference[1]), "b's rows added, c's rows whole and once"
+    assert out.read_bytes() == reference[0].read_bytes(), "files the JSON lines held are not written again"
+
+
+def test_another_label_set_is_refused_not_mixed_into_the_outputs(three, reference, tmp_path, capsys, monkeypatch):
+    import merclip.api
+
+    for flag, path in zip(("--out", "--csv"), reference):
+        copy = tmp_path / path.name
+        copy.write_bytes(path.read_bytes())
+        monkeypatch.setattr(merclip.api, "load_model", lambda *a, **k: pytest.fail("refuse before loading models"))
+        capsys.readouterr()
+        assert batch(three, flag, copy, labels="calm, tense") == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("merclip: error: ") and "Traceback" not in err, err
+        assert "labels" in err and "calm, tense" in err and f"another {flag}" in err, err
+        assert copy.read_bytes() == path.read_bytes(), "nothing written"
+
+
+def test_every_record_names_the_settings_that_produced_it_and_a_resume_with_others_is_refused(
+        three, tmp_path, capsys):
+    out, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
+    assert batch(three / "a.mp4", "--out", out, "--csv", table, labels="happy|joyful, sad",
+                 extra=["--frames", "4", "--templates", "a {} face."]) == 0
+    settings = lines(out)[0]["settings"]
+    assert settings["labels"] == "happy|joyful, sad" and settings["clip"] == "merclip-tiny:random"
+    assert settings["templates"]["vision"] == ["a {} face."] and settings["templates"]["text"], "the templates used"
+    assert settings["checkpoint"] is None and settings["segments"] == "window:1" and settings["frames"] == 4
+    assert settings["no_face"] is True and settings["whisper"] == "none" and settings["transcript"] is None
+    assert all(json.loads(row["settings"]) == settings for row in rows(table)), "every CSV row names them too"
+    capsys.readouterr()
+    assert batch(three / "a.mp4", "--out", out, "--csv", table, labels="happy|joyful, sad",
+                 extra=["--frames", "5", "--templates", "a {} face."]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "frames: 4 there, 5 now" in err, err
+
+
+def test_a_segments_probs_is_a_list_aligned_with_the_labels_as_the_clips_is(three, tmp_path, capsys):
+    assert main(["predict", str(three / "c.mp4"), "--labels", "happy, sad, calm", "--json", "--csv",
+                 str(tmp_path / "t.csv"), *FAST]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["segments"]) == 3
+    for part in result["segments"]:
+        assert isinstance(part["probs"], list) and len(part["probs"]) == 3 and abs(sum(part["probs"]) - 1) < 1e-4
+        assert part["top_label"] == result["labels"][int(np.argmax(part["probs"]))]
+    assert [[float(row[f"p:{label}"]) for label in result["labels"]] for row in rows(tmp_path / "t.csv")] == [
+        part["probs"] for part in result["segments"]], "CSV columns follow the labels"
+
+
+SETTINGS = {"labels": "happy, sad", "frames": 8}
+
+
+def record(name, texts):
+    """A file's record with a segment per text (texts with quotes, commas, newlines and non-ASCII)."""
+    segments = [{"start": float(i), "end": i + 1.0, "text": text, "top_label": "happy", "probs": [0.75, 0.25],
+                 "sentiment": None} for i, text in enumerate(texts)]
+    return {"file": f"/media/{name}", "result": {"labels": ["happy", "sad"], "probs": [0.6, 0.4], "top_label": "happy",
+                                                "sentiment": None, "transcript": {"text": " ".join(texts)},
+                                                "segments": segments}}
+
+
+@pytest.mark.parametrize("kind", [JsonLines, CsvTable])
+def test_a_crash_at_any_byte_of_a_record_leaves_a_file_that_resumes_to_whole_records(tmp_path, kind):
+    path = tmp_path / "results"
+    with kind(path, SETTINGS, ["happy", "sad"]) as output:
+        output.add(record("a.mp4", ['Yes,\r\n "quoted", she said.', "and then\nmore"]))
+    first = path.read_bytes()
+    with kind(path, SETTINGS, ["happy", "sad"]) as output:
+        output.add(record("b.mp4", ["line one\nline two", "x, y", "é 😀\u2028"]))
+        two = len(path.read_bytes())
+        output.add({"file": "/media/c.mp4", "error": "not a video"})
+    whole = path.read_bytes()
+    for cut in range(len(whole)):  # wherever a kill cuts the last write, the file resumes to the records before it
+        path.write_bytes(whole[:cut])
+        kept = whole[:two] if cut >= two else first if cut >= len(first) else b""
+        with kind(path, SETTINGS, ["happy", "sad"]) as output:
+            assert path.read_bytes() == kept, cut
+            assert output.done == ({"/media/a.mp4", "/media/b.mp4"} if cut >= two else
+                                   {"/media/a.mp4"} if cut >= len(first) else set()), cut
+            if cut == two:
+                output.add({"file": "/media/c.mp4", "error": "not a video"})
+        if cut == two:
+            assert path.read_bytes() == whole, "appended after a repair: the same bytes as without a crash"
+
+
+def test_a_record_damaged_before_the_end_is_refused_not_cut_off(tmp_path):
+    path = tmp_path / "r.jsonl"
+    good = json.dumps({"file": "a", "settings": SETTINGS, "error": "x"})
+    path.write_text(f'{good}\n{{"file": "b", "sett\n{good}\n', encoding="utf-8")
+    with pytest.raises(MerClipError, match="line 2 is not a whole merclip record"):
+        JsonLines(path, SETTINGS, ["happy", "sad"])
+    path.write_text('{"file": "a", "result": {}}\n', encoding="utf-8")
+    with pytest.raises(MerClipError, match="name no settings"):
+        JsonLines(path, SETTINGS, ["happy", "sad"])
+
+
+def test_two_runs_cannot_write_one_output_at_once(tmp_path):
+    with CsvTable(tmp_path / "r.csv", SETTINGS, ["happy", "sad"]):
+        with pytest.raises(MerClipError, match="another run is writing"):
+            CsvTable(tmp_path / "r.csv", SETTINGS, ["happy", "sad"])
+    CsvTable(tmp_path / "r.csv", SETTINGS, ["happy", "sad"]).close()
+
+
+def test_a_checkpoint_retrained_in_place_is_other_settings(three, tmp_path, tiny_model, capsys):
+    from safetensors.torch import load_file, save_file
+
+    checkpoint = tiny_model.save(tmp_path / "run")
+    out = tmp_path / "r.jsonl"
+    assert batch(three / "a.mp4", "--out", out, extra=["--checkpoint", str(checkpoint)]) == 0
+    settings = lines(out)[0]["settings"]
+    assert settings["checkpoint"] == str(checkpoint.resolve()) and len(settings["checkpoint_sha256"]) == 16
+    weights = load_file(checkpoint / "model.safetensors")
+    first = next(iter(weights))
+    save_file({**weights, first: weights[first] + 1}, str(checkpoint / "model.safetensors"))
+    capsys.readouterr()
+    assert batch(three / "a.mp4", "--out", out, extra=["--checkpoint", str(checkpoint)]) == 2
+    assert "checkpoint_sha256: " in capsys.readouterr().err
+
+
+def test_a_command_line_batch_keeps_no_clip_in_memory(folder, tmp_path, monkeypatch):
+    """A run that cannot re-score has no reason to keep clips (crops included): memory stays flat file by file."""
+    import merclip.segmented
+
+    readers = []
+
+    class Watched(merclip.segmented.SegmentReader):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            readers.append(self)
+
+    monkeypatch.setattr(merclip.segmented, "SegmentReader", Watched)
+    out = tmp_path / "results.jsonl"
+    assert main(["predict", str(folder), "--labels", "happy, sad", "--segments", "window:1", "--out", str(out),
+                 *TINY]) == 0
+    assert len(lines(out)) == 5
+    (reader,) = readers
+    assert reader.kept_clips() == 0 and reader.analyzer.cached_clips() == 0

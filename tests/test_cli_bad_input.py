@@ -152,3 +152,16 @@ def test_table_output_shows_bars_transcript_and_timings(capsys, clip_path):
     out = capsys.readouterr().out
     assert status == 0
     assert "█" in out and "transcript: I sleep with a dagger" in out and "timings:" in out
+
+
+@pytest.mark.parametrize("flag", ["--out", "--csv"])
+@pytest.mark.parametrize("where, fragment", [("absent/results.x", "No such file or directory"),
+                                             (".", "Is a directory")])
+def test_an_output_that_cannot_be_written_is_refused_before_loading_models(
+        capsys, tmp_path, clip_path, monkeypatch, flag, where, fragment):
+    import merclip.api
+
+    monkeypatch.setattr(merclip.api, "load_model", lambda *a, **k: pytest.fail("models loaded before the outputs"))
+    status, out, err = run(capsys, clip_path, flag, str(tmp_path / where))
+    assert_one_line_error(status, out, err, fragment)
+    assert flag in err and str(tmp_path) in err

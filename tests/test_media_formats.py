@@ -54,12 +54,16 @@ def test_rotation_metadata_turns_frames_upright(tmp_path, rotation):
     upright = [f[:, 32:160] for f in face_frames(FPS, 192)]  # portrait 192 x 128
     stored = [np.ascontiguousarray(np.rot90(f, k=round(-rotation / 90))) for f in upright]
     path = write_clip(tmp_path / "phone.mp4", stored, fps=FPS, rotation=rotation)
-    frames, _ = sample_frames(inspect_media(path, Limits()), Limits(frames=1))
+    info = inspect_media(path, Limits())
+    frames, _ = sample_frames(info, Limits(frames=1))
     image = frames[0].image
     assert image.shape == upright[0].shape
     nearest = upright[round(frames[0].time * FPS)]
     wrong_way = np.rot90(nearest, 2)
     assert np.abs(image.astype(int) - nearest).mean() < 0.4 * np.abs(image.astype(int) - wrong_way).mean()
+    small, _ = sample_frames(info, Limits(frames=1, max_side=96))
+    assert small[0].image.shape == (96, 64, 3)
+    assert small[0].source_size == frames[0].source_size == (128, 192), "face boxes are in the upright file's pixels"
 
 
 def test_variable_frame_rate_samples_the_frame_on_screen_at_each_target(tmp_path):
@@ -105,3 +109,19 @@ def test_a_clip_shorter_than_the_samples_gives_every_frame_and_says_so(tmp_path,
     frames, warnings = sample_frames(inspect_media(path, Limits()), Limits(frames=8))
     assert [f.time for f in frames] == pytest.approx([i / 2 for i in range(count)], abs=0.01), "frame 0 included"
     assert any(f"only {count} different pictures" in w for w in warnings), warnings
+
+
+def test_ffmpeg_never_logs_through_python_even_after_torchvision_asked_it_to(tmp_path):
+    """torchvision's video module turns PyAV's Python log callback on at import; FFmpeg's decoder threads then
+    take the GIL to log, which deadlocked an analysis whose picture and sound paths decoded at once."""
+    import av.logging
+    import torchvision.io.video  # noqa: F401 -- what `import torchvision` does in torchvision 0.25
+
+    from merclip.media_probe import open_container
+
+    av.logging.set_level(av.logging.ERROR)  # as torchvision.io.video does, in case it was imported before
+    clip = write_clip(tmp_path / "clip.mp4", face_frames(4, 64), fps=4)
+    assert av.logging.get_level() is None, "writing a clip leaves FFmpeg's logs out of Python"
+    av.logging.set_level(av.logging.ERROR)
+    with open_container(clip):
+        assert av.logging.get_level() is None, "so does opening one"
