@@ -52,7 +52,8 @@ class Prediction:
     frame_times: list[float] = field(default_factory=list)
     frame_similarity: np.ndarray | None = None  # (K, T_v) cosine of each label with each sampled frame
     clip_id: str | None = None  # names the cached analysis, for re-scoring with other labels
-    faces: list[dict] | None = None  # per sampled frame: time, face box [x, y, w, h] (or None), score; None: no search
+    faces: list[dict] | None = None  # per sampled frame: time, box [x, y, w, h] in the upright source frame of
+    # `frame_size` [w, h] pixels (None: no face), score; None: no search
 
     @property
     def top_label(self) -> str:
