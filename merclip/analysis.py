@@ -102,9 +102,10 @@ class Analyzer:
                 progress(0.95, "scoring the labels")
             return self._score(found.analysis, True, labels, templates)
         reading = self.read(found, options, progress)
+        encoding = reading.encoding()
         encoded, (prediction,) = self.model.run(
-            encode_and_predict, reading.features, reading.encoding(), None, labels, templates,
-            cost=cost_of(self.model, reading.encoding(), 1, labels, templates))
+            encode_and_predict, reading.features, encoding, None, labels, templates,
+            cost=cost_of(self.model, encoding, 1, labels, templates))
         return self.finish(prediction, self.keep(found, reading, encoded), cached=False)
 
     def rescore(self, clip_id: str, labels: str | Sequence[str] | LabelSet,
@@ -141,7 +142,8 @@ class Analyzer:
         if found.analysis is not None:
             return found.analysis, True
         reading = self.read(found, options, progress)
-        encoded = self.model.run(encode, reading.encoding(), cost=cost_of(self.model, reading.encoding(), 0, None, None))
+        encoding = reading.encoding()
+        encoded = self.model.run(encode, encoding, cost=cost_of(self.model, encoding, 0, None, None))
         return self.keep(found, reading, encoded), False
 
     def lookup(self, media: str | Path, options: AnalysisOptions = AnalysisOptions()) -> Lookup:
