@@ -5,10 +5,12 @@ on the crop, and the model's own scoring against the cached label embeddings, so
 frame's probabilities are exactly what an analysis of that frame alone gives. Bars are
 smoothed over the last frames (a half-life in seconds, so the speed of the camera does not
 change how smooth they are). A frame that arrives while the last one is still being scored
-is dropped, never queued: the bars always show the newest face. With the microphone on, the
-last few seconds of sound are transcribed every few seconds and their words and voice join
-the text and audio stages until the next window replaces them. The last seconds of frames
-and sound are kept (frames as JPEG) so a full analysis can run on them.
+is dropped, never queued: the bars always show the newest face. With the microphone on, what
+was said is transcribed as soon as the speaker pauses (or after 4 s of speech without a
+pause), off the stream's own thread, and its words and voice join the text and audio stages
+until the next utterance (or 4 s of silence) replaces them. The last seconds of frames and
+sound are kept (frames as JPEG, sound at the times it was heard) so a full analysis can run
+on them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +40,12 @@ from merclip.templates import resolve_templates
 HALF_LIFE_SECONDS = 0.5  # a face held for a second moves the bars three quarters of the way
 HISTORY_SECONDS = 30.0  # the rolling chart
 KEPT_SECONDS = 10.0  # what "analyse the last seconds" can reach back to
-HEARING_WINDOW_SECONDS = 4.0  # sound transcribed at a time
+HEARING_WINDOW_SECONDS = 4.0  # the most speech transcribed at a time, and the silence that clears the words
+PAUSE_SECONDS = 0.5  # this long quieter than the speech ends an utterance: it is transcribed at once
+LEAD_SECONDS = 0.25  # kept before an utterance's first loud sound (a soft first consonant)
+SPEECH_RMS = 10 ** (-40 / 20)  # a 50 ms stretch louder than -40 dBFS may be speech ...
+PAUSE_DROP = 10 ** (-20 / 20)  # ... unless it is 20 dB below the utterance's loudest: a pause
+LOUDNESS_HOP = SAMPLE_RATE // 20  # loudness is read per 50 ms
 RATE_WINDOW_SECONDS = 5.0  # updates per second, measured over this long
 JPEG_QUALITY = 90
 KEPT_FRAME_SIDE = 640
@@ -54,6 +62,11 @@ class LiveReading:
     face_found: bool
     latency_ms: float
     prediction: Prediction
+
+
+# Whisper hears one window at a time for the whole process, off the camera's and the microphone's
+# streams: a stream handler never waits for it, and the frames keep the CPU it leaves.
+_LISTENER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merclip-live-listen")
 
 
 class Smoother:
@@ -94,9 +107,11 @@ class LiveSession:
         self._templates = dict(templates or {})  # overrides of the model's own, as the clip path takes them
         self._updates: deque[float] = deque()
         self._frames: deque[tuple[float, bytes]] = deque()
-        self._sound: deque[tuple[float, np.ndarray]] = deque()  # (end time, 16 kHz samples)
-        self._unheard = 0  # samples since the last transcription
-        self._heard = ClipFeatures()  # the last window of sound: its words and voice, for the next frames
+        self._sound: deque[tuple[float, np.ndarray]] = deque()  # (start time, 16 kHz samples)
+        self._unheard = 0  # samples since the last window handed to Whisper
+        self._heard = ClipFeatures()  # the last utterance: its words and voice, for the next frames
+        self._fresh = False  # words or voice arrived since the microphone's last chunk
+        self._listening: deque[Future] = deque()  # windows handed to Whisper, not yet collected
         self._busy = threading.Lock()
         self._state = threading.Lock()
 
@@ -108,7 +123,7 @@ class LiveSession:
         label_set, overrides = parse_labels(labels), dict(templates or {})
         resolve_templates(overrides, base=self.analyzer.model.config.templates)  # a mistake raises here
         with self._state:
-            if label_set.names != self._labels.names or overrides != self._templates:
+            if label_set.labels != self._labels.labels or overrides != self._templates:  # synonyms and anchors too
                 self._labels, self._templates = label_set, overrides
                 self.smoother.reset()
 
@@ -169,28 +184,75 @@ class LiveSession:
             self._frames.popleft()
 
     def hear(self, samples: np.ndarray, rate: int, at: float | None = None) -> bool:
-        """Add a chunk of microphone sound; every HEARING_WINDOW_SECONDS of it, transcribe the last
-        window and let its words and voice join the next frames. True when the window was renewed."""
+        """Add a chunk of microphone sound that ended at `at`. When it ends an utterance (a pause after
+        speech, or 4 s of speech), the utterance goes to Whisper in the background, so neither stream
+        waits for it. True when new words or voice arrived since the last chunk."""
         at = self.now() if at is None else at
         mono = _mono_float(samples)
         if rate != SAMPLE_RATE and len(mono):
             mono = librosa.resample(mono, orig_sr=rate, target_sr=SAMPLE_RATE)
+        self._collect(wait=False)
         with self._state:
-            self._sound.append((at, mono))
-            while self._sound and self._sound[0][0] < at - KEPT_SECONDS:
-                self._sound.popleft()
-            self._unheard += len(mono)
-            if self._unheard < HEARING_WINDOW_SECONDS * SAMPLE_RATE:
-                return False
-            self._unheard = 0
-            window = np.concatenate([s for _, s in self._sound])[-int(HEARING_WINDOW_SECONDS * SAMPLE_RATE):]
-        heard = self._listen(window)
-        with self._state:
-            self._heard = heard
-            self.transcript.extend(heard.words)
-        return True
+            self._keep_sound(mono, at)
+            window = self._utterance_ended()
+            if window is not None and not len(window):  # 4 s of silence: the last words leave the frames
+                self._fresh, self._heard = self._fresh or bool(self._heard.modalities), ClipFeatures()
+            elif window is not None:
+                self._listening.append(_LISTENER.submit(self._listen, window))
+            fresh, self._fresh = self._fresh, False
+        return fresh
 
-    def _listen(self, window: np.ndarray) -> ClipFeatures:
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait until every utterance handed to Whisper so far has been heard (its failure raises here)."""
+        self._collect(wait=True, timeout=timeout)
+
+    def _collect(self, wait: bool, timeout: float | None = None) -> None:
+        """Forget finished transcriptions; a failure among them raises once (a stream handler says it)."""
+        while self._listening and (wait or self._listening[0].done()):
+            failure = self._listening[0].exception(timeout)  # a timeout raises and leaves it to wait for
+            self._listening.popleft()
+            if failure is not None:
+                raise failure
+
+    def _keep_sound(self, mono: np.ndarray, at: float) -> None:
+        """Keep a chunk at the time it was heard: right after the last one unless a gap longer than
+        the chunk says the microphone paused (arrival times jitter; the sound itself has no gaps)."""
+        start = at - len(mono) / SAMPLE_RATE
+        if self._sound:
+            last_start, last = self._sound[-1]
+            last_end = last_start + len(last) / SAMPLE_RATE
+            if abs(start - last_end) <= len(mono) / SAMPLE_RATE:
+                start = last_end
+        self._sound.append((start, mono))
+        while self._sound and self._sound[0][0] < at - KEPT_SECONDS:
+            self._sound.popleft()
+        self._unheard += len(mono)
+
+    def _utterance_ended(self) -> np.ndarray | None:
+        """The sound to transcribe now (from just before its speech), an empty array after 4 s of
+        silence, or None while an utterance goes on (or silence has not lasted yet)."""
+        window = np.concatenate([s for _, s in self._sound])[-self._unheard:] if self._unheard else np.zeros(0)
+        span = _speech_span(window)
+        if span is None:
+            if len(window) < HEARING_WINDOW_SECONDS * SAMPLE_RATE:
+                return None
+            self._unheard = int(LEAD_SECONDS * SAMPLE_RATE)  # the lead-in of whatever is said next
+            return np.zeros(0, np.float32)
+        first, last = span
+        paused = len(window) - last >= PAUSE_SECONDS * SAMPLE_RATE
+        if not paused and len(window) - first < HEARING_WINDOW_SECONDS * SAMPLE_RATE:
+            return None
+        self._unheard = 0
+        return window[max(0, first - int(LEAD_SECONDS * SAMPLE_RATE)):]
+
+    def _listen(self, window: np.ndarray) -> None:
+        """Transcribe an utterance (on the listener thread); its words and voice join the next frames."""
+        heard = self._features_of(window)
+        with self._state:
+            self._heard, self._fresh = heard, True
+            self.transcript.extend(heard.words)
+
+    def _features_of(self, window: np.ndarray) -> ClipFeatures:
         """A window of sound as the audio and text stages read it (nothing, if it is silent)."""
         if is_silent(window):
             return ClipFeatures()
@@ -204,27 +266,54 @@ class LiveSession:
         return features
 
     def recent_clip(self, path: str | Path, seconds: float = KEPT_SECONDS) -> Path | None:
-        """The last `seconds` of frames (and sound, if any) as a video file; None if nothing was kept."""
+        """The last `seconds` of frames (and sound, if any) as a video file; None if nothing was kept.
+        The clip starts at its first frame; sound is where it was heard on that timeline, silence where
+        nothing was, so the analysis pairs words with the faces they were said to."""
         with self._state:
             if not self._frames:
                 return None
             end = self._frames[-1][0]
             frames = [(t, jpeg) for t, jpeg in self._frames if t >= end - seconds]
-            sound = [s for t, s in self._sound if t >= end - seconds]
+            audio = self._sound_between(frames[0][0], end)
         images = [cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
                   for _, jpeg in frames]
-        audio = np.concatenate(sound) if sound else None
         return write_clip(path, _even_sized(images), audio=audio, frame_times=[t - frames[0][0] for t, _ in frames])
+
+    def _sound_between(self, start: float, end: float) -> np.ndarray | None:
+        """The sound from `start` to the end of the chunk heard at `end`, each chunk at its time,
+        silence between; None if none was heard then."""
+        chunks = [(t, s) for t, s in self._sound if t < end and t + len(s) / SAMPLE_RATE > start]
+        if not chunks:
+            return None
+        track = np.zeros(round((chunks[-1][0] - start) * SAMPLE_RATE) + len(chunks[-1][1]), np.float32)
+        for t, samples in chunks:
+            offset = round((t - start) * SAMPLE_RATE)
+            samples = samples[max(0, -offset):]
+            offset = max(0, offset)
+            track[offset: offset + len(samples)] = samples[: len(track) - offset]
+        return track
 
 
 def _mono_float(samples: np.ndarray) -> np.ndarray:
-    """Microphone chunks arrive as int16 (or float), mono or (n, channels): float32 mono in [-1, 1]."""
+    """Microphone chunks arrive as integers (int16 from the browser) or floats, mono or (n, channels):
+    float32 mono in [-1, 1]. Integers are scaled before the channels are averaged (the mean is a float)."""
     samples = np.asarray(samples)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    if np.issubdtype(samples.dtype, np.integer):
-        return samples.astype(np.float32) / np.iinfo(samples.dtype).max
-    return samples.astype(np.float32)
+    scale = np.iinfo(samples.dtype).max if np.issubdtype(samples.dtype, np.integer) else 1.0
+    floats = samples.astype(np.float32) / np.float32(scale)
+    return floats.mean(axis=1, dtype=np.float32) if floats.ndim == 2 else floats
+
+
+def _speech_span(window: np.ndarray) -> tuple[int, int] | None:
+    """(first, last) sample of the speech in a window: from its first to its last 50 ms louder than
+    SPEECH_RMS and not a pause below its loudest; None when nothing is that loud."""
+    frames = len(window) // LOUDNESS_HOP
+    if not frames:
+        return None
+    rms = np.sqrt((window[: frames * LOUDNESS_HOP].astype(np.float64).reshape(frames, -1) ** 2).mean(axis=1))
+    loud = np.flatnonzero(rms > max(SPEECH_RMS, rms.max() * PAUSE_DROP))
+    if not len(loud):
+        return None
+    return int(loud[0]) * LOUDNESS_HOP, (int(loud[-1]) + 1) * LOUDNESS_HOP
 
 
 def _even_sized(images: list[np.ndarray]) -> list[np.ndarray]:

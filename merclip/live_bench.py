@@ -1,4 +1,5 @@
-"""Live mode's benchmark figures: frames scored per second, latency, a label change, memory over a long stream.
+"""Live mode's benchmark figures: frames scored per second, latency, a label change, memory over a long stream,
+and with the microphone on, how soon a sentence's words arrive and the frame rate while Whisper runs.
 
 Frames are 640 x 480 camera frames of a real face moving, scored by one `LiveSession` as the
 page's stream handler scores them: one at a time, a new one as soon as the last is done,
@@ -7,19 +8,24 @@ never faster than the camera sends them (every `LIVE_FRAME_SECONDS`).
 
 from __future__ import annotations
 
+import itertools
 import statistics
+import threading
 import time
 
 import numpy as np
 
 from merclip.analysis import Analyzer
+from merclip.audio_features import SAMPLE_RATE
 from merclip.live import LiveSession
-from merclip.sample_media import face_frames
+from merclip.sample_media import SPEECH_FILES, SPEECH_TEXT, face_frames, recordings
 
 LABELS = "happy, sad, angry, surprised, fearful, disgusted, neutral"
 NEW_LABELS = "calm, tense, bored, amused, proud, shy, curious"
 CAMERA_FRAME_SECONDS = 0.1  # as the page's stream asks the browser
 MEMORY_FRAME_SECONDS = 0.2  # the long stream's own clock: 5 frames per stream second
+MICROPHONE_CHUNK_SECONDS = 0.5  # as the page's microphone stream sends it
+SENTENCE_GAP_SECONDS = 1.0  # the speaker's pause after each recording
 
 
 def camera_frames(count: int) -> list[np.ndarray]:
@@ -32,9 +38,11 @@ def camera_frames(count: int) -> list[np.ndarray]:
     return frames
 
 
-def live_figures(analyzer: Analyzer, seconds: float = 30.0, memory_seconds: float = 300.0) -> dict:
+def live_figures(analyzer: Analyzer, seconds: float = 30.0, memory_seconds: float = 300.0,
+                 microphone_seconds: float = 30.0) -> dict:
     """Frames per second and p50/p95 latency over `seconds` of streaming (labels changed halfway, and
-    how long until a frame shows the new ones), and resident memory over `memory_seconds` of stream."""
+    how long until a frame shows the new ones), resident memory over `memory_seconds` of stream, and
+    the microphone's figures over `microphone_seconds` of speech (None without Whisper)."""
     frames = camera_frames(16)
     session = LiveSession(analyzer, LABELS)
     session.set_labels(NEW_LABELS)
@@ -64,6 +72,7 @@ def live_figures(analyzer: Analyzer, seconds: float = 30.0, memory_seconds: floa
         "latency_p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1),
         "label_change_ms": None if change_ms is None else round(change_ms, 1),
         **_memory_over_stream(analyzer, frames, memory_seconds),
+        "microphone": microphone_figures(analyzer, frames, microphone_seconds) if analyzer.recognizer else None,
     }
 
 
@@ -81,6 +90,98 @@ def _memory_over_stream(analyzer: Analyzer, frames: list[np.ndarray], seconds: f
     end = resident_mb()
     return {"stream_seconds": seconds, "rss_mb_after_60s": round(settled, 1), "rss_mb_at_end": round(end, 1),
             "rss_growth": round(end / settled - 1, 4)}
+
+
+def microphone_figures(analyzer: Analyzer, frames: list[np.ndarray], seconds: float) -> dict:
+    """The built-in sentences spoken at real-time pace into the microphone (0.5 s chunks, a pause after
+    each) while the camera streams: from the end of each sentence to its last word in the transcript,
+    p50/p95, and the frames scored per second while Whisper was transcribing."""
+    track, sentences = _spoken(seconds)
+    session = LiveSession(analyzer, LABELS)
+    busy: list[tuple[float, float]] = []
+    recognizer = analyzer.recognizer
+    transcribe = recognizer.transcribe
+
+    def timed_transcribe(*args, **kwargs):
+        began = time.perf_counter() - started
+        try:
+            return transcribe(*args, **kwargs)
+        finally:
+            busy.append((began, time.perf_counter() - started))
+
+    recognizer.transcribe = timed_transcribe  # this session's Whisper calls, timed (the instance's own, undone below)
+    started = time.perf_counter()
+    speaker = threading.Thread(target=_speak, args=(session, track, started), daemon=True)
+    try:
+        speaker.start()
+        scored, heard_at = _stream_and_watch(session, frames, started, len(track) / SAMPLE_RATE + 2.0, sentences)
+        speaker.join()
+    finally:
+        del recognizer.transcribe
+    latencies = sorted(heard_at[i] - end for i, (end, _) in enumerate(sentences) if i in heard_at)
+    while_busy = [at for at in scored if any(a <= at < b for a, b in busy)]
+    busy_seconds = sum(b - a for a, b in busy)
+    return {
+        "sentences": len(sentences), "sentences_heard": len(latencies),
+        "words_after_sentence_p50_s": round(statistics.median(latencies), 2) if latencies else None,
+        "words_after_sentence_p95_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2)
+        if latencies else None,
+        "transcriptions": len(busy), "transcribing_seconds": round(busy_seconds, 1),
+        "frames_per_second_while_transcribing": round(len(while_busy) / busy_seconds, 2) if busy_seconds else None,
+    }
+
+
+def _spoken(seconds: float) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """The built-in recordings one after another, each followed by a pause, for about `seconds`:
+    the track and each sentence's (end in seconds, last word)."""
+    gap = np.zeros(int(SENTENCE_GAP_SECONDS * SAMPLE_RATE), np.float32)
+    parts, sentences, length = [], [], 0
+    for name, recording in itertools.cycle(zip(SPEECH_FILES, recordings(SPEECH_FILES))):
+        if parts and length + len(recording) > seconds * SAMPLE_RATE:
+            break
+        parts += [recording, gap]
+        length += len(recording) + len(gap)
+        sentences.append(((length - len(gap)) / SAMPLE_RATE, _last_word(SPEECH_TEXT[name])))
+    return np.concatenate(parts), sentences
+
+
+def _last_word(text: str) -> str:
+    return text.split()[-1].strip(".,?!").lower()
+
+
+def _speak(session: LiveSession, track: np.ndarray, started: float) -> None:
+    """The microphone: each chunk handed over when it has been spoken, as a browser streams it."""
+    step = int(MICROPHONE_CHUNK_SECONDS * SAMPLE_RATE)
+    for end in range(step, len(track) + step, step):
+        time.sleep(max(0.0, started + end / SAMPLE_RATE - time.perf_counter()))
+        session.hear((np.clip(track[end - step: end], -1, 1) * 32767).astype(np.int16), SAMPLE_RATE,
+                     at=time.perf_counter() - started)
+
+
+def _stream_and_watch(session: LiveSession, frames: list[np.ndarray], started: float, seconds: float,
+                      sentences: list[tuple[float, str]]) -> tuple[list[float], dict[int, float]]:
+    """The camera for `seconds`, watching the transcript between frames: the times frames were scored,
+    and when each sentence's last word arrived."""
+    scored, heard_at, next_frame = [], {}, started
+    while (now := time.perf_counter()) - started < seconds:
+        time.sleep(max(0.0, next_frame - now))
+        next_frame = max(next_frame + CAMERA_FRAME_SECONDS, time.perf_counter())
+        at = time.perf_counter() - started
+        session.offer(frames[len(scored) % len(frames)], at=at)
+        scored.append(at)
+        said = [_last_word(w) for w in list(session.transcript)]
+        for word in {w for _, w in sentences}:
+            for _ in range(said.count(word) - sum(sentences[i][1] == word for i in heard_at)):
+                _credit(sentences, heard_at, word, time.perf_counter() - started)
+    return scored, heard_at
+
+
+def _credit(sentences: list[tuple[float, str]], heard_at: dict[int, float], word: str, now: float) -> None:
+    """A sentence's last word just arrived: it is the latest such sentence said by now (an earlier one
+    whose word never came was missed, not late)."""
+    said = [i for i, (end, w) in enumerate(sentences) if w == word and end <= now and i not in heard_at]
+    if said:
+        heard_at[said[-1]] = now
 
 
 def resident_mb() -> float:

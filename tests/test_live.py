@@ -21,11 +21,15 @@ def analyzer(tiny_model):
     return Analyzer(tiny_model, whisper="bundled")
 
 
-def _clip_path_probs(analyzer, frame, tmp_path, name):
+def _clip_path(analyzer, frame, tmp_path, name, labels=LABELS):
     """The same frame analysed as a file, the whole way: decode, face, crop, CLIP, scoring."""
     path = tmp_path / f"{name}.png"
     Image.fromarray(frame).save(path)
-    return np.array(analyzer.predict(path, LABELS, options=AnalysisOptions(limits=Limits(frames=1))).probs)
+    return analyzer.predict(path, labels, options=AnalysisOptions(limits=Limits(frames=1)))
+
+
+def _clip_path_probs(analyzer, frame, tmp_path, name):
+    return np.array(_clip_path(analyzer, frame, tmp_path, name).probs)
 
 
 def test_each_live_frame_scores_as_the_clip_path_on_that_frame(analyzer, tmp_path):
@@ -98,6 +102,23 @@ def test_new_labels_take_effect_on_the_next_frame(analyzer):
     assert [names for _, names, _ in session.history] == [tuple(LABELS.split(", ")), ("calm", "tense"), ("calm", "tense")]
 
 
+def test_synonyms_and_anchors_typed_mid_stream_score_as_the_clip_path(analyzer, tmp_path):
+    """Only the names used to be compared: synonyms and anchors typed after the first frame were ignored."""
+    session = LiveSession(analyzer, "happy, sad")
+    frame = face_frames(1)[0]
+    session.offer(frame, at=0.0)
+    for i, labels in enumerate(("happy|joyful|glad, sad|unhappy", "happy=1, sad=-1", "happy|joyful=1, sad|unhappy=-1")):
+        session.set_labels(labels)
+        live = session.offer(frame, at=0.2 * (i + 1)).prediction
+        clip = _clip_path(analyzer, frame, tmp_path, f"labels{i}", labels)
+        assert np.allclose(live.probs, clip.probs, atol=1e-5), labels
+        assert (live.sentiment is None) == (clip.sentiment is None), labels
+        assert clip.sentiment is None or live.sentiment == pytest.approx(clip.sentiment, abs=1e-5), labels
+    assert not np.allclose(_clip_path(analyzer, frame, tmp_path, "plain", "happy, sad").probs,
+                           _clip_path(analyzer, frame, tmp_path, "synonyms", "happy|joyful|glad, sad|unhappy").probs,
+                           atol=1e-4), "the synonyms matter here"
+
+
 def test_the_microphone_adds_spoken_words_and_voice_to_the_next_frames(analyzer):
     session = LiveSession(analyzer, LABELS)
     name = "cate_blanch.mp3"  # "I sleep with a dagger. If you so much as move to touch me, ..."
@@ -105,8 +126,9 @@ def test_the_microphone_adds_spoken_words_and_voice_to_the_next_frames(analyzer)
     loud = (np.clip(speech, -1, 1) * 32767).astype(np.int16)
     at48k = np.repeat(loud, 3)  # a browser microphone's 48 kHz
     chunk = 48000 // 2
-    renewed = [session.hear(at48k[i: i + chunk], 48000, at=i / 48000) for i in range(0, len(at48k), chunk)]
-    assert renewed.count(True) == 1, "one 4 s window in 5 s of sound"
+    for i in range(0, len(at48k), chunk):
+        session.hear(at48k[i: i + chunk], 48000, at=(i + chunk) / 48000)
+    session.settle(60)
     words = " ".join(session.transcript).lower()
     assert sum(w in words for w in ("sleep", "dagger", "much", "move")) >= 2, words
     reading = session.offer(face_frames(1)[0], at=5.0)
