@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     from demo import style
     from demo.models import ModelChoice, ModelStore, find_checkpoints
     from demo.live import DEVICE_NOTE_HEAD, live_service
-    from demo.page import ASSETS, build_page
+    from demo.first_screen import FirstScreen
+    from demo.page import ASSETS, EXAMPLES, PAGE_HEAD, build_page
+    from demo.presets import PRESETS
     from demo.service import AnalysisService
     from merclip import MerClipError
     from merclip.checkpoint import read_checkpoint_config
@@ -84,12 +86,18 @@ def main(argv: list[str] | None = None) -> None:
     store.load_default_in_background()
 
     limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, deadline_seconds=args.deadline)
-    page = build_page(store, AnalysisService(store, workspace / "served", limits), live_service(store, workspace / "live"))
+    clip_path, preset, title = EXAMPLES[0]
+    first_screen = FirstScreen(AnalysisService(store, workspace / "example", limits), ASSETS / clip_path, preset,
+                               PRESETS[preset], title)
+    if not zero_gpu.active():  # ZeroGPU lends a GPU only inside a visitor's request: the first visit analyses it
+        first_screen.prepare_in_background()
+    page = build_page(store, AnalysisService(store, workspace / "served", limits), live_service(store, workspace / "live"),
+                      first_screen)
     page.queue(default_concurrency_limit=2, max_size=64).launch(
         server_name=args.host, server_port=args.port, share=args.share,
         max_file_size=f"{int(limits.max_file_mb)}mb", allowed_paths=[str(ASSETS)],
         state_session_capacity=args.max_sessions,  # Gradio's default, 10,000, would grow to ~10 GB
-        theme=style.theme(), css=style.CSS, head=DEVICE_NOTE_HEAD,
+        theme=style.theme(), css=style.CSS, head=DEVICE_NOTE_HEAD + PAGE_HEAD,
     )
 
 

@@ -22,6 +22,7 @@ from merclip import MerClip, MerClipError, load_model
 from merclip.analysis import Analyzer
 from merclip.audio_features import SAMPLE_RATE, audio_frame_features
 from merclip.disk_cache import DiskCache
+from merclip.segmented import SegmentReader
 from merclip.transcribe import DEFAULT_WHISPER
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ class ModelStore:
         self.checkpoints = checkpoints or {}
         self.max_models = max_models
         self._models: dict[tuple[str, str | None], MerClip] = {}
-        self._analyzers: OrderedDict[ModelChoice, Analyzer] = OrderedDict()
+        # each analyzer with its utterance reader (which keeps the clips it cut): dropped together
+        self._readers: OrderedDict[ModelChoice, SegmentReader] = OrderedDict()
         self._lock = threading.Lock()
         self._errors: dict[ModelChoice, str] = {}
         self._loading = threading.Event()
@@ -91,12 +93,16 @@ class ModelStore:
 
     def analyzer(self, choice: ModelChoice) -> Analyzer:
         """The analyzer for a choice, loading its models if needed; MerClipError says why it cannot."""
+        return self.reader(choice).analyzer
+
+    def reader(self, choice: ModelChoice) -> SegmentReader:
+        """The utterance reader of a choice's analyzer, loading its models if needed."""
         if choice.checkpoint == NO_CHECKPOINT:
             choice = replace(choice, checkpoint=None)
         with self._lock:
-            if choice in self._analyzers:
-                self._analyzers.move_to_end(choice)
-                return self._analyzers[choice]
+            if choice in self._readers:
+                self._readers.move_to_end(choice)
+                return self._readers[choice]
             if self.place and choice != self.default:
                 raise MerClipError("this server runs only its start-up models (CLIP "
                                    f"{self.default.clip}, Whisper {self.default.whisper})")
@@ -106,13 +112,13 @@ class ModelStore:
                 self._errors[choice] = str(exc)
                 raise
             self._errors.pop(choice, None)
-            self._analyzers[choice] = Analyzer(model, whisper=choice.whisper, disk_cache=self.disk_cache)
-            while len(self._analyzers) > self.max_models:
-                self._analyzers.popitem(last=False)
-            live = {id(a.model) for a in self._analyzers.values()}
+            self._readers[choice] = SegmentReader(Analyzer(model, whisper=choice.whisper, disk_cache=self.disk_cache))
+            while len(self._readers) > self.max_models:
+                self._readers.popitem(last=False)
+            live = {id(r.analyzer.model) for r in self._readers.values()}
             for key in [k for k, m in self._models.items() if id(m) not in live]:
                 del self._models[key]
-            return self._analyzers[choice]
+            return self._readers[choice]
 
     def _model(self, choice: ModelChoice) -> MerClip:
         checkpoint = None
@@ -126,11 +132,11 @@ class ModelStore:
             self._models[key] = self.place(model) if self.place else model
         return self._models[key]
 
-    def find(self, clip_id: str) -> Analyzer | None:
-        """The analyzer whose cache holds this clip."""
+    def find(self, clip_id: str) -> SegmentReader | None:
+        """The reader whose analyzer's cache holds this clip."""
         with self._lock:
-            analyzers = list(self._analyzers.values())
-        return next((a for a in analyzers if a.cached(clip_id) is not None), None)
+            readers = list(self._readers.values())
+        return next((r for r in readers if r.analyzer.cached(clip_id) is not None), None)
 
     def status_markdown(self) -> str:
         """What the page says about the start-up model: loading, failed (and how to fix it), or ready."""
@@ -138,16 +144,16 @@ class ModelStore:
         if choice in self._errors:
             return f"### No model loaded\n\n{self._errors[choice]}"
         with self._lock:
-            analyzer = self._analyzers.get(choice)
-        if analyzer is None:
+            reader = self._readers.get(choice)
+        if reader is None:
             if self._loading.is_set():
                 return f"Loading CLIP `{choice.clip}` and Whisper `{choice.whisper}`… the page works as soon as they are ready."
             return f"CLIP `{choice.clip}` loads with the first analysis."
-        clip = analyzer.model.clip
-        device = "ZeroGPU slots" if self.place else analyzer.model.device.type
+        clip = reader.analyzer.model.clip
+        device = "ZeroGPU slots" if self.place else reader.analyzer.model.device.type
         if clip.random_weights:
-            return (f"### Plumbing run: CLIP `{clip.spec.text}` (on {device}) has random weights\n\n"
-                    "Every number on this page is meaningless. Start the app with real weights to read emotions.")
+            return (f"⚠️ **Plumbing run: CLIP `{clip.spec.text}` (on {device}) has random weights.** Every number on "
+                    "this page is meaningless; start the app with real weights to read emotions.")
         return f"Model: CLIP `{clip.spec.text}` on {device}, Whisper `{choice.whisper}`."
 
     @property

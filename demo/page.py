@@ -15,10 +15,12 @@ from pathlib import Path
 import gradio as gr
 
 from demo.described_plot import DescribedPlot
+from demo.first_screen import FirstScreen
 from demo.live import LiveService
 from demo.models import NO_CHECKPOINT, ModelStore
 from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
-from demo.service import PAGE_OUTPUT_NAMES, SEGMENT_VIEW_NAMES, STALE_NOTE, AnalysisService
+from demo.palette import LabelColours
+from demo.service import OUTPUT_NAMES, PAGE_OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.views import STAGE_SLOTS, WHOLE_CLIP
 from merclip.limits import Limits
 from merclip.live import HISTORY_SECONDS, HEARING_WINDOW_SECONDS, KEPT_SECONDS
@@ -30,9 +32,8 @@ EXAMPLES = (  # clip, label set, the name shown on the example's button
     ("examples/rough_day.mp4", "Sentiment (3 classes)", "A rough day (sentiment)"),
 )
 INTRO = """# MER-CLIP: how does CLIP read emotion from a face, a voice and words?
-Pick an example, or record or upload a short video, then press **Analyse**. Type your own labels (comma-separated;
-`happy|joyful` are synonyms of one label, `positive=1` gives a label a numeric anchor) and press Enter to re-score
-the same clip in a fraction of a second."""
+Record or upload a short video and press **Analyse**, or click an example. Type your own labels (`happy|joyful`: synonyms
+of one label; `positive=1`: a numeric anchor) and press Enter to re-score the same clip in a fraction of a second."""
 
 LIVE_INTRO = f"""Point the camera at a face and press record: the bars follow it, frame by frame (the
 Face stage of the same model). Turn the microphone on too and, every {HEARING_WINDOW_SECONDS:.0f} seconds, the words
@@ -43,6 +44,15 @@ LIVE_FRAME_SECONDS = 0.1  # the camera sends a frame this often; the ones that a
 LIVE_TIME_LIMIT = 120  # seconds a visitor's stream may hold one of the live slots
 LIVE_VISITORS = 4  # streams scored at once
 
+# A file the browser cannot play ("holiday.mp4" that is text) is reported once, beside the inputs, by the
+# server's check of every upload (`AnalysisService.new_media`); the video player's own "Video not playable"
+# toast would say it a second time, in another place. Its error events are stopped before they reach it.
+PAGE_HEAD = """<script>
+document.addEventListener('error', (event) => {
+  if (event.target instanceof HTMLVideoElement && event.target.closest('#video')) event.stopPropagation();
+}, true);
+</script>"""
+
 # A new result off-screen (below: on a phone the input column comes first; above: the visitor scrolled
 # down to an example) is scrolled into view
 SHOW_RESULT = """(figure) => { const bars = document.querySelector('#bars');
@@ -51,11 +61,14 @@ SHOW_RESULT = """(figure) => { const bars = document.querySelector('#bars');
   return figure; }"""
 
 
-def build_page(store: ModelStore, service: AnalysisService, live: LiveService) -> gr.Blocks:
+def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
+               first_screen: FirstScreen | None = None) -> gr.Blocks:
+    """The page; `first_screen`: the example's finished analysis that a new page opens with."""
     with gr.Blocks(title="MER-CLIP", delete_cache=(600, 3600)) as page:  # every 10 min, files over an hour old
         gr.Markdown(INTRO)
         status = gr.Markdown(store.status_markdown, elem_id="model-status")
         outputs = _outputs()
+        colours = gr.State(LabelColours())  # a label keeps its colour in every figure for the whole visit
         preset = gr.Dropdown([*PRESETS, CUSTOM], value=DEFAULT_PRESET, label="Label set", render=False)
         labels = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (Enter re-scores)", lines=1, max_lines=4,
                             info="comma-separated; synonyms with |; numeric anchors with =", elem_id="labels",
@@ -65,19 +78,21 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService) -
                 with gr.Row():
                     with gr.Column(scale=2, min_width=320):
                         video = gr.Video(label="Video (upload, or record with sound)", sources=["upload", "webcam"],
-                                         include_audio=True, height=300, elem_id="video")
-                        examples = gr.Examples(
-                            [[str(ASSETS / path), name, PRESETS[name]] for path, name, _ in EXAMPLES if (ASSETS / path).is_file()],
-                            [video, preset, labels], label="Examples: click one to analyse it", api_visibility="private",
-                            example_labels=[title for path, _, title in EXAMPLES if (ASSETS / path).is_file()])
+                                         include_audio=True, elem_id="video")
                         other_media = gr.File(label="…or a photo or a sound file", file_types=["image", "audio"],
-                                              height=90, elem_id="other-media")
-                        preset.render()
-                        labels.render()
+                                              elem_id="other-media")
+                        outputs["media_note"].render()
+                        with gr.Row(equal_height=True):
+                            preset.render()
+                            labels.render()
                         outputs["label_note"].render()
                         with gr.Row():
                             analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
                             rescore = gr.Button("Re-score labels", elem_id="rescore")
+                        examples = gr.Examples(
+                            [[str(ASSETS / path), name, PRESETS[name]] for path, name, _ in EXAMPLES if (ASSETS / path).is_file()],
+                            [video, preset, labels], label="Examples: click one to analyse it", api_visibility="private",
+                            example_labels=[title for path, _, title in EXAMPLES if (ASSETS / path).is_file()])
                         with gr.Accordion("Advanced", open=False):
                             vision_templates, text_templates, audio_templates = (
                                 gr.Textbox("", label=f"{m.capitalize()} templates", placeholder="; ".join(DEFAULT_TEMPLATES[m]),
@@ -93,6 +108,7 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService) -
                             checkpoint = gr.Dropdown(store.checkpoint_choices, value=store.default.checkpoint or NO_CHECKPOINT,
                                                      label="Trained checkpoint", visible=len(store.checkpoint_choices) > 1)
                     with gr.Column(scale=3, min_width=320):
+                        outputs["heading"].render()
                         outputs["stale"].render()
                         outputs["bars"].render()
                         outputs["segments"].render()
@@ -118,21 +134,24 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService) -
             with gr.Tab("Live webcam", id="live"):
                 live_parts = _live_tab(live)
         page.unload(live.leave)
+        if first_screen is not None:  # waits for the example's analysis only on a server's first visit
+            page.load(first_screen.on_load, colours, [video, preset, labels, *(outputs[n] for n in OUTPUT_NAMES), colours],
+                      api_visibility="private", concurrency_limit=None, show_progress="minimal")
 
-        page_outputs = [*outputs.values()]
-        api_outputs = page_outputs[:-2]  # without the labels-box note and the stale notice
+        page_outputs = [*outputs.values(), colours]
+        api_outputs = [outputs[name] for name in OUTPUT_NAMES]  # without the notes beside the inputs
         templates = [vision_templates, text_templates, audio_templates]
         options = [frames, detect_faces, transcript, clip, whisper, checkpoint]
         analysis = dict(concurrency_limit=1, concurrency_id="analyse")
         rescoring_queue = dict(concurrency_limit=4, concurrency_id="rescore")
         for start in (analyse.click, examples.load_input_event.then):  # an example: its clip, labels, label set
-            start(service.analyse_on_page, [video, other_media, labels, *templates, *options], page_outputs,
+            start(service.analyse_on_page, [video, other_media, labels, *templates, *options, colours], page_outputs,
                   api_visibility="private", **analysis)
-        rescoring = [outputs["clip_id"], labels, *templates]
+        rescoring = [outputs["clip_id"], labels, *templates, outputs["segment_choice"], colours]
         for trigger in (rescore.click, labels.submit, *(t.submit for t in templates)):
             trigger(service.rescore_or_explain, rescoring, page_outputs, api_visibility="private", **rescoring_queue)
-        outputs["segment_choice"].input(service.show_segment, [*rescoring, outputs["segment_choice"]],
-                                        [outputs[name] for name in SEGMENT_VIEW_NAMES], api_visibility="private",
+        # choosing an utterance redraws every panel for it, with the labels in the box
+        outputs["segment_choice"].input(service.rescore_on_page, rescoring, page_outputs, api_visibility="private",
                                         **rescoring_queue)
         camera, microphone, live_labels = live_parts["camera"], live_parts["microphone"], live_parts["labels"]
         camera.stream(live.on_frame, [camera, live_labels],
@@ -147,7 +166,7 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService) -
         recorded.success(  # the clip tab takes the live labels, and their label set's name if they are one
             lambda typed: (typed, next((name for name, text in PRESETS.items() if text == typed), CUSTOM)),
             live_labels, [labels, preset], api_visibility="private", queue=False).then(
-            service.analyse_on_page, [video, other_media, labels, *templates, *options], page_outputs,
+            service.analyse_on_page, [video, other_media, labels, *templates, *options, colours], page_outputs,
             api_visibility="private", **analysis)
         preset.input(lambda name: gr.skip() if name == CUSTOM else PRESETS[name], preset, labels,
                      api_visibility="private").then(
@@ -156,15 +175,18 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService) -
                      api_visibility="private", queue=False)
         outputs["bars"].change(None, outputs["bars"], js=SHOW_RESULT, api_visibility="private", queue=False)
         # new media forgets the analysed clip and empties the other input (an example sets its own clip_id)
-        for new_media, other in ((video.upload, other_media), (video.stop_recording, other_media),
-                                 (other_media.upload, video)):
-            new_media(lambda: ("", None), None, [outputs["clip_id"], other], api_visibility="private", queue=False)
-        video.clear(service.cleared, None, page_outputs, api_visibility="private", queue=False)
+        for given, new_media, other in ((video, video.upload, other_media), (video, video.stop_recording, other_media),
+                                        (other_media, other_media.upload, video)):
+            new_media(service.new_media, given, [outputs["clip_id"], other, given, outputs["media_note"]],
+                      api_visibility="private")
+        video.clear(service.cleared, None, [outputs[name] for name in PAGE_OUTPUT_NAMES], api_visibility="private",
+                    queue=False)
 
         # The API: the same analyses, with a plain error for bad labels (no page to show a note on)
         api = gr.Button(visible=False)
         api.click(service.predict, [video, labels, *templates, *options], api_outputs, api_name="predict", **analysis)
-        api.click(service.rescore, rescoring, api_outputs, api_name="rescore", **rescoring_queue)
+        api.click(service.rescore, [outputs["clip_id"], labels, *templates], api_outputs, api_name="rescore",
+                  **rescoring_queue)
 
         timer = gr.Timer(1.5, active=store.loading)
         timer.tick(lambda: (store.status_markdown(), gr.Timer(active=store.loading)), None, [status, timer],
@@ -209,20 +231,22 @@ def _outputs() -> dict[str, gr.components.Component]:
            for i in range(STAGE_SLOTS)},
         "untrained": gr.Markdown(elem_id="untrained", render=False),
         "timeline": DescribedPlot(label="Face similarity over the clip", elem_id="timeline", **figure),
-        "gallery": gr.Gallery(label="Sampled face crops", columns=4, height=260, elem_id="crops", render=False),
+        "gallery": gr.Gallery(label="Sampled face crops", columns=4, elem_id="crops", render=False),
         "transcript": gr.HighlightedText(
             label="Transcript: each word shaded by how much the top label's Words stage looked at it (darker = more)",
-            show_legend=True, elem_id="transcript", render=False),
+            show_legend=False, elem_id="transcript", render=False),
         "summary": gr.Markdown(elem_id="summary", render=False),
         "warnings": gr.Markdown(elem_id="warnings", render=False),
         "result": gr.JSON(label="Result", render=False),
         "download": gr.File(label="Download the result", render=False),
         "clip_id": gr.Textbox(label="clip_id (for the rescore API)", interactive=False, render=False),
         "segments": DescribedPlot(label="Utterances over time", elem_id="segments", **figure),
-        "segment_choice": gr.Dropdown([WHOLE_CLIP], value=WHOLE_CLIP, label="Show the bars and stages of",
+        "segment_choice": gr.Dropdown([WHOLE_CLIP], value=WHOLE_CLIP, label="Show every panel for",
                                       elem_id="segment-choice", visible=False, render=False),
         "segments_csv": gr.File(label="Download the utterances (CSV)", render=False),
         "label_note": gr.Markdown(elem_id="label-note", render=False),
         "stale": gr.Markdown(elem_id="stale", render=False),
+        "media_note": gr.Markdown(elem_id="media-note", render=False),
+        "heading": gr.Markdown(elem_id="heading", render=False),
     }
     return {name: components[name] for name in PAGE_OUTPUT_NAMES}

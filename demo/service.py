@@ -9,32 +9,35 @@ from __future__ import annotations
 
 import html
 import logging
-import threading
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
 
 from demo.models import ModelChoice, ModelStore
-from demo.views import STAGE_SLOTS, PageView, build_segment_view, build_view, markdown_text, segment_number
+from demo.palette import LabelColours
+from demo.views import STAGE_SLOTS, PageView, build_view, markdown_text, segment_number
 from merclip import MerClipError
+from merclip.analysis import AnalysisOptions
+from merclip.clip_analysis import ClipAnalysis
 from merclip.errors import LabelError
-from merclip.analysis import AnalysisOptions, Analyzer
 from merclip.labels import parse_labels
-from merclip.segmented import SegmentReader
+from merclip.limits import Limits
+from merclip.media_probe import inspect_media
+from merclip.result import Prediction
+from merclip.segmented import SegmentPrediction
 from merclip.segments import SegmentMode
 from merclip.templates import parse_templates
-from merclip.limits import Limits
 
 log = logging.getLogger(__name__)
 
 OUTPUT_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "timeline", "gallery", "transcript", "summary",
-                "warnings", "result", "download", "clip_id", "untrained", "segments", "segment_choice", "segments_csv")
-SEGMENT_VIEW_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "untrained")  # what choosing one redraws
-PAGE_OUTPUT_NAMES = (*OUTPUT_NAMES, "label_note", "stale")  # the page also says, by the labels box, what is wrong
+                "warnings", "result", "download", "clip_id", "untrained", "segments", "segment_choice", "segments_csv",
+                "heading")
+# the page also says what went wrong beside the input at fault: the labels box, or the media inputs
+PAGE_OUTPUT_NAMES = (*OUTPUT_NAMES, "label_note", "stale", "media_note")
 UTTERANCES = SegmentMode("utterance")  # the page reads every clip by utterance (in windows without speech)
 NO_CLIP_NOTE = "Press **Analyse** first: Enter re-scores a clip that has been analysed."
 STALE_NOTE = "The figures below are for the previous labels: press Enter in the labels box (or Re-score) to update them."
@@ -47,13 +50,6 @@ class AnalysisService:
         self.store = store
         self.served = served
         self.limits = limits
-        self._readers: weakref.WeakKeyDictionary[Analyzer, SegmentReader] = weakref.WeakKeyDictionary()
-        self._readers_lock = threading.Lock()
-
-    def reader(self, analyzer: Analyzer) -> SegmentReader:
-        """The utterance reader of an analyzer (it keeps the clips it cut, for re-scoring)."""
-        with self._readers_lock:
-            return self._readers.setdefault(analyzer, SegmentReader(analyzer))
 
     def predict(self, video: str | None, labels: str, vision_templates: str = "", text_templates: str = "",
                 audio_templates: str = "", frames: float = Limits.frames, detect_faces: bool = True,
@@ -61,73 +57,85 @@ class AnalysisService:
                 checkpoint: str | None = None, progress: gr.Progress = gr.Progress()) -> tuple:
         """Analyse a video (encoders run once per clip) and score it against the labels."""
         with _user_errors():
-            _check_labels_and_templates(labels, vision_templates, text_templates, audio_templates)
-            if not video:
-                raise MerClipError("no video: upload a clip or record one with the webcam first")
-            choice = ModelChoice(clip or self.store.default.clip, whisper or self.store.default.whisper,
-                                 checkpoint or self.store.default.checkpoint)
-            progress(0.0, desc="loading models")
-            analyzer = self.store.analyzer(choice)
-            options = AnalysisOptions(limits=replace(self.limits, frames=int(frames)), detect_faces=bool(detect_faces), transcript=transcript.strip() or None)
-            prediction, parts = self.reader(analyzer).predict(
-                video, labels, UTTERANCES, _templates(vision_templates, text_templates, audio_templates), options,
-                progress=lambda fraction, what: progress(fraction, desc=what), frame_cap=options.limits.frames)
-            return self._outputs(prediction, analyzer.cached(prediction.clip_id), parts)
+            return self._outputs(self._analysed(video, labels, (vision_templates, text_templates, audio_templates),
+                                                frames, detect_faces, transcript, ModelChoice(
+                                                    clip or self.store.default.clip,
+                                                    whisper or self.store.default.whisper,
+                                                    checkpoint or self.store.default.checkpoint), progress))
 
     def rescore(self, clip_id: str, labels: str, vision_templates: str = "", text_templates: str = "",
                 audio_templates: str = "") -> tuple:
         """Score an analysed clip against other labels or templates; no encoder runs again."""
         with _user_errors():
-            _check_labels_and_templates(labels, vision_templates, text_templates, audio_templates)
-            analyzer = self.store.find(clip_id) if clip_id else None
-            if analyzer is None:
-                raise MerClipError("no analysed clip to re-score: analyse a clip first (or again, if the server restarted)")
-            templates = _templates(vision_templates, text_templates, audio_templates)
-            prediction, parts = self.reader(analyzer).rescore(clip_id, labels, templates) or (
-                analyzer.rescore(clip_id, labels, templates), [])
-            return self._outputs(prediction, analyzer.cached(clip_id), parts, same_clip=True)
+            return self._outputs(self._rescored(clip_id, labels, (vision_templates, text_templates, audio_templates)),
+                                 same_clip=True)
 
-    def show_segment(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
-                     audio_templates: str, choice: str) -> tuple:
-        """The bars and stage heatmaps of one utterance (or of the whole clip again), in SEGMENT_VIEW_NAMES order."""
-        analyzer = self.store.find(clip_id) if clip_id else None
-        if analyzer is None:
-            return _skipped(SEGMENT_VIEW_NAMES)
-        with _user_errors():
-            templates = _templates(vision_templates, text_templates, audio_templates)
-            scored = self.reader(analyzer).rescore(clip_id, labels, templates)
-        if scored is None:
-            return _skipped(SEGMENT_VIEW_NAMES)
-        whole, parts = scored
-        number = segment_number(choice)
-        view = build_segment_view(parts[number - 1].prediction if 0 < number <= len(parts) else whole)
-        return (view.bars, *[gr.update(value=f, visible=f is not None) for f in view.stages], view.untrained)
+    def _analysed(self, video: str | None, labels: str, templates: tuple[str, str, str], frames: float,
+                  detect_faces: bool, transcript: str, choice: ModelChoice, progress: gr.Progress) -> _Scored:
+        _check_labels_and_templates(labels, *templates)
+        if not video:
+            raise MerClipError("no video: upload a clip or record one with the webcam first")
+        progress(0.0, desc="loading models")
+        reader = self.store.reader(choice)
+        options = AnalysisOptions(limits=replace(self.limits, frames=int(frames)), detect_faces=bool(detect_faces),
+                                  transcript=transcript.strip() or None)
+        prediction, parts = reader.predict(video, labels, UTTERANCES, _templates(*templates), options,
+                                           progress=lambda fraction, what: progress(fraction, desc=what),
+                                           frame_cap=options.limits.frames)
+        return _Scored(prediction, reader.analyzer.cached(prediction.clip_id), parts)
+
+    def _rescored(self, clip_id: str, labels: str, templates: tuple[str, str, str]) -> _Scored:
+        _check_labels_and_templates(labels, *templates)
+        reader = self.store.find(clip_id) if clip_id else None
+        if reader is None:
+            raise MerClipError("no analysed clip to re-score: analyse a clip first (or again, if the server restarted)")
+        given = _templates(*templates)
+        prediction, parts = reader.rescore(clip_id, labels, given) or (reader.analyzer.rescore(clip_id, labels, given), [])
+        return _Scored(prediction, reader.analyzer.cached(clip_id), parts)
 
     def analyse_on_page(self, video: str | None, other_media: str | None, labels: str, vision_templates: str,
                         text_templates: str, audio_templates: str, frames: float, detect_faces: bool, transcript: str,
-                        clip: str | None, whisper: str | None, checkpoint: str | None,
+                        clip: str | None, whisper: str | None, checkpoint: str | None, colours: LabelColours,
                         progress: gr.Progress = gr.Progress()) -> tuple:
-        """The Analyse button: the video, or else the photo or sound file; bad labels are reported
-        by the labels box and the figures on screen stay."""
-        return _on_page(lambda: self.predict(video or other_media, labels, vision_templates, text_templates,
-                                             audio_templates, frames, detect_faces, transcript, clip, whisper,
-                                             checkpoint, progress))
+        """The Analyse button: the video, or else the photo or sound file. A mistake is said beside
+        the input at fault (the labels box, or the media inputs) and the figures on screen stay."""
+        choice = ModelChoice(clip or self.store.default.clip, whisper or self.store.default.whisper,
+                             checkpoint or self.store.default.checkpoint)
+        return _on_page(lambda: self._outputs(self._analysed(
+            video or other_media, labels, (vision_templates, text_templates, audio_templates), frames, detect_faces,
+            transcript, choice, progress), colours=colours), colours, mistakes_beside="media")
 
     def rescore_on_page(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
-                        audio_templates: str) -> tuple:
-        """A new label set: re-score the clip on screen, if any (a mistake in the labels is said either way)."""
-        return self._rescore_on_page(clip_id, labels, (vision_templates, text_templates, audio_templates), "")
+                        audio_templates: str, choice: str | None, colours: LabelColours) -> tuple:
+        """New labels, templates or a part chosen under the timeline: the clip on screen scored again
+        and every panel redrawn for the chosen part (a mistake in the labels is said either way)."""
+        return self._rescore_on_page(clip_id, labels, (vision_templates, text_templates, audio_templates), choice,
+                                     colours, "")
 
     def rescore_or_explain(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
-                           audio_templates: str) -> tuple:
+                           audio_templates: str, choice: str | None, colours: LabelColours) -> tuple:
         """Enter or Re-score: as `rescore_on_page`, and when no clip is analysed yet, say to press Analyse."""
-        return self._rescore_on_page(clip_id, labels, (vision_templates, text_templates, audio_templates),
-                                     NO_CLIP_NOTE)
+        return self._rescore_on_page(clip_id, labels, (vision_templates, text_templates, audio_templates), choice,
+                                     colours, NO_CLIP_NOTE)
 
-    def _rescore_on_page(self, clip_id: str, labels: str, templates: tuple[str, str, str], no_clip_note: str) -> tuple:
+    def _rescore_on_page(self, clip_id: str, labels: str, templates: tuple[str, str, str], choice: str | None,
+                         colours: LabelColours, no_clip_note: str) -> tuple:
         if not clip_id or self.store.find(clip_id) is None:
-            return _on_page(lambda: _checked(labels, *templates), note=no_clip_note)
-        return _on_page(lambda: self.rescore(clip_id, labels, *templates))
+            return _on_page(lambda: _checked(labels, *templates), colours, note=no_clip_note)
+        return _on_page(lambda: self._outputs(self._rescored(clip_id, labels, templates), same_clip=True,
+                                              selected=segment_number(choice), colours=colours), colours)
+
+    @staticmethod
+    def new_media(path: str | None) -> tuple:
+        """A new upload or recording: the analysed clip is forgotten (its clip_id) and the other input
+        emptied; a file that cannot be read is said at once, beside the inputs, and removed."""
+        if not path:
+            return gr.skip(), gr.skip(), gr.skip(), ""
+        try:
+            inspect_media(path, Limits())
+        except MerClipError as exc:  # nothing else changes: the clip on screen is still the one analysed
+            return gr.skip(), gr.skip(), None, f"⚠️ {markdown_text(str(exc))}"
+        return "", None, gr.skip(), ""
 
     @staticmethod
     def cleared() -> tuple:
@@ -138,31 +146,50 @@ class AnalysisService:
         return tuple(gr.update(value=None, visible=True) if name in figures else empty.get(name, "")
                      for name in PAGE_OUTPUT_NAMES)
 
-    def _outputs(self, prediction, analysis, parts, same_clip: bool = False) -> tuple:
+    def _outputs(self, scored: _Scored, same_clip: bool = False, selected: int = 0,
+                 colours: LabelColours | None = None) -> tuple:
         """The outputs in OUTPUT_NAMES order; re-scoring leaves the crops gallery as it is (saves re-encoding it)."""
-        view: PageView = build_view(prediction, analysis, self.served, crops=not same_clip, parts=parts)
-        stages = [gr.update(value=figure, visible=figure is not None) for figure in view.stages]
+        view: PageView = build_view(scored.prediction, scored.analysis, self.served, crops=not same_clip,
+                                    parts=scored.parts, selected=selected, colours=colours)
+        shown = view.shown
+        stages = [gr.update(value=figure, visible=figure is not None) for figure in shown.stages]
         timeline = gr.update(value=view.timeline, visible=view.timeline is not None)
-        segments = gr.update(value=view.segments, visible=view.segments is not None)
-        choice = gr.update(choices=view.segment_choices, value=view.segment_choices[0], visible=len(view.segment_choices) > 1)
-        return (view.bars, *stages, timeline, gr.skip() if same_clip else view.gallery, view.transcript, view.summary,
-                view.warnings, view.result, view.download, view.clip_id, view.untrained, segments, choice,
-                view.segments_csv)
+        segments = gr.update(value=shown.segments, visible=shown.segments is not None)
+        choice = gr.update(choices=view.segment_choices, value=view.segment_choice,
+                           visible=len(view.segment_choices) > 1)
+        return (shown.bars, *stages, timeline, gr.skip() if same_clip else view.gallery, shown.transcript,
+                shown.summary, view.warnings, view.result, view.download, view.clip_id, shown.untrained, segments,
+                choice, view.segments_csv, shown.heading)
 
 
-def _on_page(analyse: Callable[[], tuple], note: str = "") -> tuple:
-    """`analyse()`'s outputs plus the labels-box note (`note`, or cleared) and the stale notice (hidden);
-    when the labels or templates are at fault, only the note changes: the visitor fixes them and the
-    figures stay."""
+@dataclass
+class _Scored:
+    prediction: Prediction
+    analysis: ClipAnalysis | None
+    parts: list[SegmentPrediction]
+
+
+def _on_page(analyse: Callable[[], tuple], colours: LabelColours, note: str = "",
+             mistakes_beside: str = "labels") -> tuple:
+    """`analyse()`'s outputs, then the labels-box note (`note`, or cleared), the stale notice (hidden),
+    the media note (cleared) and the visitor's colours. A mistake changes only the note beside the
+    input at fault (`mistakes_beside`: "labels" or "media"; label mistakes are always the labels box's):
+    the result panels keep what they show, no panel is marked as failed, no toast is raised."""
     try:
-        return (*analyse(), note, "")
-    except LabelMistake as mistake:
-        return (*_skipped(OUTPUT_NAMES), f"⚠️ {mistake.note}", gr.skip())
+        return (*analyse(), note, "", "", colours)
+    except LabelError as mistake:
+        return (*_skipped(OUTPUT_NAMES), f"⚠️ {markdown_text(str(mistake))}", gr.skip(), "", colours)
+    except MerClipError as mistake:
+        said = f"⚠️ {markdown_text(str(mistake))}"
+    except Exception as exc:  # a bug or an input nobody foresaw: log it, keep serving
+        log.exception("merclip: analysis failed")
+        said = f"⚠️ internal error while analysing ({type(exc).__name__}); the server keeps running"
+    beside_media = mistakes_beside == "media"
+    return (*_skipped(OUTPUT_NAMES), "" if beside_media else said, gr.skip(), said if beside_media else "", colours)
 
 
 def _checked(labels: str, *templates: str) -> tuple:
-    with _user_errors():
-        _check_labels_and_templates(labels, *templates)
+    _check_labels_and_templates(labels, *templates)
     return _skipped(OUTPUT_NAMES)
 
 
@@ -183,21 +210,11 @@ def _templates(vision: str, text: str, audio: str) -> dict[str, str]:
     return {m: t.strip() for m, t in given.items() if t and t.strip()}
 
 
-class LabelMistake(gr.Error):
-    """A `LabelError` on its way to the visitor (API clients get it as any other error); `note` is
-    the same line as Markdown for the page, the visitor's text shown as typed."""
-
-    def __init__(self, error: LabelError) -> None:
-        super().__init__(html.escape(str(error)), print_exception=False)
-        self.note = markdown_text(str(error))
-
-
 @contextmanager
 def _user_errors() -> Iterator[None]:
+    """The API's errors: the visitor's mistakes as one readable line, anything else logged."""
     try:
         yield
-    except LabelError as exc:
-        raise LabelMistake(exc) from None
     except MerClipError as exc:
         raise gr.Error(html.escape(str(exc)), print_exception=False) from None  # messages may quote file names
     except gr.Error:

@@ -32,4 +32,13 @@ CSS = """
 #summary td, #summary th { white-space: nowrap; padding: 2px 6px; }
 #summary { overflow-x: auto; }
 #timeline { max-width: 760px; }
+#video video { max-height: 230px; }
+#video .controls { opacity: 1 !important; }
+#other-media .upload-container { min-height: 0 !important; height: auto !important; padding: 14px 0 6px; }
+#other-media [data-testid="upload-text"] { flex-direction: row; flex-wrap: wrap; justify-content: center; gap: 4px;
+  min-height: 0; }
+#other-media .icon-wrap { display: none; }
+#heading p, #media-note p { margin: 0; }
+#media-note p { color: #b91c1c; font-weight: 600; }
+#crops { height: auto !important; }
 """

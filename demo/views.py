@@ -6,14 +6,16 @@ import html
 import json
 import re
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from demo.plots import STAGE_NAMES, frame_timeline, segment_timeline, similarity_bars, stage_heatmap
+from demo.plots import (STAGE_NAMES, frame_timeline, label_colours, segment_timeline, similarity_bars,
+                        stage_heatmaps)
+from demo.palette import LabelColours
 from demo.served_files import prune, write_image, write_once
 from merclip.clip_analysis import ClipAnalysis
 from merclip.batch import csv_writer, rows_of
@@ -25,68 +27,102 @@ WHOLE_CLIP = "Whole clip"
 
 
 @dataclass
-class PageView:
-    """The values of the page's outputs, in the order `OUTPUT_NAMES` lists."""
+class SelectionView:
+    """What the page shows of the part chosen under the utterance timeline (or of the whole clip):
+    everything that describes one prediction, so that no panel speaks of another part."""
 
+    heading: str
     bars: Figure
     stages: list[Figure | None]
     untrained: str
-    timeline: Figure | None
-    gallery: list[tuple[str, str]]
     transcript: list[tuple[str, float | None]]
     summary: str
+    segments: Figure | None
+
+
+@dataclass
+class PageView:
+    """The values of the page's outputs, `OUTPUT_NAMES` lists their order."""
+
+    shown: SelectionView
+    timeline: Figure | None
+    gallery: list[tuple[str, str]]
     warnings: str
     result: dict
     download: str
     clip_id: str
-    segments: Figure | None = None
     segment_choices: list[str] = field(default_factory=lambda: [WHOLE_CLIP])
     segments_csv: str | None = None
+    shown_number: int = 0  # the part shown (1-based), 0 for the whole clip
+
+    @property
+    def segment_choice(self) -> str:
+        return self.segment_choices[self.shown_number]
 
 
-@dataclass
-class SegmentView:
-    """What choosing an utterance redraws: its bars and stage heatmaps."""
-
-    bars: Figure
-    stages: list[Figure | None]
-    untrained: str
-
-
-def build_view(prediction: Prediction, analysis: ClipAnalysis, served: Path, crops: bool = True,
-               parts: Sequence[SegmentPrediction] = ()) -> PageView:
+def build_view(prediction: Prediction, analysis: ClipAnalysis | None, served: Path, crops: bool = True,
+               parts: Sequence[SegmentPrediction] = (), selected: int = 0, colours: LabelColours | None = None,
+               source_name: str = "") -> PageView:
     """Figures, texts and the files to serve (written into `served`, which keeps only the newest);
     `crops=False` leaves the gallery empty (a re-score shows the crops already on the page);
-    `parts`: the clip's utterances (or windows), drawn on a timeline and listed to choose from."""
-    clip = build_segment_view(prediction)
+    `parts`: the clip's utterances (or windows), drawn on a timeline and listed to choose from;
+    `selected`: the utterance the page shows (1-based; 0 or out of range: the whole clip);
+    `colours`: the visitor's colour of each label, the same in every figure of the session."""
+    palette = label_colours(prediction, parts, colours)
+    selected = selected if 0 < selected <= len(parts) else 0
     result = prediction.to_dict() | ({"segments": [part.to_dict() for part in parts]} if parts else {})
+    name = source_name or (Path(analysis.info.path).name if analysis is not None else "clip")
     view = PageView(
-        bars=clip.bars,
-        stages=clip.stages,
-        untrained=clip.untrained,
-        timeline=frame_timeline(prediction),
-        gallery=face_gallery(analysis, served) if crops else [],
-        transcript=shaded_transcript(prediction),
-        summary=summary_markdown(prediction),
+        shown=build_selection_view(prediction, parts, selected, palette),
+        timeline=frame_timeline(prediction, colours=palette),
+        gallery=face_gallery(analysis, served) if crops and analysis is not None else [],
         warnings=warnings_markdown(prediction.warnings),
         result=result,
-        download=str(write_result(result, served)),
+        download=str(write_result(result, served, name)),
         clip_id=prediction.clip_id or "",
-        segments=segment_timeline(parts, prediction.labels),
-        segment_choices=[WHOLE_CLIP] + [f"{n} · {p.start:.1f}-{p.end:.1f} s · {p.text[:50] or p.prediction.top_label}"
+        segment_choices=[WHOLE_CLIP] + [f"{n} · {p.start:.1f}-{p.end:.1f} s · {_quoted(p.text) or p.prediction.top_label}"
                                         for n, p in enumerate(parts, start=1)],
-        segments_csv=str(write_segments_csv(result, served)) if parts else None,
+        segments_csv=str(write_segments_csv(result, served, name)) if parts else None,
+        shown_number=selected,
     )
     prune(served)
     return view
 
 
-def build_segment_view(prediction: Prediction) -> SegmentView:
-    """The bars and the trained stages' heatmaps of one prediction (a clip's, or one utterance's)."""
-    top = prediction.labels.index(prediction.top_label)
-    stages = [stage_heatmap(stage, prediction.labels, top) for stage in prediction.stages if stage.trained]
-    return SegmentView(similarity_bars(prediction), stages + [None] * (STAGE_SLOTS - len(stages)),
-                       untrained_note(prediction))
+def build_selection_view(whole: Prediction, parts: Sequence[SegmentPrediction], selected: int,
+                         colours: Mapping[str, str] | None) -> SelectionView:
+    """The panels of one part (`selected`, 1-based) or of the whole clip (0)."""
+    shown = parts[selected - 1].prediction if selected else whole
+    stages = stage_heatmaps(shown, colours)
+    return SelectionView(
+        heading=selection_heading(whole, parts, selected),
+        bars=similarity_bars(shown, colours=colours),
+        stages=stages + [None] * (STAGE_SLOTS - len(stages)),
+        untrained=untrained_note(shown),
+        transcript=shaded_transcript(shown),
+        summary=summary_markdown(shown),
+        segments=segment_timeline(parts, whole.labels, colours=colours, selected=selected),
+    )
+
+
+def selection_heading(whole: Prediction, parts: Sequence[SegmentPrediction], selected: int) -> str:
+    """One line at the top of the results saying which part of the clip every panel describes."""
+    kind = "utterance" if any(p.text for p in parts) else "window"
+    if selected:
+        part = parts[selected - 1]
+        said = f" · {markdown_text(_quoted(part.text))}" if part.text else ""
+        return (f"**Showing {kind} {selected} of {len(parts)} ({part.start:.1f}-{part.end:.1f} s)**{said} · "
+                "choose *Whole clip* under the timeline to see the whole clip again")
+    span = f" ({parts[0].start:.1f}-{parts[-1].end:.1f} s, {len(parts)} {kind}{'s' if len(parts) != 1 else ''})" if parts else ""
+    return f"**Showing the whole clip**{span}"
+
+
+def _quoted(text: str, room: int = 60) -> str:
+    """An utterance's words, shortened at a word boundary with an ellipsis (never cut mid-word)."""
+    if len(text) <= room:
+        return text
+    cut = text[:room].rsplit(" ", 1)[0]
+    return cut + "…"
 
 
 def segment_number(choice: str | None) -> int:
@@ -95,13 +131,13 @@ def segment_number(choice: str | None) -> int:
     return int(head) if head.isdigit() else 0
 
 
-def write_segments_csv(result: dict, folder: Path) -> Path:
-    """One row per utterance, as `merclip predict --csv` writes them."""
+def write_segments_csv(result: dict, folder: Path, source_name: str = "clip") -> Path:
+    """One row per utterance, as `merclip predict --csv` writes them, under the clip's own name."""
     buffer = io.StringIO()
     writer = csv_writer(buffer, result["labels"])
     writer.writeheader()
-    writer.writerows(rows_of({"file": "clip", "result": result}, result["labels"]))
-    return write_once(folder, buffer.getvalue().encode(), "merclip-segments", ".csv")
+    writer.writerows(rows_of({"file": source_name, "result": result}, result["labels"]))
+    return write_once(folder, buffer.getvalue().encode(), f"{_file_stem(source_name)}-utterances", ".csv")
 
 
 def untrained_note(prediction: Prediction) -> str:
@@ -125,8 +161,11 @@ def face_gallery(analysis: ClipAnalysis, served: Path) -> list[tuple[str, str]]:
 
 
 def shaded_transcript(prediction: Prediction) -> list[tuple[str, float | None]]:
-    """The transcript's words, each with the top label's text attention scaled to 0..1 (None: no text stage)."""
+    """The transcript's words (an utterance's: its text stage's), each with the top label's text
+    attention scaled to 0..1 (None: no text stage)."""
     words = [w["word"] for w in (prediction.transcript or {}).get("words", [])]
+    if not words and "text" in prediction.modalities:
+        words = [str(w) for w in prediction.stage("text").elements]
     if not words:
         return []
     if "text" not in prediction.modalities:
@@ -152,8 +191,9 @@ def summary_markdown(prediction: Prediction) -> str:
         lines.append(f"| {markdown_text(prediction.labels[i])} | {prediction.probs[i]:.1%} | {cells} |")
     lines.append("\n*Contributions are each source's share of the label's logit (prior weight x CLIP logit, decoder term).*")
     total = sum(prediction.timings_ms.values())
-    lines.append("\nTimings: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in prediction.timings_ms.items())
-                 + f" (total {total:.0f} ms)")
+    if total:
+        lines.append("\nTimings: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in prediction.timings_ms.items())
+                     + f" (total {total:.0f} ms)")
     return "\n".join(lines)
 
 
@@ -167,6 +207,12 @@ def markdown_text(value: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1", html.escape(value, quote=False))
 
 
-def write_result(result: dict, folder: Path) -> Path:
-    """The JSON result as a file to download."""
-    return write_once(folder, json.dumps(result, ensure_ascii=False, indent=1).encode(), "merclip", ".json")
+def write_result(result: dict, folder: Path, source_name: str = "clip") -> Path:
+    """The JSON result as a file to download, named after the clip it describes."""
+    return write_once(folder, json.dumps(result, ensure_ascii=False, indent=1).encode(),
+                      f"{_file_stem(source_name)}-merclip", ".json")
+
+
+def _file_stem(name: str) -> str:
+    """A file's name without its suffix, in characters safe in any file system (at most 40)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40].strip("_") or "clip"

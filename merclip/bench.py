@@ -82,6 +82,9 @@ def run_bench(clip: str, whisper: str, media: str | None, frames: int, device: s
                                                                             ["--segments", "utterance"])
             report["live"] = live_figures(shared)
             report["batch_memory"] = batch_memory(clip, whisper, device, folder, LABELS)
+            from demo.page_bench import page_figures  # the page's handlers live with the app, in demo/
+
+            report["page"] = page_figures(clip, whisper, device, folder)
     return report
 
 
@@ -219,6 +222,8 @@ def format_report(report: dict) -> str:
         lines.append("segments, 120 s clip by utterance: " + json.dumps(report["segments"]))
     if "live" in report:
         lines.append("live, 640x480 camera frames: " + json.dumps(report["live"]))
+    if "page" in report:
+        lines.append("page, handler to encoded figures (ms): " + json.dumps(report["page"]))
     if "batch_memory" in report:
         lines.append("batch of one-minute clips by utterance: " + json.dumps(report["batch_memory"]))
     if "scaling" in report:

@@ -1,10 +1,11 @@
 """A first-time visitor's page, in Chromium at a laptop's and a phone's size.
 
 One app (full-size random CLIP, bundled Whisper) serves every test; each test opens its
-own page. What is checked is what a visitor meets: an example that runs on a click and
-puts its result in view, Enter re-scoring, a label mistake said by the labels box while
-the figures stay, photos and sound files analysed, readable contrast, and figures that no
-panel tag covers.
+own page. What is checked is what a visitor meets: a first screen with the example's
+result, an example that runs on a click and puts its result in view, Enter re-scoring, a
+mistake said beside the input at fault while the figures stay, one colour per label in
+every chart, choosing an utterance redrawing every panel, photos and sound files analysed,
+readable contrast, and figures that no panel tag covers.
 """
 
 from __future__ import annotations
@@ -59,55 +60,100 @@ def type_into(box, text: str) -> None:
     box.press_sequentially(text[-1])
 
 
-def run_example(page) -> None:
-    page.get_by_role("button", name="Great news! (emotions)").click()
-    page.locator("#bars img").wait_for(timeout=RESULT_TIMEOUT)
+def run_example(page, name: str = "Great news! (emotions)") -> None:
+    """Click an example and wait for its own result (the first screen already shows one)."""
+    page.get_by_role("button", name=name).click()
+    page.locator("#heading").get_by_text("Showing the whole clip").wait_for(timeout=RESULT_TIMEOUT)
     page.locator("#crops img").first.wait_for(timeout=RESULT_TIMEOUT)
+
+
+def first_screen(page) -> None:
+    """Wait for the example's result that a new page opens with."""
+    page.locator("#heading").get_by_text("Example: Great news!").wait_for(timeout=RESULT_TIMEOUT)
+    page.locator("#bars img").wait_for(timeout=RESULT_TIMEOUT)
+
+
+def headline_and_table(page) -> str:
+    """The summary without its timings (a re-score times other steps than the analysis did)."""
+    return page.locator("#summary").inner_text().split("Timings:")[0]
+
+
+def error_badges(page) -> list[str]:
+    """Panels Gradio marks as failed (a red "Error" pill) and error toasts: each as its panel's id and text."""
+    return [badge.evaluate("e => (e.closest('[id]') || {}).id + ': ' + e.textContent")
+            for badge in page.locator(".block .error, .toast-body.error").all()]
+
+
+def colours_in(alt: str) -> dict[str, str]:
+    """The label -> colour-name key in a figure's alt text ("... Colours: happy = blue, sad = sky blue. Bar")."""
+    key = alt.rsplit("Colours: ", 1)[1].rsplit(". ", 1)[0]
+    return dict(pair.split(" = ") for pair in key.split(", "))
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_an_example_runs_on_a_click_and_its_result_is_in_view(browser, server, viewport):
     page = open_page(browser, server, viewport)
+    first_screen(page)
     example = page.get_by_role("button", name="A rough day (sentiment)")
     assert example.bounding_box()["y"] < 1100, "the examples sit by the video input, not at the bottom"
     page.mouse.wheel(0, 500)  # a visitor who scrolled down to the examples: the result must come into view anyway
     page.wait_for_timeout(300)
-    example.click()
-    page.locator("#bars img").wait_for(timeout=RESULT_TIMEOUT)
+    run_example(page, "A rough day (sentiment)")
     page.wait_for_timeout(500)
     assert page.get_by_label("Label set").input_value() == "Sentiment (3 classes)", "the example sets its label set"
     alt = bars_alt(page)
-    assert alt.startswith("Label probabilities: ") and {"positive", "negative", "neutral"} <= set(
-        part.split()[0] for part in alt.removeprefix("Label probabilities: ").removesuffix(". Bar").split(", "))
+    assert alt.startswith("Label probabilities: ") and set(colours_in(alt)) == {"positive", "negative", "neutral"}
     box = page.locator("#bars").bounding_box()
     assert 0 <= box["y"] < VIEWPORTS[viewport]["height"], f"the result is in view ({box})"
-    assert page.locator(".toast-body.error").count() == 0
-    if viewport == "phone":
-        page.screenshot(path=os.environ.get("MERCLIP_PHONE_SCREENSHOT", "/tmp/merclip-phone.png"), full_page=True)
+    assert not error_badges(page)
+    page.close()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_first_screen_shows_the_examples_result_with_one_colour_per_label(browser, server, viewport):
+    page = open_page(browser, server, viewport)
+    first_screen(page)  # no click: a new page opens with a finished analysis, marked as the example
+    size = VIEWPORTS[viewport]
+    analyse, bars = page.locator("#analyse").bounding_box(), page.locator("#bars").bounding_box()
+    if viewport == "laptop":
+        assert analyse["y"] + analyse["height"] <= size["height"], f"Analyse is visible without scrolling ({analyse})"
+    else:
+        assert analyse["y"] < bars["y"], "on a phone the inputs come first, then the result"
+    for figure in ("#bars", "#timeline", "#segments"):
+        page.locator(figure).scroll_into_view_if_needed()
+        page.locator(f"{figure} img").wait_for(timeout=10_000)  # drawn, not an empty frame
+    page.evaluate("window.scrollTo(0, 0)")
+    keys = {figure: colours_in(page.locator(f"{figure} img").get_attribute("alt"))
+            for figure in ("#bars", "#timeline", "#segments")}
+    bars_key = keys.pop("#bars")
+    assert len(set(bars_key.values())) == len(bars_key) == 7, f"seven labels, seven colours: {bars_key}"
+    for figure, key in keys.items():
+        assert key and all(bars_key[label] == colour for label, colour in key.items()), (figure, key, bars_key)
+    assert not error_badges(page)
+    page.screenshot(path=os.environ.get(f"MERCLIP_{viewport.upper()}_SCREENSHOT", f"/tmp/merclip-{viewport}.png"),
+                    full_page=viewport == "phone")
     page.close()
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_enter_rescores_and_a_label_mistake_is_said_by_the_box_while_the_figures_stay(browser, server, viewport):
     page = open_page(browser, server, viewport)
+    first_screen(page)
     labels = page.locator("#labels textarea")
-    labels.press("Enter")  # nothing analysed yet: the box says what to do
-    page.locator("#label-note").get_by_text("Press Analyse first").wait_for(timeout=30_000)
-    run_example(page)
-    page.locator("#label-note").get_by_text("Press Analyse first").wait_for(state="detached", timeout=30_000)
-    type_into(labels, "calm, excited, bored")
+    colours = colours_in(bars_alt(page))
+    type_into(labels, "calm, excited, sad")
     page.locator("#stale").get_by_text("for the previous labels").wait_for(timeout=10_000)  # stale figures are marked
-    labels.press("Enter")
+    labels.press("Enter")  # the example on the first screen is re-scored like any analysed clip
     page.wait_for_function("() => document.querySelector('#bars img')?.alt.includes('excited')", timeout=30_000)
     assert page.locator("#stale").inner_text().strip() == "", "the notice goes once the figures are new"
-    assert labels.input_value() == "calm, excited, bored", "Enter did not add a line"
+    assert labels.input_value() == "calm, excited, sad", "Enter did not add a line"
+    assert colours_in(bars_alt(page))["sad"] == colours["sad"], "a label keeps its colour for the whole visit"
     before = bars_alt(page)
     type_into(labels, " , ,")
     labels.press("Enter")
     page.locator("#label-note").get_by_text("no labels given").wait_for(timeout=30_000)
     assert bars_alt(page) == before, "the figures stay"
-    assert page.locator("#bars .error, #stage-1 .error").count() == 0, "no Error pill over the figures"
-    assert page.locator(".toast-body.error").count() == 0, "said by the box, not in a toast"
+    assert not error_badges(page), "said by the box: no Error pill over the figures, no toast"
     type_into(labels, ", ".join(f"label {i}" for i in range(70)))
     labels.press("Enter")
     page.locator("#label-note").get_by_text("70 labels given").wait_for(timeout=30_000)
@@ -118,23 +164,62 @@ def test_enter_rescores_and_a_label_mistake_is_said_by_the_box_while_the_figures
     assert page.locator("#label-note a").count() == 0, "a visitor's Markdown is shown as typed, not as a link"
     type_into(labels, "calm, excited")
     labels.press("Enter")
-    page.wait_for_function("() => !document.querySelector('#bars img')?.alt.includes('bored')", timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('#bars img')?.alt.includes('sad')", timeout=30_000)
     assert page.locator("#label-note").inner_text().strip() == "", "a good label set clears the note"
     page.close()
 
 
-def test_each_utterance_is_on_a_timeline_and_shows_its_own_bars(browser, server):
+def test_choosing_an_utterance_redraws_every_panel_for_it(browser, server):
     page = open_page(browser, server, "laptop")
-    run_example(page)
+    run_example(page, "A rough day (sentiment)")
     timeline = page.locator("#segments img").get_attribute("alt")
     assert timeline.startswith("Utterances over time: ") and timeline.count(" s ") >= 2, timeline
-    whole = bars_alt(page)
+    whole = {name: headline_and_table(page) if name == "summary" else page.locator(f"#{name}").inner_text()
+             for name in ("summary", "transcript")}
+    whole_bars = bars_alt(page)
     page.locator("#segment-choice input").click()
     page.get_by_role("option").filter(has_text="2 · ").click()
-    page.wait_for_function(f"() => document.querySelector('#bars img')?.alt !== {whole!r}", timeout=30_000)
+    page.locator("#heading").get_by_text("Showing utterance 2 of").wait_for(timeout=30_000)
+    assert headline_and_table(page) != whole["summary"], "the headline and table are the utterance's"
+    assert page.locator("#transcript").inner_text() != whole["transcript"], "the words are the utterance's"
+    assert bars_alt(page) != whole_bars
+    assert "utterance 2 shown" in page.locator("#segments img").get_attribute("alt"), "the timeline marks it"
+    assert not error_badges(page)
+    page.locator("#labels textarea").press("Enter")  # re-scoring keeps the choice
+    page.wait_for_timeout(1500)
+    page.locator("#heading").get_by_text("Showing utterance 2 of").wait_for(timeout=30_000)
     page.locator("#segment-choice input").click()
     page.get_by_role("option", name="Whole clip").click()
-    page.wait_for_function(f"() => document.querySelector('#bars img')?.alt === {whole!r}", timeout=30_000)
+    page.locator("#heading").get_by_text("Showing the whole clip").wait_for(timeout=30_000)
+    assert headline_and_table(page) == whole["summary"] and bars_alt(page) == whole_bars
+    page.close()
+
+
+def test_a_mistake_is_said_beside_its_input_and_no_panel_is_marked_failed(browser, server, tmp_path):
+    page = open_page(browser, server, "laptop")
+    first_screen(page)
+    before = bars_alt(page)
+    broken = tmp_path / "portrait.png"
+    broken.write_text("this is a text file, not a picture\n" * 50)
+    page.locator("#other-media input[type=file]").set_input_files(str(broken))
+    page.locator("#media-note").get_by_text("portrait.png").wait_for(timeout=30_000)
+    assert page.locator("#media-note").inner_text().count("⚠️") == 1, "one message"
+    assert bars_alt(page) == before, "the figures on screen stay"
+    assert not error_badges(page), "no panel marked as failed, no toast"
+    page.locator("#video").get_by_label("Clear").click()
+    page.locator("#bars img").wait_for(state="detached", timeout=10_000)
+    page.locator("#labels textarea").press("Enter")  # nothing analysed any more: the box says what to do
+    page.locator("#label-note").get_by_text("Press Analyse first").wait_for(timeout=30_000)
+    fake = tmp_path / "holiday.mp4"
+    fake.write_text("this is a text file, not a video\n" * 50)
+    page.locator("#video input[type=file]").set_input_files(str(fake))
+    page.locator("#media-note").get_by_text("holiday.mp4").wait_for(timeout=30_000)
+    page.locator("#video input[type=file]").wait_for(state="attached", timeout=10_000)  # the unreadable file is removed
+    page.locator("#analyse").click()
+    page.locator("#media-note").get_by_text("no video").wait_for(timeout=30_000)
+    assert page.locator("#media-note").inner_text().count("⚠️") == 1 and "holiday" not in page.locator(
+        "#media-note").inner_text(), "one message: the last mistake's"
+    assert not error_badges(page)
     page.close()
 
 
@@ -158,10 +243,11 @@ def test_a_photo_and_a_sound_file_are_analysed(browser, server, tmp_path):
         out.writeframes((np.clip(recordings(("heath_ledger.mp3",))[0], -1, 1) * 32767).astype(np.int16).tobytes())
     for path, used in ((photo, "vision"), (sound, "text, audio")):
         page = open_page(browser, server, "laptop")
+        first_screen(page)  # the example's clip is in the video box until the file replaces it
         page.locator("#other-media input[type=file]").set_input_files(str(path))
         page.locator("#other-media").get_by_text(path.name).filter(visible=True).first.wait_for(timeout=60_000)
         page.locator("#analyse").click()
-        page.locator("#summary").get_by_text(f"Modalities used: {used}").wait_for(timeout=RESULT_TIMEOUT)
+        page.locator("#summary").get_by_text(f"Modalities used: {used} ·").wait_for(timeout=RESULT_TIMEOUT)
         assert page.locator(".toast-body.error").count() == 0
         if path == sound:
             assert "good" in page.locator("#transcript").inner_text().lower()

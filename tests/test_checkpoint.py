@@ -120,7 +120,7 @@ def test_a_clip_id_names_the_checkpoint_that_scored_it(trained, astronaut, tmp_p
     checkpoint = store.analyzer(ModelChoice(TINY, "none", "ck")).predict(tmp_path / "face.png", "happy, sad, calm")
     assert untrained.clip_id != checkpoint.clip_id
     assert not torch.allclose(torch.tensor(untrained.probs), torch.tensor(checkpoint.probs), atol=1e-3)
-    again = store.find(checkpoint.clip_id).rescore(checkpoint.clip_id, "happy, sad, calm")
+    again = store.find(checkpoint.clip_id).analyzer.rescore(checkpoint.clip_id, "happy, sad, calm")
     assert again.probs == pytest.approx(checkpoint.probs, abs=1e-6)
 
 

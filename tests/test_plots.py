@@ -3,17 +3,23 @@
 import json
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex, to_rgb
+from matplotlib.text import Text
 from PIL import Image
 
-from demo.plots import WINNER, frame_timeline, similarity_bars, stage_heatmap, weighted_cosine
+from demo.palette import NEUTRAL, PALETTE, LabelColours
+from demo.plots import (OUTLINE, frame_timeline, label_colours, segment_timeline, similarity_bars, stage_heatmap,
+                        stage_heatmaps, title_of, weighted_cosine)
 from demo.served_files import prune
 from demo.views import build_view, shaded_transcript, summary_markdown, untrained_note, warnings_markdown, write_result
 from merclip.analysis import AnalysisOptions, Analyzer
 from merclip.result import Prediction, StageAttention
 from merclip.sample_media import speech_clip
+from merclip.segmented import SegmentPrediction
 
 LABELS = ["happy", "sad", "angry"]
 
@@ -36,17 +42,26 @@ def prediction(**overrides) -> Prediction:
     return Prediction(**values)
 
 
-def test_bars_are_sorted_with_the_winner_highlighted_and_show_probability_and_cosine():
+def texts(axes, gid: str) -> list:
+    return [t for t in axes.texts if t.get_gid() == gid]
+
+
+def hex_of(rgba) -> str:
+    return to_hex(rgba[:3] if len(rgba) == 4 else rgba)
+
+
+def test_bars_are_sorted_each_in_its_labels_colour_the_winner_outlined_and_show_probability_and_cosine():
     axes = similarity_bars(prediction()).axes[0]
-    names = [t.get_text() for t in axes.get_yticklabels()]
-    assert names == ["angry", "happy", "sad"]  # bottom to top: the most probable on top
+    names = texts(axes, "row-name")
+    assert [t.get_text() for t in names] == ["angry", "happy", "sad"]  # bottom to top: the most probable on top
+    assert [t.get_fontweight() for t in names] == ["normal", "normal", "bold"], "the winner's name is bold"
     widths = [bar.get_width() for bar in axes.patches]
     assert widths == pytest.approx([0.1, 0.2, 0.7])
-    colours = [bar.get_facecolor() for bar in axes.patches]
-    assert colours[2] != colours[0] and colours[2][:3] == pytest.approx(np.array([0xd6, 0x27, 0x28]) / 255, abs=0.01)
-    assert WINNER == "#d62728"
-    texts = [t.get_text() for t in axes.texts]
-    assert "70% · cos +0.265" in texts  # 0.7 * 0.25 + 0.3 * 0.30
+    palette = LabelColours().of(LABELS)
+    assert [hex_of(bar.get_facecolor()) for bar in axes.patches] == [palette[n].lower() for n in ["angry", "happy", "sad"]]
+    assert [bar.get_linewidth() > 0 for bar in axes.patches] == [False, False, True], "the winner is outlined"
+    assert hex_of(axes.patches[2].get_edgecolor()) == OUTLINE
+    assert "70% · cos +0.265" in [t.get_text() for t in texts(axes, "value")]  # 0.7 * 0.25 + 0.3 * 0.30
 
 
 def test_weighted_cosine_mixes_modalities_by_prior_weight():
@@ -60,8 +75,8 @@ def test_an_untrained_stage_is_named_in_a_line_not_drawn(tmp_path):
     assert "Voice stage reads through an adapter that is not trained" in untrained_note(result)
     assert untrained_note(prediction()) == ""
     view = build_view(result, None, tmp_path, crops=False)
-    assert [f is not None for f in view.stages] == [True, True, False], "two drawn stages, the third slot empty"
-    assert ["Words" in f.axes[0].get_title(loc="left") for f in view.stages[:2]] == [True, False]
+    assert [f is not None for f in view.shown.stages] == [True, True, False], "two drawn stages, the third slot empty"
+    assert ["Words" in title_of(f) for f in view.shown.stages[:2]] == [True, False]
 
 
 def test_heatmap_rows_are_labels_and_columns_are_words_or_seconds_in_multiples_of_the_even_share():
@@ -69,18 +84,22 @@ def test_heatmap_rows_are_labels_and_columns_are_words_or_seconds_in_multiples_o
     figure = stage_heatmap(text, LABELS, top=1)
     axes = figure.axes[0]
     assert np.allclose(np.asarray(axes.images[0].get_array()), text.attention * 3), "1.0 = even attention"
-    assert [t.get_text() for t in axes.get_yticklabels()] == ["happy", "▶ sad", "angry"], "the winner's row is marked"
-    assert axes.get_yticklabels()[1].get_fontweight() == "bold"
-    assert [t.get_text() for t in axes.get_xticklabels()] == ["so", "sad", "today"]
-    title = axes.get_title(loc="left")
+    names = texts(axes, "row-name")
+    assert [t.get_text() for t in names] == ["happy", "▶ sad", "angry"], "the winner's row is marked"
+    assert [t.get_fontweight() for t in names] == ["normal", "bold", "normal"]
+    swatches = [hex_of(c) for c in axes.collections[0].get_facecolors()]
+    assert swatches == [LabelColours().of(LABELS)[label].lower() for label in LABELS], "each row's label colour beside it"
+    assert [t.get_text() for t in texts(axes, "column-name")] == ["so", "sad", "today"]
+    title = title_of(figure)
     assert title.startswith("Words stage") and "which words each label looked at" in title
-    assert "brighter = more" in figure.axes[1].get_ylabel(), "the colour bar says how to read the colours"
+    caption = [t.get_text() for t in figure.texts if t.get_gid() == "colour-caption"]
+    assert caption == ["x even share (brighter = more)"], "the colour bar says how to read the colours"
     assert axes.images[0].get_clim() == (0.0, 3.0), "even attention (1.0) stays dark: the scale reaches 3x at least"
+    assert figure.images[0].get_clim() == (0.0, 3.0), "the colour bar has the heatmap's scale"
     assert "sad looked most at the word 'sad', 2.4 times the even share" in figure.get_label()
     figure = stage_heatmap(vision, LABELS, top=0)
     assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["0.5", "1.5"]
-    assert figure.axes[0].get_title(loc="left").startswith("Face stage")
-    assert len(figure.axes) == 2, "the heatmap has a colour bar"
+    assert title_of(figure).startswith("Face stage")
 
 
 def test_long_stages_keep_every_word_readable_and_time_pooled():
@@ -94,18 +113,20 @@ def test_long_stages_keep_every_word_readable_and_time_pooled():
     assert len(ticks) <= 8 and ticks[0] == "0.0"
     words = [f"w{i}" for i in range(130)]
     long_text = StageAttention("stage 1: text", "text", words, np.full((3, 130), 1 / 130))
-    axes = stage_heatmap(long_text, LABELS, top=2).axes[0]
+    figure = stage_heatmap(long_text, LABELS, top=2)
+    axes = figure.axes[0]
     assert [t.get_text() for t in axes.texts] == words, "every word is written, none skipped"
-    assert np.asarray(axes.images[0].get_array()).shape == (17, 8), "the top label's row, 8 words a line"
-    assert "the top label 'angry' only" in axes.get_title(loc="left")
+    assert np.asarray(axes.images[0].get_array()).shape == (22, 6), "the top label's row, 6 words a line"
+    assert "the top label 'angry' only" in title_of(figure)
+    assert hex_of(axes.spines["left"].get_edgecolor()) == LabelColours().of(LABELS)["angry"].lower()
     many = StageAttention("stage 1: text", "text", [f"w{i}" for i in range(5000)], np.full((3, 5000), 1 / 5000))
     figure = stage_heatmap(many, LABELS, top=0)
-    assert len(figure.axes[0].texts) == 320 and "the first 320 of 5000 words" in figure.axes[0].get_xlabel()
+    assert len(figure.axes[0].texts) == 300 and "the first 300 of 5000 words" in figure.axes[0].get_xlabel()
     assert figure.get_size_inches()[1] < 16, "a long transcript cannot make a figure too big to draw"
 
 
 @pytest.mark.parametrize("count", [7, 14, 64])
-def test_timeline_colours_the_top_labels_greys_the_rest_and_names_them_inside_the_figure(count):
+def test_timeline_draws_each_label_in_its_colour_and_names_the_top_ones_inside_the_figure(count):
     import io
 
     rng = np.random.default_rng(count)
@@ -113,21 +134,41 @@ def test_timeline_colours_the_top_labels_greys_the_rest_and_names_them_inside_th
     probs = rng.dirichlet(np.ones(count)).tolist()
     result = prediction(labels=labels, probs=probs, frame_times=[0.5, 1.0, 1.5],
                         frame_similarity=rng.normal(0.2, 0.02, (count, 3)))
-    figure = frame_timeline(result)
+    colours = label_colours(result)
+    figure = frame_timeline(result, colours)
     axes = figure.axes[0]
     assert len(axes.lines) == count
-    coloured = [line for line in axes.lines if line.get_color() != "#b8b8b8"]
-    assert len(coloured) == 3 and sum(line.get_color() == WINNER for line in coloured) == 1, "red is the winner's only"
-    ranked = [labels[i] for i in np.argsort(probs)[::-1][:3]]
-    assert sorted(t.get_text() for t in axes.texts) == sorted(ranked), "the top three named at their line's end"
-    assert axes.get_title(loc="left").startswith("Face only")
+    assert {line.get_label(): line.get_color() for line in axes.lines} == colours, "each line in its label's colour"
+    ranked = [labels[i] for i in np.argsort(probs)[::-1]]
+    coloured = [line for line in axes.lines if line.get_color() != NEUTRAL]
+    assert len(coloured) == min(count, 12), "every label coloured up to 12; beyond, the 12 most probable"
+    assert {line.get_label() for line in coloured} == set(ranked[:12])
+    widths = {line.get_label(): line.get_linewidth() for line in axes.lines}
+    assert widths[ranked[0]] > max(w for label, w in widths.items() if label != ranked[0]), "the winner's is thickest"
+    names = texts(axes, "line-name")
+    assert sorted(t.get_text() for t in names) == sorted(ranked[:3]), "the top three named at their line's end"
+    assert [t.get_text() for t in names if t.get_fontweight() == "bold"] == [ranked[0]]
+    assert title_of(figure).startswith("Face only")
     assert f"the other {count - 3} labels" in axes.get_xlabel()
     figure.savefig(io.BytesIO(), format="png")
     inside = figure.bbox.padded(1)
-    for text in axes.texts:
+    for text in names:
         box = text.get_window_extent()
         assert inside.x0 <= box.x0 and box.x1 <= inside.x1, f"'{text.get_text()}' is cut off"
     assert frame_timeline(prediction(frame_similarity=None, frame_times=[])) is None
+
+
+def test_end_of_line_names_are_spread_so_they_never_overlap():
+    import io
+
+    labels = ["excited", "nervous", "calm"]
+    result = prediction(labels=labels, probs=[0.4, 0.35, 0.25], frame_times=[0.5, 1.5],
+                        frame_similarity=np.array([[0.2, 0.25], [0.21, 0.2501], [0.1, 0.2502]]))
+    figure = frame_timeline(result)
+    figure.savefig(io.BytesIO(), format="png")
+    boxes = [t.get_window_extent() for t in texts(figure.axes[0], "line-name")]
+    assert len(boxes) == 3
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), "names printed over each other"
 
 
 def test_every_figure_describes_itself_for_screen_readers():
@@ -136,15 +177,22 @@ def test_every_figure_describes_itself_for_screen_readers():
     result = prediction()
     plot = DescribedPlot()
     assert plot.get_block_name() == "plot", "drawn by Gradio's own plot front end"
-    for figure, starts in ((similarity_bars(result), "Label probabilities: sad 70%, happy 20%, angry 10%. Bar"),
+    for figure, starts in ((similarity_bars(result), "Label probabilities: sad 70%, happy 20%, angry 10%. Colours: "
+                                                     "sad = orange, happy = blue, angry = green. Bar"),
                            (stage_heatmap(result.stages[0], LABELS, 1), "Words stage attention"),
-                           (frame_timeline(result), "Face similarity over time: sad from +0.24 to +0.26")):
-        assert plot.postprocess(figure).chart.startswith(starts)
+                           (frame_timeline(result), "Face similarity over time: sad from +0.24 to +0.26"),
+                           (segment_timeline(PARTS, LABELS, selected=1), "Utterances over time: 0.0-2.0 s happy")):
+        data = plot.postprocess(figure)
+        assert data.chart.startswith(starts)
+        assert data.plot.startswith("data:image/png;base64,"), "encoded losslessly"
+    assert plot.postprocess(None) is None
 
 
 def test_transcript_is_shaded_by_the_top_labels_text_attention():
     assert shaded_transcript(prediction()) == [("so ", 0.125), ("sad ", 1.0), ("today ", 0.125)]
-    assert shaded_transcript(prediction(transcript=None)) == []
+    assert shaded_transcript(prediction(transcript=None)) == [("so ", 0.125), ("sad ", 1.0), ("today ", 0.125)], \
+        "an utterance (no transcript of its own) shows its text stage's words"
+    assert shaded_transcript(prediction(transcript=None, modalities=["vision"], stages=prediction().stages[1:])) == []
 
 
 def test_summary_lists_modalities_contributions_and_timings():
@@ -173,16 +221,17 @@ def test_view_of_a_real_clip_fills_every_output(tiny_model, tmp_path):
     analysis = analyzer.cached(result.clip_id)
     view = build_view(result, analysis, tmp_path / "served")
     assert [s.trained for s in result.stages] == [True, False, True], "audio's adapter is untrained"
-    assert [figure is not None for figure in view.stages] == [True, True, False], "the untrained stage is not drawn"
-    assert [f.axes[0].get_title(loc="left").split()[0] for f in view.stages[:2]] == ["Words", "Face"]
-    assert "Voice stage" in view.untrained
+    assert [figure is not None for figure in view.shown.stages] == [True, True, False], "the untrained stage is not drawn"
+    assert [title_of(f).split()[0] for f in view.shown.stages[:2]] == ["Words", "Face"]
+    assert "Voice stage" in view.shown.untrained
     assert len(view.gallery) == 8 and view.gallery[0][1].endswith(" s")
     whole = build_view(result, replace(analysis, face_detection=False, faces=[None] * 8), tmp_path / "served")
     assert all(caption.endswith("face detection off: whole frame") for _, caption in whole.gallery)
     with Image.open(view.gallery[0][0]) as crop:
         assert crop.size == analysis.crops[0].shape[1::-1], "each gallery file is its crop"
     assert len(set(tmp_path.joinpath("served").iterdir())) <= 1 + 8
-    assert [w for w, _ in view.transcript] == ["what ", "a ", "day "]
+    assert [w for w, _ in view.shown.transcript] == ["what ", "a ", "day "]
+    assert Path(view.download).name.startswith("clip-merclip-"), "the download is named after the clip"
     assert view.result["clip_id"] == view.clip_id == result.clip_id
 
 
@@ -199,9 +248,9 @@ def test_labels_and_words_that_look_like_tex_are_drawn_as_typed():
     bars, heatmap = similarity_bars(result), stage_heatmap(stages[0], labels, 0)
     for figure in (bars, heatmap, frame_timeline(result)):
         figure.savefig(io.BytesIO(), format="png")  # drawing is where a bad formula fails
-    assert sorted(t.get_text() for t in bars.axes[0].get_yticklabels()) == sorted(labels)
-    assert [t.get_text() for t in heatmap.axes[0].get_xticklabels()] == words
-    assert heatmap.axes[0].get_yticklabels()[0].get_text() == "▶ $\\frac{sad$"
+    assert sorted(t.get_text() for t in texts(bars.axes[0], "row-name")) == sorted(labels)
+    assert [t.get_text() for t in texts(heatmap.axes[0], "column-name")] == words
+    assert texts(heatmap.axes[0], "row-name")[0].get_text() == "▶ $\\frac{sad$"
 
 
 def test_visitors_markup_in_labels_and_warnings_is_shown_as_text():
@@ -214,45 +263,250 @@ def test_visitors_markup_in_labels_and_warnings_is_shown_as_text():
     assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in warnings
 
 
-def test_titles_and_axis_labels_fit_inside_their_figures():
-    """A figure's text cut at its right edge (a phone shows the figure at ~330 px: nothing can be cut)."""
+def drawn_texts(figure) -> list[Text]:
+    """Every piece of text the figure draws: titles, axis labels, tick labels, texts, legends."""
+    found = [t for t in figure.texts]
+    for axes in figure.axes:
+        found += [axes.title, axes._left_title, axes._right_title, axes.xaxis.label, axes.yaxis.label, *axes.texts]
+        found += [t for axis in (axes.xaxis, axes.yaxis) if axis.get_visible() for t in axis.get_ticklabels()]
+    return [t for t in found if t.get_visible() and t.get_text().strip()]
+
+
+def check_layout(figure) -> None:
+    """Every text inside the figure, none over another; the figure 500 px wide."""
     import io
 
-    labels = ["happy", "sad", "angry", "surprised", "fearful", "disgusted", "contemptuous"]
-    rng = np.random.default_rng(1)
-    words = ["I", "just", "heard", "the", "best", "news", "of", "my", "whole", "life"]
-    stages = [StageAttention("stage 1: text", "text", words, rng.dirichlet(np.ones(10), 7)),
-              StageAttention("stage 3: vision", "vision", [0.4 * i for i in range(8)], rng.dirichlet(np.ones(8), 7))]
-    result = prediction(labels=labels, probs=rng.dirichlet(np.ones(7)).tolist(), stages=stages,
-                        cosines={"vision": rng.normal(0.2, 0.01, 7).tolist(), "text": rng.normal(0.2, 0.01, 7).tolist()},
-                        frame_times=[0.5, 1.5], frame_similarity=rng.normal(0.2, 0.01, (7, 2)))
-    figures = [similarity_bars(result), frame_timeline(result), *(stage_heatmap(s, labels, 2) for s in stages)]
+    figure.savefig(io.BytesIO(), format="png")
+    assert figure.bbox.width == 500
+    inside = figure.bbox.padded(-1)
+    drawn = drawn_texts(figure)
+    boxes = [t.get_window_extent() for t in drawn]
+    for text, box in zip(drawn, boxes):
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, \
+            f"cut off: {text.get_text()!r} at {box} in {figure.bbox}"
+    for i, (a, box_a) in enumerate(zip(drawn, boxes)):
+        for b, box_b in zip(drawn[i + 1:], boxes[i + 1:]):
+            overlap = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0), min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+            assert min(overlap) <= 0.5, f"{a.get_text()!r} collides with {b.get_text()!r}"
+
+
+def scene(count: int, words: int, seed: int = 1):
+    """A prediction with `count` labels named like the review's, a transcript of `words` words, and three utterances."""
+    rng = np.random.default_rng(seed)
+    base = ["happy", "sad", "angry", "surprised", "fearful", "disgusted", "contemptuous", "excited", "nervous",
+            "negative", "positive", "neutral"]
+    labels = base[:count] if count <= len(base) else [f"feeling number {i}" for i in range(count)]
+    vocabulary = ["I", "just", "heard", "the", "most", "wonderful.", "news", "of", "my", "whole", "life",
+                  "unbelievably", "extraordinary", "congratulations!"]
+    transcript = [vocabulary[i % len(vocabulary)] for i in range(words)]
+    stages = [StageAttention("stage 1: text", "text", transcript, rng.dirichlet(np.ones(words), count)),
+              StageAttention("stage 3: vision", "vision", [0.4 * i for i in range(8)], rng.dirichlet(np.ones(8), count))]
+    probs = rng.dirichlet(np.ones(count))
+    probs[count - 1 if count < 40 else 43] += 1.0  # "feeling number 43" wins with 64 labels
+    probs = (probs / probs.sum()).tolist()
+    result = prediction(labels=labels, probs=probs, logits=probs, stages=stages,
+                        cosines={"vision": rng.normal(0.2, 0.01, count).tolist(),
+                                 "text": rng.normal(0.2, 0.01, count).tolist()},
+                        frame_times=[0.5, 1.5, 2.5, 3.5], frame_similarity=rng.normal(0.2, 0.01, (count, 4)))
+    parts = [SegmentPrediction(0.0, 1.0, "I just heard", replace(result, probs=probs[::-1], sentiment=0.5)),
+             SegmentPrediction(1.2, 3.0, " ".join(transcript[3:12]), replace(result, sentiment=-0.25)),
+             SegmentPrediction(3.0, 3.3, "ok", replace(result, probs=np.roll(probs, 1).tolist(), sentiment=0.1)),
+             SegmentPrediction(3.3, 4.0, "and it was great", replace(result, probs=np.roll(probs, 2).tolist(),
+                                                                   sentiment=0.9))]
+    return result, parts
+
+
+@pytest.mark.parametrize("count,words", [(7, 10), (7, 28), (14, 28), (64, 28), (7, 300), (64, 300)])
+def test_no_text_is_cut_or_collides_in_any_figure(count, words):
+    """A phone shrinks a figure, it does not re-layout it: every tick label, title, caption, name and
+    word must be inside the figure and clear of every other (the review saw "wonderful." run into the
+    colour bar, its caption lose its "x", "excited" print over "nervous")."""
+    result, parts = scene(count, words)
+    colours = label_colours(result, parts)
+    figures = [similarity_bars(result, colours), frame_timeline(result, colours), *stage_heatmaps(result, colours),
+               segment_timeline(parts, result.labels, colours, selected=2),
+               segment_timeline([replace(p, prediction=replace(p.prediction, sentiment=None)) for p in parts],
+                                result.labels, colours)]
     for figure in figures:
-        figure.savefig(io.BytesIO(), format="png")
-        inside = figure.bbox.padded(1)
-        for axes in figure.axes:
-            for text in (axes.title, axes._left_title, axes.xaxis.label):
-                if text.get_text():
-                    box = text.get_window_extent()
-                    assert inside.x0 <= box.x0 and box.x1 <= inside.x1, f"cut off: {text.get_text()!r}"
+        check_layout(figure)
+    wide = [t for t in figure_texts_of(figures[2]) if t.get_gid() is None and "…" in t.get_text()]
+    assert all(len(t.get_text()) >= 2 for t in wide)
+
+
+def figure_texts_of(figure) -> list[Text]:
+    return [t for axes in figure.axes for t in axes.texts]
+
+
+def test_a_long_winning_label_is_never_cut_in_a_title():
+    result, _ = scene(64, 28)
+    assert result.top_label == "feeling number 43"
+    assert "feeling number 43" in title_of(similarity_bars(result)).replace("\n", " ")
+    long = "a person who has just heard the most unbelievably wonderful news of their whole life"
+    title = title_of(similarity_bars(prediction(labels=["calm", long, "sad"])))
+    assert title.replace("\n", " ") == f"Which label fits best: {long}", "wrapped, every character kept"
+    check_layout(similarity_bars(prediction(labels=["calm", long, "sad"])))
+
+
+def test_stage_heatmaps_of_one_prediction_have_the_same_height():
+    for count, words in [(7, 10), (7, 28), (64, 300)]:
+        result, _ = scene(count, words)
+        heights = {round(float(f.get_size_inches()[1]), 6) for f in stage_heatmaps(result)}
+        assert len(heights) == 1, f"{count} labels, {words} words: heights {heights}"
+
+
+def test_a_label_has_the_same_colour_in_every_figure():
+    result, parts = scene(7, 10)
+    colours = label_colours(result, parts)
+    bars = similarity_bars(result, colours).axes[0]
+    from_bars = {t.get_text(): hex_of(bar.get_facecolor())
+                 for t, bar in zip(texts(bars, "row-name"), bars.patches)}
+    from_lines = {line.get_label(): to_hex(line.get_color()) for line in frame_timeline(result, colours).axes[0].lines}
+    heatmap = stage_heatmaps(result, colours)[1].axes[0]
+    from_rows = {t.get_text().removeprefix("▶ "): hex_of(c)
+                 for t, c in zip(texts(heatmap, "row-name"), heatmap.collections[0].get_facecolors())}
+    spans = segment_timeline(parts, result.labels, colours).axes[0].collections
+    from_spans = {span.get_gid(): hex_of(span.get_facecolor()[0]) for span in spans}
+    expected = {label: colour.lower() for label, colour in colours.items()}
+    assert from_bars == from_lines == from_rows == expected
+    assert from_spans == {label: expected[label] for label in from_spans} and len(from_spans) >= 2
+    assert len(set(expected.values())) == 7, "no two labels share a colour"
+    default = {t.get_text(): hex_of(bar.get_facecolor()) for t, bar in
+               zip(texts(similarity_bars(result).axes[0], "row-name"), similarity_bars(result).axes[0].patches)}
+    assert default == {label: c.lower() for label, c in LabelColours().of(result.labels).items()}, \
+        "without colours, a figure takes the palette's, in the labels' order"
+
+
+def test_the_winner_has_no_colour_of_its_own():
+    """Red meant "the winner" in the bars only: now the winner is outlined and bold, in its label's colour."""
+    for probs in ([0.7, 0.2, 0.1], [0.1, 0.2, 0.7]):
+        axes = similarity_bars(prediction(probs=probs)).axes[0]
+        faces = [hex_of(bar.get_facecolor()) for bar in axes.patches]
+        winner = faces[-1]
+        assert winner in {c.lower() for c in PALETTE} and faces.count(winner) == 1
+        assert winner == LabelColours().of(LABELS)[LABELS[int(np.argmax(probs))]].lower()
+
+
+def test_the_selected_utterance_is_outlined_and_the_others_faded():
+    result, parts = scene(7, 10)
+    for selected in (1, 3):
+        spans = segment_timeline(parts, result.labels, selected=selected).axes[0].collections
+        widths = [span.get_linewidth()[0] for span in spans]
+        assert widths.index(max(widths)) == selected - 1 and sorted(widths)[-2] < max(widths)
+        assert hex_of(spans[selected - 1].get_edgecolor()[0]) == OUTLINE
+        assert [span.get_alpha() for span in spans].count(1.0) == 1
+    plain = segment_timeline(parts, result.labels).axes[0].collections
+    assert all(hex_of(span.get_edgecolor()[0]) != OUTLINE for span in plain), "no utterance outlined when none chosen"
+    figure = segment_timeline(parts, result.labels, selected=2)
+    assert "utterance 2 outlined" in title_of(figure).replace("\n", " ")
+
+
+def test_the_palette_keeps_each_labels_colour_across_label_sets():
+    palette = LabelColours()
+    first = palette.of(["happy", "sad", "angry"])
+    assert len(set(first.values())) == 3 and set(first.values()) <= set(PALETTE)
+    second = palette.of(["sad", "calm", "happy", "angry"])
+    assert {label: second[label] for label in first} == first, "a label keeps its colour in a new set"
+    assert second["calm"] not in first.values()
+    third = palette.of(["calm", "bored"])
+    assert third["calm"] == second["calm"] and third["bored"] not in second.values(), \
+        "a new label takes a colour nobody used lately, not one a label just had"
+    assert palette.of(["happy"])["happy"] == first["happy"], "remembered after being left out"
+
+
+def test_the_palette_never_gives_two_labels_of_a_set_one_colour():
+    palette = LabelColours()
+    rng = np.random.default_rng(0)
+    names = [f"label {i}" for i in range(40)]
+    for _ in range(200):
+        labels = list(rng.choice(names, size=int(rng.integers(1, 13)), replace=False))
+        colours = palette.of(labels)
+        assert len(set(colours.values())) == len(labels), labels
+        assert set(colours.values()) <= set(PALETTE)
+    many = palette.of(names[:20], prominent=names[5:9])
+    assert [c != NEUTRAL for c in many.values()] == [5 <= i < 9 for i in range(20)]
+    assert len(set(c for c in many.values() if c != NEUTRAL)) == 4
+    assert list(palette.of(names[:20]).values()).count(NEUTRAL) == 8, "the first 12 coloured without a ranking"
+
+
+def test_the_palette_survives_a_deep_copy_and_threads():
+    import copy
+    import threading
+
+    palette = LabelColours()
+    colours = palette.of(["happy", "sad"])
+    twin = copy.deepcopy(palette)  # gr.State copies its initial value for each session
+    assert twin.of(["sad", "happy"]) == colours
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(twin.of([f"x{i}" for i in range(12)]))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(len(set(r.values())) == 12 for r in results)
+
+
+def test_the_palettes_colours_stay_apart_for_colour_blind_eyes_too():
+    """CIELAB distance >= 13 between any two colours, as seen with normal vision, deuteranopia and
+    protanopia (Machado et al. 2009), and none of them the neutral grey."""
+    def linear(colour):
+        c = np.array(to_rgb(colour))
+        return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+    def lab(rgb):
+        xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ np.clip(rgb, 0, 1)
+        f = np.cbrt(np.maximum(xyz / np.array([0.95047, 1.0, 1.08883]), 0.008856))
+        return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+    views = [np.eye(3), np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                                  [-0.011820, 0.042940, 0.968881]]),
+             np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                       [-0.003882, -0.048116, 1.051998]])]
+    colours = [*PALETTE, NEUTRAL]
+    assert len(PALETTE) == 12
+    for view in views:
+        points = [lab(view @ linear(c)) for c in colours]
+        for i in range(len(points)):
+            for j in range(i + 1, len(points)):
+                assert np.linalg.norm(points[i] - points[j]) >= 13, (colours[i], colours[j])
+
+
+PARTS = [SegmentPrediction(0.0, 2.0, "I got the job", prediction(probs=[0.7, 0.2, 0.1], sentiment=0.8)),
+         SegmentPrediction(2.5, 5.0, "then it rained all day long", prediction(probs=[0.1, 0.8, 0.1], sentiment=-0.6)),
+         SegmentPrediction(5.0, 9.0, "and I laughed", prediction(probs=[0.6, 0.3, 0.1], sentiment=0.4))]
 
 
 def test_utterances_are_spans_coloured_by_their_top_label_with_a_sentiment_curve_when_anchored():
-    from demo.plots import segment_timeline
-    from merclip.segmented import SegmentPrediction
-
-    parts = [SegmentPrediction(0.0, 2.0, "I got the job", prediction(probs=[0.7, 0.2, 0.1], sentiment=0.8)),
-             SegmentPrediction(2.5, 5.0, "then it rained all day long", prediction(probs=[0.1, 0.8, 0.1], sentiment=-0.6)),
-             SegmentPrediction(5.0, 9.0, "and I laughed", prediction(probs=[0.6, 0.3, 0.1], sentiment=0.4))]
-    figure = segment_timeline(parts, LABELS)
+    figure = segment_timeline(PARTS, LABELS)
     axes = figure.axes[0]
     spans = axes.collections
     assert len(spans) == 3
     assert spans[0].get_facecolor().tolist() == spans[2].get_facecolor().tolist() != spans[1].get_facecolor().tolist()
-    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["happy", "sad"]
+    assert hex_of(spans[0].get_facecolor()[0]) == LabelColours().of(LABELS)["happy"].lower()
+    legend = [t.get_text() for t in figure.texts[1:]]
+    assert legend == ["happy", "sad"]
     assert [t.get_text() for t in axes.texts[::2]][:1] == ["1"] and "I got the job" in [t.get_text() for t in axes.texts]
     curve = figure.axes[1].lines[0]
     assert list(curve.get_ydata()) == [0.8, -0.6, 0.4] and list(curve.get_xdata()) == [1.0, 3.75, 7.0]
     unanchored = segment_timeline([SegmentPrediction(0.0, 4.0, "", prediction())], LABELS)
-    assert len(unanchored.axes) == 1 and "1 window, coloured" in unanchored.axes[0].get_title(loc="left")
+    assert len(unanchored.axes) == 1 and "1 window, coloured" in title_of(unanchored)
     assert segment_timeline([], LABELS) is None
+
+
+def test_choosing_an_utterance_makes_every_panel_describe_it(tmp_path):
+    """A selection is a state of the whole page: heading, bars, stages, words, headline and table are the
+    utterance's, the timeline marks it, and the colours stay the visitor's; 0 is the whole clip again."""
+    whole, palette = prediction(), LabelColours()
+    chosen = build_view(whole, None, tmp_path, crops=False, parts=PARTS, selected=2, colours=palette)
+    part = PARTS[1].prediction
+    assert chosen.shown.heading.startswith(f"**Showing utterance 2 of {len(PARTS)} (2.5-5.0 s)**")
+    assert chosen.shown.bars.get_label().startswith(f"Label probabilities: {part.top_label}")
+    assert chosen.shown.summary.startswith(f"### {part.top_label} ({max(part.probs):.0%})")
+    assert "utterance 2 shown" in chosen.shown.segments.get_label()
+    assert chosen.segment_choice.startswith("2 · ") and chosen.result["labels"] == whole.labels, "the JSON is the clip's"
+    again = build_view(whole, None, tmp_path, crops=False, parts=PARTS, selected=0, colours=palette)
+    assert again.shown.heading.startswith("**Showing the whole clip**") and again.segment_choice == "Whole clip"
+    assert again.shown.summary.startswith(f"### {whole.top_label}")
+    def key(figure):
+        return dict(pair.split(" = ") for pair in figure.get_label().split("Colours: ")[1][:-len(". Bar")].split(", "))
+
+    assert key(again.shown.bars) == key(chosen.shown.bars), "a label keeps its colour"

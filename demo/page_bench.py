@@ -1,0 +1,68 @@
+"""The bench's `page` part: what a visitor waits for between Enter (or choosing an utterance) and
+every figure updated, measured through the page's own handlers, with the figures encoded as
+Gradio encodes them for the browser and the result files written. Network and browser
+drawing are not included: they are the same few kilobytes whatever the model does.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from demo.described_plot import DescribedPlot
+from demo.models import ModelChoice, ModelStore
+from demo.palette import LabelColours
+from demo.service import OUTPUT_NAMES, AnalysisService
+from demo.views import WHOLE_CLIP
+from merclip.sample_media import speech_clip
+
+SEVEN = ("angry, disgusted, fearful, happy, neutral, sad, surprised", "calm, excited, annoyed, proud, bored, tense, shy")
+MANY = 64
+RUNS = 5
+
+
+def page_figures(clip: str, whisper: str, device: str, folder: Path) -> dict:
+    """Median ms of the page's re-score (7 and 64 labels, 10 s clip) and of choosing an utterance
+    (a clip of 25 utterances or more), each from the handler's call to the page's data."""
+    service = AnalysisService(ModelStore(ModelChoice(clip, whisper, None), device), folder / "served")
+    colours = LabelColours()
+    short = _analysed(service, speech_clip(folder / "page10.mp4", seconds=10), colours)
+    many = [", ".join(f"feeling number {i}{suffix}" for i in range(MANY)) for suffix in ("", " again")]
+    long_clip = speech_clip(folder / "page120.mp4", seconds=120, fps=10, size=256)  # 25 utterances
+    long = _analysed(service, long_clip, colours)
+    choices = service.rescore_on_page(long, SEVEN[0], "", "", "", WHOLE_CLIP, colours)[
+        OUTPUT_NAMES.index("segment_choice")]["choices"]
+    return {
+        "rescore_7_labels_ms": _median(lambda i: service.rescore_on_page(short, SEVEN[i % 2], "", "", "", WHOLE_CLIP,
+                                                                         colours)),
+        "rescore_64_labels_ms": _median(lambda i: service.rescore_on_page(short, many[i % 2], "", "", "", WHOLE_CLIP,
+                                                                          colours)),
+        "utterances": len(choices) - 1,
+        "choose_utterance_ms": _median(lambda i: service.rescore_on_page(long, SEVEN[0], "", "", "",
+                                                                         choices[1 + i % (len(choices) - 1)], colours)),
+    }
+
+
+def _analysed(service: AnalysisService, path: Path, colours: LabelColours) -> str:
+    outputs = service.analyse_on_page(str(path), None, SEVEN[0], "", "", "", 8, True, "", None, None, None, colours,
+                                      progress=lambda *args, **kwargs: None)
+    return outputs[OUTPUT_NAMES.index("clip_id")]
+
+
+def _median(handler) -> float:
+    """Median ms over RUNS calls of `handler(i)`, each with its figures encoded for the browser."""
+    times = []
+    for i in range(RUNS):
+        started = time.perf_counter()
+        _encode_figures(handler(i))
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 1)
+
+
+def _encode_figures(outputs: tuple) -> None:
+    plot = DescribedPlot()
+    for value in outputs:
+        figure = value.get("value") if isinstance(value, dict) else value
+        if hasattr(figure, "savefig"):
+            plot.postprocess(figure)
