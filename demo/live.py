@@ -13,7 +13,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import gradio as gr
@@ -22,6 +22,8 @@ import pandas as pd
 import torch
 
 from demo.models import ModelStore
+from demo.palette import LabelColours
+from demo.plots import label_colours
 from demo.served_files import prune
 from merclip import MerClip, MerClipError
 from merclip.analysis import Analyzer
@@ -106,8 +108,9 @@ class LiveService:
             self._sessions.pop(key, None)
             self._seen.pop(key, None)
 
-    def on_frame(self, frame: np.ndarray | None, labels: str, request: gr.Request) -> tuple:
-        """A camera frame: (bars, rolling chart, status, label note), or skipped updates if it was dropped."""
+    def on_frame(self, frame: np.ndarray | None, labels: str, colours: LabelColours, request: gr.Request) -> tuple:
+        """A camera frame: (bars, rolling chart, status, label note), or skipped updates if it was dropped;
+        `colours`: the visitor's colour of each label, the same as in the clip tab."""
         if frame is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
@@ -126,7 +129,9 @@ class LiveService:
             return gr.skip(), gr.skip(), note, gr.skip()
         if reading is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return bars_frame(reading), history_frame(session), status_line(session, reading, self.where), note
+        shown = label_colours(reading.prediction, palette=colours)
+        return (bars_frame(reading, shown), history_frame(session, shown), status_line(session, reading, self.where),
+                note)
 
     def on_sound(self, chunk: tuple[int, np.ndarray] | None, request: gr.Request) -> str | dict:
         """A microphone chunk: the words heard so far, when a new window was transcribed."""
@@ -208,14 +213,29 @@ class CpuCopy(Analyzer):
         return self.start_up.face_crops(images, detect, check)
 
 
-def bars_frame(reading: LiveReading) -> gr.BarPlot:
-    """The smoothed probabilities, in the order the labels were typed."""
-    data = pd.DataFrame({"label": reading.labels, "probability": np.round(reading.smoothed, 4)})
-    return gr.BarPlot(data, sort=list(reading.labels))
+def bars_frame(reading: LiveReading, colours: Mapping[str, str]) -> gr.BarPlot:
+    """The smoothed probabilities, most probable first, each bar named with its percentage and in its
+    label's colour (the clip tab's), the winner said in the title; the scale fits the values, so a
+    change of a few points shows while you move."""
+    order = np.argsort(reading.smoothed)[::-1]
+    names = [f"{reading.labels[i]} {reading.smoothed[i]:.0%}" for i in order]
+    data = pd.DataFrame({"bar": names, "label": [reading.labels[i] for i in order],
+                         "probability": np.round(reading.smoothed[order], 4)})
+    top = float(reading.smoothed[order[0]])
+    return gr.BarPlot(data, x="bar", y="probability", color="label", sort=names, y_lim=[0, _fitted(top)],
+                      color_map={label: colours[label] for label in reading.labels},
+                      title=f"Now: {reading.labels[order[0]]} ({top:.0%})", x_title=" ", x_label_angle=-30,
+                      colors_in_legend=[])  # the bars say their labels
 
 
-def history_frame(session: LiveSession) -> pd.DataFrame:
-    """The last HISTORY_SECONDS of the current labels' smoothed probabilities, a point every CHART_STEP_SECONDS."""
+def _fitted(top: float) -> float:
+    """The bars' scale: a little above the largest value, in tenths (0.2 at least)."""
+    return max(0.2, min(1.0, np.ceil(top * 1.15 * 10) / 10))
+
+
+def history_frame(session: LiveSession, colours: Mapping[str, str]) -> gr.LinePlot:
+    """The last HISTORY_SECONDS of the current labels' smoothed probabilities, a point every
+    CHART_STEP_SECONDS, each line in its label's colour."""
     names = tuple(session.labels)
     rows, last = [], None
     for at, labels, probs in list(session.history):
@@ -223,7 +243,8 @@ def history_frame(session: LiveSession) -> pd.DataFrame:
             continue
         last = at
         rows += [(round(at, 2), label, round(float(p), 4)) for label, p in zip(labels, probs)]
-    return pd.DataFrame(rows, columns=["seconds", "label", "probability"])
+    data = pd.DataFrame(rows, columns=["seconds", "label", "probability"])
+    return gr.LinePlot(data, color_map={label: colours[label] for label in names})
 
 
 def status_line(session: LiveSession, reading: LiveReading, where: str) -> str:

@@ -35,11 +35,11 @@ INTRO = """# MER-CLIP: how does CLIP read emotion from a face, a voice and words
 Record or upload a short video and press **Analyse**, or click an example. Type your own labels (`happy|joyful`: synonyms
 of one label; `positive=1`: a numeric anchor) and press Enter to re-score the same clip in a fraction of a second."""
 
-LIVE_INTRO = f"""Point the camera at a face and press record: the bars follow it, frame by frame (the
-Face stage of the same model). Turn the microphone on too and, every {HEARING_WINDOW_SECONDS:.0f} seconds, the words
-and voice of the last {HEARING_WINDOW_SECONDS:.0f} seconds join in. **Analyse the last seconds** runs the full analysis
-on what the camera and microphone just captured. Frames are scored on {{where}}; a stream stops after {{limit}} s
-(press record again to go on)."""
+LIVE_INTRO = f"""**1.** Click *Click to Access Webcam*, then the round button under the picture: the bars follow the face
+in it, frame by frame (the Face stage of the same model). **2.** Optional: press *Record* under *Microphone*, and the
+words and voice of each sentence join in at its pause (or every {HEARING_WINDOW_SECONDS:.0f} s of speech). **3.**
+*Analyse the last seconds* runs the full analysis on what the camera and microphone just captured. Frames are scored
+on {{where}}; a stream stops after {{limit}} s (press the round button again to go on)."""
 LIVE_FRAME_SECONDS = 0.1  # the camera sends a frame this often; the ones that arrive while one is scored are skipped
 LIVE_TIME_LIMIT = 120  # seconds a visitor's stream may hold one of the live slots
 LIVE_VISITORS = 4  # streams scored at once
@@ -154,7 +154,7 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
         outputs["segment_choice"].input(service.rescore_on_page, rescoring, page_outputs, api_visibility="private",
                                         **rescoring_queue)
         camera, microphone, live_labels = live_parts["camera"], live_parts["microphone"], live_parts["labels"]
-        camera.stream(live.on_frame, [camera, live_labels],
+        camera.stream(live.on_frame, [camera, live_labels, colours],
                       [live_parts[name] for name in ("bars", "history", "status", "label_note")],
                       stream_every=LIVE_FRAME_SECONDS, time_limit=LIVE_TIME_LIMIT, api_visibility="private",
                       concurrency_limit=LIVE_VISITORS, concurrency_id="live", show_progress="hidden")
@@ -198,11 +198,17 @@ def _live_tab(live: LiveService) -> dict[str, gr.components.Component]:
     """The Live tab's layout; its events are wired in `build_page`."""
     gr.Markdown(LIVE_INTRO.format(where=live.where, limit=LIVE_TIME_LIMIT), elem_id="live-intro")
     parts: dict[str, gr.components.Component] = {}
-    with gr.Row():
+    with gr.Row():  # the camera and the bars side by side, or (on a phone) one under the other
         with gr.Column(scale=2, min_width=320):
             gr.HTML('<p id="live-device-note" role="alert" hidden></p>')
             parts["camera"] = gr.Image(label="Camera", sources=["webcam"], streaming=True, type="numpy", height=300,
                                        elem_id="live-camera")
+        with gr.Column(scale=3, min_width=320):
+            parts["status"] = gr.Markdown("Start the camera: the bars follow the face in it.", elem_id="live-status")
+            parts["bars"] = gr.BarPlot(x="bar", y="probability", color="label", y_lim=[0, 1], height=260,
+                                       label="Labels now (smoothed)", show_label=False, elem_id="live-bars")
+    with gr.Row():
+        with gr.Column(scale=2, min_width=320):
             parts["microphone"] = gr.Audio(label="Microphone (optional)", sources=["microphone"], streaming=True,
                                            type="numpy", elem_id="live-microphone")
             parts["labels"] = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (take effect on the next frame)",
@@ -212,11 +218,9 @@ def _live_tab(live: LiveService) -> dict[str, gr.components.Component]:
             parts["seconds"] = gr.Slider(2, KEPT_SECONDS, value=KEPT_SECONDS, step=1, label="Seconds to analyse")
             parts["analyse"] = gr.Button("Analyse the last seconds", variant="primary", elem_id="analyse-last")
         with gr.Column(scale=3, min_width=320):
-            parts["status"] = gr.Markdown("Start the camera: the bars follow the face in it.", elem_id="live-status")
-            parts["bars"] = gr.BarPlot(x="label", y="probability", y_lim=[0, 1], label="Labels now (smoothed)",
-                                       height=260, elem_id="live-bars")
             parts["history"] = gr.LinePlot(x="seconds", y="probability", color="label", y_lim=[0, 1], height=330,
-                                           label=f"The last {HISTORY_SECONDS:.0f} seconds", elem_id="live-history")
+                                           label=f"The last {HISTORY_SECONDS:.0f} seconds", color_title="",
+                                           elem_id="live-history")
             parts["transcript"] = gr.Textbox(label="Heard (with the microphone on)", lines=3, max_lines=6,
                                              interactive=False, autoscroll=True, elem_id="live-transcript")
     return parts

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from demo.palette import COLOUR_NAMES
 from merclip.audio_features import SAMPLE_RATE
 from merclip.sample_media import face_frames, recordings
 from tests.app_server import AppServer
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.slow
 SENTENCE = "heath_ledger.mp3"  # "If you're good at something, never do it for free."
 BAR_VALUES = "els => els.map(e => e.getAttribute('aria-label')).join('|')"
 AXIS_TEXT = "els => els.map(e => e.textContent)"
+BAR_MARKS = "els => els.map(e => ({aria: e.getAttribute('aria-label') || '', fill: e.getAttribute('fill') || ''}))"
 
 
 @pytest.fixture(scope="module")
@@ -69,25 +71,46 @@ def test_live_bars_follow_the_camera_and_the_last_seconds_get_the_full_analysis(
             seen.add(page.eval_on_selector_all("#live-bars svg .mark-rect path", BAR_VALUES))
             page.wait_for_timeout(100)
         status = page.locator("#live-status").inner_text()
+        bars = page.eval_on_selector_all("#live-bars svg .mark-rect path", BAR_MARKS)
+        names = page.eval_on_selector_all("#live-bars svg text", AXIS_TEXT)
+        title = page.locator("#live-bars").inner_text()
         page.screenshot(path=os.environ.get("MERCLIP_LIVE_SCREENSHOT", "/tmp/merclip-live.png"))
 
         page.locator("#live-labels textarea").fill("calm, tense")
         changed = time.monotonic()
-        while "tense" not in page.eval_on_selector_all("#live-bars svg text", AXIS_TEXT):
+        while not any(text.startswith("tense ") for text in page.eval_on_selector_all("#live-bars svg text", AXIS_TEXT)):
             assert time.monotonic() - changed < 5, "new labels did not reach the bars"
             page.wait_for_timeout(50)
         label_change = time.monotonic() - changed
+        page.wait_for_timeout(300)
+        changed_bars = page.eval_on_selector_all("#live-bars svg .mark-rect path", BAR_MARKS)
         page.wait_for_function("document.querySelector('#live-transcript textarea').value.length > 10",
                                timeout=60_000)
         heard = page.locator("#live-transcript textarea").input_value().lower()
 
         page.locator("#analyse-last").click()
-        page.locator("#summary").get_by_text("Modalities used").wait_for(timeout=240_000)
+        page.locator("#heading").get_by_text("Showing the whole clip").wait_for(timeout=240_000)
         summary = page.locator("#summary").inner_text()
+        exported_words = page.locator("#transcript").inner_text().lower()
+        clip_tab_colours = page.locator("#bars img").get_attribute("alt").rsplit("Colours: ", 1)[1]
         labels = page.locator("#labels textarea").input_value()
         errors = page.locator(".toast-body.error").count()
         browser.close()
     assert len(seen) >= 10, f"the bars changed {len(seen)} times in 10 s"
+    probabilities = [float(bar["aria"].split("probability: ")[1].split(";")[0]) for bar in bars]
+    assert probabilities == sorted(probabilities, reverse=True), f"the bars are sorted: {bars}"
+    named = [name for name in names if "%" in name and not name.startswith("Now: ")]
+    assert len(named) == len(bars) == 7, f"each bar shows its percentage: {names}"
+    assert "\nNow: " in title, f"the winner is said in words: {title}"
+    colour_names = {name: hex_ for hex_, name in COLOUR_NAMES.items()}
+    clip_tab = {pair.split(" = ")[0]: colour_names[pair.split(" = ")[1]]
+                for pair in clip_tab_colours.rsplit(". ", 1)[0].split(", ")}
+    assert set(clip_tab) == {"calm", "tense"}, clip_tab
+    for bar in changed_bars:  # the live bars wear the clip tab's colours (the labels there are now the live ones)
+        label = bar["aria"].split("label: ")[1].split(";")[0].strip()
+        assert bar["fill"].lower() == clip_tab[label].lower(), (bar, clip_tab)
+    assert sum(w in exported_words for w in ("good", "something", "never", "free")) >= 2, \
+        f"the exported seconds have the sentence heard in them: {exported_words}"
     assert "updates/s" in status and "face found" in status, status
     assert label_change < 1.5, f"new labels took {label_change:.2f} s to show"
     assert sum(w in heard for w in ("good", "something", "never", "free")) >= 2, heard
