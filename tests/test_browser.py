@@ -25,11 +25,21 @@ def chromium() -> str:
     return path
 
 
+RESULT_TIMEOUT_MS = 180_000
+
+
 def load(page, url: str) -> None:
     """Open the page and wait until it is drawn. (Not "networkidle": the page keeps a heartbeat
     connection open so the server knows when a visitor leaves, and the network is never idle.)"""
     page.goto(url)
     page.locator("#analyse").wait_for(timeout=60_000)
+
+
+def first_screen(page) -> None:
+    """Wait for the example's finished analysis that a new page opens with (a visitor sees it
+    before acting; what they do before it arrives can be replaced by it)."""
+    page.locator("#heading").get_by_text("Example: Great news!").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#bars img").wait_for(timeout=RESULT_TIMEOUT_MS)
 
 
 def test_visitor_uploads_a_clip_and_sees_every_figure(chromium, tmp_path):
@@ -41,6 +51,8 @@ def test_visitor_uploads_a_clip_and_sees_every_figure(chromium, tmp_path):
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             load(page, server.url)
+            first_screen(page)
+            page.locator("#video").get_by_label("Clear").click()  # the example's clip makes room for the visitor's
             page.locator("#video input[type=file]").set_input_files(str(EXAMPLE))
             page.locator("#video video").wait_for(timeout=30_000)
             page.locator("#analyse").click()

@@ -17,7 +17,7 @@ from demo.palette import COLOUR_NAMES
 from merclip.audio_features import SAMPLE_RATE
 from merclip.sample_media import face_frames, recordings
 from tests.app_server import AppServer
-from tests.test_browser import CHROMIUM_ARGS, chromium, load  # noqa: F401 -- the fixture
+from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
 from tests.test_browser_webcam import write_wav, write_y4m
 
 pytestmark = pytest.mark.slow
@@ -47,6 +47,7 @@ def server():
 
 def _open_live_tab(page, url):
     load(page, url)
+    first_screen(page)
     page.get_by_role("tab", name="Live webcam").click()
 
 

@@ -20,7 +20,7 @@ from PIL import Image
 from merclip.audio_features import SAMPLE_RATE
 from merclip.sample_media import face_frames, recordings
 from tests.app_server import AppServer
-from tests.test_browser import CHROMIUM_ARGS, chromium, load  # noqa: F401 -- the fixture
+from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
 
 pytestmark = pytest.mark.slow
 VIEWPORTS = {"laptop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -65,12 +65,6 @@ def run_example(page, name: str = "Great news! (emotions)") -> None:
     page.get_by_role("button", name=name).click()
     page.locator("#heading").get_by_text("Showing the whole clip").wait_for(timeout=RESULT_TIMEOUT)
     page.locator("#crops img").first.wait_for(timeout=RESULT_TIMEOUT)
-
-
-def first_screen(page) -> None:
-    """Wait for the example's result that a new page opens with."""
-    page.locator("#heading").get_by_text("Example: Great news!").wait_for(timeout=RESULT_TIMEOUT)
-    page.locator("#bars img").wait_for(timeout=RESULT_TIMEOUT)
 
 
 def headline_and_table(page) -> str:

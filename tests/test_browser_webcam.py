@@ -14,7 +14,7 @@ from PIL import Image
 from merclip.audio_features import SAMPLE_RATE
 from merclip.sample_media import SPEECH_TEXT, recordings, face_frames
 from tests.app_server import AppServer
-from tests.test_browser import CHROMIUM_ARGS, chromium, load  # noqa: F401 -- the fixture
+from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
 
 pytestmark = pytest.mark.slow
 SENTENCE = "heath_ledger.mp3"  # "If you're good at something, never do it for free."
@@ -57,6 +57,7 @@ def test_visitor_records_with_the_webcam_and_gets_all_three_modalities(chromium,
             context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera", "microphone"])
             page = context.new_page()
             load(page, server.url)
+            first_screen(page)
             page.get_by_label("Capture from camera").click()
             page.get_by_text("Click to Access Webcam").click()
             record = page.get_by_label("start recording")
