@@ -41,4 +41,5 @@ CSS = """
 #heading p, #media-note p { margin: 0; }
 #media-note p { color: #b91c1c; font-weight: 600; }
 #crops { height: auto !important; }
+#segment-choice input { padding-right: 2em; text-overflow: ellipsis; }
 """

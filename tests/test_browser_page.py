@@ -11,6 +11,7 @@ readable contrast, and figures that no panel tag covers.
 from __future__ import annotations
 
 import os
+import time
 import wave
 
 import numpy as np
@@ -137,8 +138,10 @@ def test_enter_rescores_and_a_label_mistake_is_said_by_the_box_while_the_figures
     colours = colours_in(bars_alt(page))
     type_into(labels, "calm, excited, sad")
     page.locator("#stale").get_by_text("for the previous labels").wait_for(timeout=10_000)  # stale figures are marked
+    pressed = time.monotonic()
     labels.press("Enter")  # the example on the first screen is re-scored like any analysed clip
     page.wait_for_function("() => document.querySelector('#bars img')?.alt.includes('excited')", timeout=30_000)
+    print(f"{viewport}: Enter to new bars in the browser: {time.monotonic() - pressed:.2f} s")  # the bench times it
     assert page.locator("#stale").inner_text().strip() == "", "the notice goes once the figures are new"
     assert labels.input_value() == "calm, excited, sad", "Enter did not add a line"
     assert colours_in(bars_alt(page))["sad"] == colours["sad"], "a label keeps its colour for the whole visit"
