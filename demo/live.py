@@ -67,6 +67,9 @@ DEVICE_NOTE_HEAD = """<script>
 KEPT_LIVE_CLIPS = 16  # recent clips kept for Gradio to copy: a few seconds' worth of clicks
 LIVE_IDLE_SECONDS = 300  # a session without frames for this long is forgotten (a tab closed without notice)
 CHART_STEP_SECONDS = 0.25  # the rolling chart keeps a point every this often
+# the rolling chart is sent at most this often: redrawing its ~800 points in the browser at every
+# frame halved the rate at which the bars could follow the face (3.5 updates/s on 2 cores)
+CHART_EVERY_SECONDS = 1.0
 
 
 class LiveService:
@@ -78,6 +81,7 @@ class LiveService:
         self.where = where  # what the page says about where live frames are scored
         self._sessions: dict[str, LiveSession] = {}
         self._seen: dict[str, float] = {}
+        self._charted: dict[str, tuple[float, tuple[str, ...]]] = {}  # each visitor's chart: when last sent, its labels
         self._lock = threading.Lock()
 
     @property
@@ -101,12 +105,14 @@ class LiveService:
         with self._lock:
             self._sessions.pop(key, None)
             self._seen.pop(key, None)
+            self._charted.pop(key, None)
 
     def _forget_idle(self) -> None:
         cutoff = time.monotonic() - LIVE_IDLE_SECONDS
         for key in [k for k, seen in self._seen.items() if seen < cutoff]:
             self._sessions.pop(key, None)
             self._seen.pop(key, None)
+            self._charted.pop(key, None)
 
     def on_frame(self, frame: np.ndarray | None, labels: str, colours: LabelColours, request: gr.Request) -> tuple:
         """A camera frame: (bars, rolling chart, status, label note), or skipped updates if it was dropped;
@@ -130,8 +136,18 @@ class LiveService:
         if reading is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         shown = label_colours(reading.prediction, palette=colours)
-        return (bars_frame(reading, shown), history_frame(session, shown), status_line(session, reading, self.where),
-                note)
+        return bars_frame(reading, shown), self._chart(request.session_hash, session, shown), status_line(
+            session, reading, self.where), note
+
+    def _chart(self, key: str, session: LiveSession, colours: Mapping[str, str]) -> gr.LinePlot | dict:
+        """The rolling chart, if it was last sent CHART_EVERY_SECONDS ago (or its labels changed)."""
+        now, labels = time.monotonic(), tuple(session.labels)
+        with self._lock:
+            sent, charted = self._charted.get(key, (0.0, ()))
+            due = now - sent >= CHART_EVERY_SECONDS or labels != charted
+            if due:
+                self._charted[key] = (now, labels)
+        return history_frame(session, colours) if due else gr.skip()
 
     def on_sound(self, chunk: tuple[int, np.ndarray] | None, request: gr.Request) -> str | dict:
         """A microphone chunk: the words heard so far, when a new window was transcribed."""

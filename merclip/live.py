@@ -33,6 +33,7 @@ from merclip.audio_decode import is_silent
 from merclip.audio_features import SAMPLE_RATE, audio_frame_features
 from merclip.features import ClipFeatures
 from merclip.labels import LabelSet, parse_labels
+from merclip.live_hearing import WhisperWorker, live_recognizer
 from merclip.result import Prediction
 from merclip.sample_media import write_clip
 from merclip.templates import resolve_templates
@@ -65,7 +66,8 @@ class LiveReading:
 
 
 # Whisper hears one window at a time for the whole process, off the camera's and the microphone's
-# streams: a stream handler never waits for it, and the frames keep the CPU it leaves.
+# streams: a stream handler never waits for it. On the CPU it runs in a process of its own that yields
+# to the frames (see live_hearing), so they keep their speed while it transcribes.
 _LISTENER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merclip-live-listen")
 
 
@@ -193,6 +195,8 @@ class LiveSession:
             mono = librosa.resample(mono, orig_sr=rate, target_sr=SAMPLE_RATE)
         self._collect(wait=False)
         with self._state:
+            if not self._sound and not self._listening:  # the microphone's first chunk: Whisper gets ready
+                self._listening.append(_LISTENER.submit(self._start_hearing))
             self._keep_sound(mono, at)
             window = self._utterance_ended()
             if window is not None and not len(window):  # 4 s of silence: the last words leave the frames
@@ -245,6 +249,12 @@ class LiveSession:
         self._unheard = 0
         return window[max(0, first - int(LEAD_SECONDS * SAMPLE_RATE)):]
 
+    def _start_hearing(self) -> None:
+        """Start live mode's Whisper process (on the listener thread) before the first utterance needs it."""
+        recognizer = live_recognizer(self.analyzer.recognizer)
+        if isinstance(recognizer, WhisperWorker):
+            recognizer.start()
+
     def _listen(self, window: np.ndarray) -> None:
         """Transcribe an utterance (on the listener thread); its words and voice join the next frames."""
         heard = self._features_of(window)
@@ -258,7 +268,7 @@ class LiveSession:
             return ClipFeatures()
         audio, audio_times = audio_frame_features(window)
         features = ClipFeatures(audio=torch.from_numpy(audio), audio_times=audio_times.tolist())
-        recognizer = self.analyzer.recognizer
+        recognizer = live_recognizer(self.analyzer.recognizer)  # on the CPU, a process of its own
         words = [w.word for w in recognizer.transcribe(window).words] if recognizer is not None else []
         text = self.analyzer.model.encode_transcript(words) if words else None
         if text is not None:

@@ -18,6 +18,7 @@ import numpy as np
 from merclip.analysis import Analyzer
 from merclip.audio_features import SAMPLE_RATE
 from merclip.live import LiveSession
+from merclip.live_hearing import live_recognizer
 from merclip.sample_media import SPEECH_FILES, SPEECH_TEXT, face_frames, recordings
 
 LABELS = "happy, sad, angry, surprised, fearful, disgusted, neutral"
@@ -99,8 +100,9 @@ def microphone_figures(analyzer: Analyzer, frames: list[np.ndarray], seconds: fl
     track, sentences = _spoken(seconds)
     session = LiveSession(analyzer, LABELS)
     busy: list[tuple[float, float]] = []
-    recognizer = analyzer.recognizer
+    recognizer = live_recognizer(analyzer.recognizer)  # what the session transcribes with
     transcribe = recognizer.transcribe
+    transcribe(np.zeros(SAMPLE_RATE, np.float32))  # loaded, as on a server that is up
 
     def timed_transcribe(*args, **kwargs):
         began = time.perf_counter() - started

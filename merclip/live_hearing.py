@@ -1,0 +1,176 @@
+"""Whisper for live mode, in a process of its own: one CPU thread, scheduled only when the frames leave a core idle.
+
+On two cores, the camera's frames are scored by torch on two threads that meet at a barrier after
+every operation. A transcription running beside them takes a core away for a scheduler time slice at
+a time, and each barrier then waits for it: scoring fell from 6-7 to 1-3 frames per second while
+Whisper ran (a lower nice value only softened it: 4.2 at nice 10, 4.7 at 19). Here Whisper runs in
+a process of its own, on one thread, under SCHED_IDLE: any waking frame thread preempts it at once,
+and it runs in the gaps the frames leave (the Python between operations and frames), which on this
+bench still heard each sentence within about 2.5 s. Under other sustained CPU work it waits for that
+work. The clip analysis keeps the process's own Whisper and its speed.
+
+The worker is this module run as a script (without the package's torch; no re-import of the app's
+main module, as multiprocessing's spawn would do), started with its end of a socket pair. It only
+ever receives float32 samples as raw bytes and answers in JSON: nothing is pickled either way. It
+ends when this process closes its end of the socket, or exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from merclip.errors import MerClipError, first_line
+from merclip.transcribe import SpeechRecognizer, Transcript, Word, whisper_model_path
+
+CPU_THREADS = 1  # one core for Whisper at most; the frames keep the other
+
+_workers: dict[str, WhisperWorker] = {}
+_workers_lock = threading.Lock()
+
+
+class WhisperWorker:
+    """A Whisper SPEC loaded in a worker process; `transcribe` as `SpeechRecognizer.transcribe` (one at a time).
+
+    A worker that dies or fails to load raises a readable MerClipError; the next call starts a new one."""
+
+    def __init__(self, spec: str, english_only: bool) -> None:
+        self.spec = spec
+        self.english_only = english_only
+        self._process: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id, once it runs."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
+    def transcribe(self, waveform: np.ndarray) -> Transcript:
+        """Words with start/end seconds of a 16 kHz window, heard by the worker."""
+        with self._lock:
+            reply = self._ask(np.ascontiguousarray(waveform, np.float32).tobytes())
+        words = [Word(word, start, end) for word, start, end in reply["words"]]
+        return Transcript(text=" ".join(w.word for w in words), words=words)
+
+    def start(self) -> None:
+        """Start the worker and load its model now (a few seconds), so the first utterance does not wait for it."""
+        with self._lock:
+            self._connection()
+
+    def close(self) -> None:
+        """End the worker (it exits when its pipe closes; one that does not is killed)."""
+        with self._lock:
+            self._stop()
+
+    def _ask(self, window: bytes) -> dict:
+        conn = self._connection()
+        try:
+            conn.send_bytes(window)
+            return self._reply(conn.recv_bytes())
+        except (EOFError, OSError) as exc:
+            code = self._stop()
+            raise MerClipError(f"live transcription stopped: its Whisper process ended (exit code {code}); "
+                               "the next utterance starts a new one") from exc
+
+    def _connection(self) -> Connection:
+        """The socket to a running worker, started (and its model loaded) if there is none."""
+        if self._process is None or self._process.poll() is not None:
+            self._stop()
+            mine, theirs = socket.socketpair()
+            with mine, theirs:
+                arguments = [str(theirs.fileno()), whisper_model_path(self.spec), "en" if self.english_only else "any",
+                             os.path.dirname(os.path.abspath(__file__))]
+                self._process = subprocess.Popen([sys.executable, "-c", _WORKER, *arguments],
+                                                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+                self._conn = Connection(os.dup(mine.fileno()))
+            try:
+                self._reply(self._conn.recv_bytes())
+            except (EOFError, OSError) as exc:
+                code = self._stop()
+                raise MerClipError(f"live transcription could not start: its Whisper process ended (exit code {code})") from exc
+            except MerClipError:
+                self._stop()
+                raise
+        return self._conn
+
+    def _reply(self, data: bytes) -> dict:
+        reply = json.loads(data)
+        if "error" in reply:
+            raise MerClipError(f"live transcription failed: {reply['error']}")
+        return reply
+
+    def _stop(self) -> int | None:
+        """Close the socket and end the worker (killed if it does not exit); its exit code."""
+        if self._conn is not None:
+            self._conn.close()
+        code = None
+        if self._process is not None:
+            try:
+                code = self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                code = self._process.wait()
+        self._conn, self._process = None, None
+        return code
+
+
+def live_recognizer(recognizer: SpeechRecognizer | None) -> SpeechRecognizer | WhisperWorker | None:
+    """What transcribes live speech: the process-wide worker for a Whisper on the CPU (one per SPEC),
+    the recognizer itself on a GPU (it takes no CPU from the frames), None without Whisper."""
+    if recognizer is None or recognizer.model.model.device != "cpu":
+        return recognizer
+    with _workers_lock:
+        if recognizer.spec not in _workers:
+            _workers[recognizer.spec] = WhisperWorker(recognizer.spec, recognizer.english_only)
+        return _workers[recognizer.spec]
+
+
+# `python -m merclip.live_hearing` without the package's __init__, which loads torch and CLIP (~550 MB
+# the worker never uses): the package is an empty namespace over its folder.
+_WORKER = """
+import runpy, sys, types
+package = types.ModuleType("merclip")
+package.__path__ = [sys.argv[4]]
+sys.modules["merclip"] = package
+runpy.run_module("merclip.live_hearing", run_name="__main__")
+"""
+
+
+def _serve(conn: Connection, path: str, english_only: bool) -> None:
+    """The worker: load the Whisper model at `path` on one thread under SCHED_IDLE, then transcribe each
+    window it is sent until the pipe closes. Failures are sent back as one line; the worker keeps serving."""
+    from faster_whisper import WhisperModel
+
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # before the model's threads start: they inherit it
+    try:
+        model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=CPU_THREADS)
+    except Exception as exc:  # noqa: BLE001 (any load failure is the caller's message, not a dead pipe)
+        conn.send_bytes(json.dumps({"error": f"Whisper model at {path} could not be loaded: {first_line(exc)}"}).encode())
+        return
+    recognizer = SpeechRecognizer(model, path, english_only)
+    conn.send_bytes(b"{}")
+    while True:
+        try:
+            window = np.frombuffer(conn.recv_bytes(), np.float32)
+        except EOFError:  # the live process closed its end, or ended
+            return
+        try:
+            reply = {"words": [[w.word, w.start, w.end] for w in recognizer.transcribe(window).words]}
+        except Exception as exc:  # noqa: BLE001 (a window Whisper cannot read: said; the next is heard)
+            reply = {"error": first_line(exc)}
+        try:
+            conn.send_bytes(json.dumps(reply).encode())
+        except OSError:  # the live process went away while this window was heard
+            return
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])), sys.argv[2], sys.argv[3] == "en")

@@ -1,0 +1,64 @@
+"""Live mode's Whisper runs in a process of its own, on one thread under SCHED_IDLE, so the camera's
+frames keep the CPU while it transcribes; a worker that dies or cannot load is said, and the stream goes on."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from merclip.analysis import Analyzer
+from merclip.audio_features import SAMPLE_RATE
+from merclip.errors import MerClipError
+from merclip.live import LiveSession
+from merclip.live_hearing import WhisperWorker, live_recognizer
+from merclip.sample_media import face_frames, recordings
+
+LABELS = "happy, sad, neutral"
+
+
+@pytest.fixture(scope="module")
+def spoken():
+    """ "If you're good at something, never do it for free." and a pause that ends it."""
+    return np.concatenate([recordings(("heath_ledger.mp3",))[0], np.zeros(SAMPLE_RATE, np.float32)])
+
+
+def _say(session: LiveSession, sound: np.ndarray, start: float = 0.0) -> None:
+    step = SAMPLE_RATE // 2
+    for i in range(0, len(sound), step):
+        session.hear(sound[i: i + step], SAMPLE_RATE, at=start + (i + step) / SAMPLE_RATE)
+
+
+def test_live_words_come_from_a_whisper_process_that_yields_to_the_frames(tiny_model, spoken, monkeypatch):
+    analyzer = Analyzer(tiny_model, whisper="bundled")
+    monkeypatch.setattr(analyzer.recognizer, "transcribe", lambda *a, **k: pytest.fail("the process's own Whisper"))
+    session = LiveSession(analyzer, LABELS)
+    _say(session, spoken)
+    session.settle(120)
+    assert "good at something" in " ".join(session.transcript).lower()
+    worker = live_recognizer(analyzer.recognizer)
+    assert isinstance(worker, WhisperWorker) and worker.pid not in (None, os.getpid())
+    assert os.sched_getscheduler(worker.pid) == os.SCHED_IDLE, "the frames preempt it"
+    assert session.offer(face_frames(1)[0], at=5.0).prediction.modalities == ["text", "audio", "vision"]
+
+
+def test_a_killed_whisper_process_is_said_the_stream_goes_on_and_the_next_utterance_is_heard(tiny_model, spoken):
+    analyzer = Analyzer(tiny_model, whisper="bundled")
+    worker = live_recognizer(analyzer.recognizer)
+    worker.start()
+    os.kill(worker.pid, signal.SIGKILL)
+    session = LiveSession(analyzer, LABELS)
+    _say(session, spoken)
+    with pytest.raises(MerClipError, match="Whisper process ended"):
+        session.settle(120)
+    assert session.offer(face_frames(1)[0], at=4.0) is not None, "the camera goes on"
+    _say(session, spoken, start=4.0)
+    session.settle(120)
+    assert "good at something" in " ".join(session.transcript).lower(), "a new worker heard the next one"
+
+
+def test_a_whisper_the_worker_cannot_load_says_why(tmp_path):
+    worker = WhisperWorker(str(tmp_path), english_only=True)  # a folder without a model in it
+    with pytest.raises(MerClipError, match="could not be loaded"):
+        worker.transcribe(np.zeros(SAMPLE_RATE, np.float32))
+    assert worker.pid is None
