@@ -238,7 +238,9 @@ def bars_frame(reading: LiveReading, colours: Mapping[str, str]) -> gr.BarPlot:
     data = pd.DataFrame({"bar": names, "label": [reading.labels[i] for i in order],
                          "probability": np.round(reading.smoothed[order], 4)})
     top = float(reading.smoothed[order[0]])
-    return gr.BarPlot(data, x="bar", y="probability", color="label", sort=names, y_lim=[0, _fitted(top)],
+    # sorted by value, not by a list of the names: a list sent with the data can reach the chart a frame
+    # after it, and a name it does not hold (a percentage changed) went to the end
+    return gr.BarPlot(data, x="bar", y="probability", color="label", sort="-y", y_lim=[0, _fitted(top)],
                       color_map={label: colours[label] for label in reading.labels},
                       title=f"Now: {reading.labels[order[0]]} ({top:.0%})", x_title=" ", x_label_angle=-30,
                       colors_in_legend=[])  # the bars say their labels

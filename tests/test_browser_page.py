@@ -166,8 +166,9 @@ def test_enter_rescores_and_a_label_mistake_is_said_by_the_box_while_the_figures
     page.close()
 
 
-def test_choosing_an_utterance_redraws_every_panel_for_it(browser, server):
-    page = open_page(browser, server, "laptop")
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_choosing_an_utterance_redraws_every_panel_for_it(browser, server, viewport):
+    page = open_page(browser, server, viewport)
     run_example(page, "A rough day (sentiment)")
     timeline = page.locator("#segments img").get_attribute("alt")
     assert timeline.startswith("Utterances over time: ") and timeline.count(" s ") >= 2, timeline
@@ -192,8 +193,9 @@ def test_choosing_an_utterance_redraws_every_panel_for_it(browser, server):
     page.close()
 
 
-def test_a_mistake_is_said_beside_its_input_and_no_panel_is_marked_failed(browser, server, tmp_path):
-    page = open_page(browser, server, "laptop")
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_mistake_is_said_beside_its_input_and_no_panel_is_marked_failed(browser, server, tmp_path, viewport):
+    page = open_page(browser, server, viewport)
     first_screen(page)
     before = bars_alt(page)
     broken = tmp_path / "portrait.png"
