@@ -50,7 +50,7 @@ class FirstScreen:
                     log.warning("merclip: the first screen's example was not analysed: %s", exc)
                     self._failed = True
                     return None
-                self._outputs = tuple(_encoded(value) for value in outputs)
+                self._outputs = tuple(encoded_for_browser(value) for value in outputs)
             return self._outputs
 
     def on_load(self, colours: LabelColours) -> tuple:
@@ -67,7 +67,7 @@ class FirstScreen:
         return (str(self.clip), self.preset, self.labels, *(shown[name] for name in OUTPUT_NAMES), colours)
 
 
-def _encoded(value: Any) -> Any:
+def encoded_for_browser(value: Any) -> Any:
     """A figure (bare or in an update) as the data the page receives, so each visit costs no drawing."""
     if isinstance(value, Figure):
         return DescribedPlot().postprocess(value)

@@ -10,7 +10,7 @@ import statistics
 import time
 from pathlib import Path
 
-from demo.described_plot import DescribedPlot
+from demo.first_screen import encoded_for_browser
 from demo.models import ModelChoice, ModelStore
 from demo.palette import LabelColours
 from demo.service import OUTPUT_NAMES, AnalysisService
@@ -55,14 +55,7 @@ def _median(handler) -> float:
     times = []
     for i in range(RUNS):
         started = time.perf_counter()
-        _encode_figures(handler(i))
+        for value in handler(i):
+            encoded_for_browser(value)
         times.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(times), 1)
-
-
-def _encode_figures(outputs: tuple) -> None:
-    plot = DescribedPlot()
-    for value in outputs:
-        figure = value.get("value") if isinstance(value, dict) else value
-        if hasattr(figure, "savefig"):
-            plot.postprocess(figure)

@@ -125,14 +125,13 @@ class AnalysisService:
         return _on_page(lambda: self._outputs(self._rescored(clip_id, labels, templates), same_clip=True,
                                               selected=segment_number(choice), colours=colours), colours)
 
-    @staticmethod
-    def new_media(path: str | None) -> tuple:
+    def new_media(self, path: str | None) -> tuple:
         """A new upload or recording: the analysed clip is forgotten (its clip_id) and the other input
         emptied; a file that cannot be read is said at once, beside the inputs, and removed."""
         if not path:
             return gr.skip(), gr.skip(), gr.skip(), ""
         try:
-            inspect_media(path, Limits())
+            inspect_media(path, self.limits)  # the server's own limits (--max-mb, --max-seconds)
         except MerClipError as exc:  # nothing else changes: the clip on screen is still the one analysed
             return gr.skip(), gr.skip(), None, f"⚠️ {markdown_text(str(exc))}"
         return "", None, gr.skip(), ""
