@@ -64,6 +64,31 @@ DEVICE_NOTE_HEAD = """<script>
 })();
 </script>"""
 
+# One Record button: the camera's. The microphone (its own Record and Stop hidden by the page's CSS) starts and
+# stops with it while "Listen too" is ticked, and follows the box when it is changed during a stream. The
+# camera's button says "stop recording" while it streams; a click is seen before the camera handles it.
+MICROPHONE_FOLLOWS_CAMERA_HEAD = """<script>
+(() => {
+  const streaming = () => !!document.querySelector('#live-camera button.capture-button [title="stop recording"]');
+  const follow = (cameraOn) => {
+    const microphone = document.querySelector('#live-microphone');
+    const listen = document.querySelector('#live-listen input');
+    if (!microphone) return;
+    const start = microphone.querySelector('button.record-button');
+    const stop = microphone.querySelector('button.stop-button');
+    if (cameraOn && listen && listen.checked && start) start.click();
+    if (!(cameraOn && listen && listen.checked) && stop) stop.click();
+  };
+  document.addEventListener('click', (event) => {
+    const button = event.target.closest && event.target.closest('#live-camera button.capture-button');
+    if (button) { const wasOn = streaming(); setTimeout(() => follow(!wasOn), 0); }
+  }, true);
+  document.addEventListener('change', (event) => {
+    if (event.target.closest && event.target.closest('#live-listen')) follow(streaming());
+  }, true);
+})();
+</script>"""
+
 KEPT_LIVE_CLIPS = 16  # recent clips kept for Gradio to copy: a few seconds' worth of clicks
 LIVE_IDLE_SECONDS = 300  # a session without frames for this long is forgotten (a tab closed without notice)
 CHART_STEP_SECONDS = 0.25  # the rolling chart keeps a point every this often

@@ -35,11 +35,12 @@ INTRO = """# MER-CLIP: how does CLIP read emotion from a face, a voice and words
 Record or upload a short video and press **Analyse**, or click an example. Type your own labels (`happy|joyful`: synonyms
 of one label; `positive=1`: a numeric anchor) and press Enter to re-score the same clip in a fraction of a second."""
 
-LIVE_INTRO = f"""**1.** Click *Click to Access Webcam*, then the round button under the picture: the bars follow the face
-in it, frame by frame (the Face stage of the same model). **2.** Optional: press *Record* under *Microphone*, and the
-words and voice of each sentence join in at its pause (or every {HEARING_WINDOW_SECONDS:.0f} s of speech). **3.**
-*Analyse the last seconds* runs the full analysis on what the camera and microphone just captured. Frames are scored
-on {{where}}; a stream stops after {{limit}} s (press the round button again to go on)."""
+LIVE_INTRO = f"""**1.** Click *Click to Access Webcam* and allow the camera (and the microphone, while *Listen too* is
+ticked). **2.** Press *Record* under the picture: the bars follow the face in it, frame by frame (the Face stage of the
+same model), and the words and voice of each sentence join in at its pause (or every {HEARING_WINDOW_SECONDS:.0f} s of
+speech). Press it again to stop. **3.** *Analyse the last seconds* runs the full analysis on what the camera and
+microphone just captured. Frames are scored on {{where}}; a stream stops after {{limit}} s (press *Record* again to go
+on)."""
 LIVE_FRAME_SECONDS = 0.1  # the camera sends a frame this often; the ones that arrive while one is scored are skipped
 LIVE_TIME_LIMIT = 120  # seconds a visitor's stream may hold one of the live slots
 LIVE_VISITORS = 4  # streams scored at once
@@ -131,7 +132,7 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
                     outputs["clip_id"].render()
                     outputs["segments_csv"].render()
 
-            with gr.Tab("Live webcam", id="live"):
+            with gr.Tab("Live webcam", id="live", elem_id="live-tab"):
                 live_parts = _live_tab(live)
         page.unload(live.leave)
         if first_screen is not None:  # waits for the example's analysis only on a server's first visit
@@ -203,14 +204,17 @@ def _live_tab(live: LiveService) -> dict[str, gr.components.Component]:
             gr.HTML('<p id="live-device-note" role="alert" hidden></p>')
             parts["camera"] = gr.Image(label="Camera", sources=["webcam"], streaming=True, type="numpy", height=300,
                                        elem_id="live-camera")
+            parts["listen"] = gr.Checkbox(True, label="Listen too: the microphone records with the camera",
+                                          interactive=True, elem_id="live-listen")
         with gr.Column(scale=3, min_width=320):
-            parts["status"] = gr.Markdown("Start the camera: the bars follow the face in it.", elem_id="live-status")
+            parts["status"] = gr.Markdown("Press Record under the picture: the bars follow the face in it.",
+                                          elem_id="live-status")
             parts["bars"] = gr.BarPlot(x="bar", y="probability", color="label", y_lim=[0, 1], height=260,
                                        label="Labels now (smoothed)", show_label=False, elem_id="live-bars")
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
-            parts["microphone"] = gr.Audio(label="Microphone (optional)", sources=["microphone"], streaming=True,
-                                           type="numpy", elem_id="live-microphone")
+            parts["microphone"] = gr.Audio(label="Microphone (starts and stops with Record)", sources=["microphone"],
+                                           streaming=True, type="numpy", elem_id="live-microphone")
             parts["labels"] = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (take effect on the next frame)",
                                          lines=1, max_lines=4, elem_id="live-labels",
                                          info="comma-separated; synonyms with |; numeric anchors with =")

@@ -42,4 +42,5 @@ CSS = """
 #media-note p { color: #b91c1c; font-weight: 600; }
 #crops { height: auto !important; }
 #segment-choice input { padding-right: 2em; text-overflow: ellipsis; }
+#live-microphone .record-button, #live-microphone .stop-button { display: none; }  /* the camera's Record drives it */
 """
