@@ -185,3 +185,20 @@ def test_four_visitors_stream_at_once_then_leave_and_a_fifth_gets_a_slot(chromiu
     assert listening == 0, "with Listen too unticked, Record starts the camera alone"
     assert all(b > a for a, b in zip(first, later)), f"every visitor's bars kept moving: {first} -> {later}"
     assert fifth_updates > 0
+
+
+def test_on_a_phone_the_camera_and_the_bars_fit_in_one_screen(chromium, devices, server):  # noqa: F811
+    """Stacked, the bars end within one screen of the camera's top: scroll to the camera and both are in view."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS + devices)
+        page = browser.new_context(viewport={"width": 390, "height": 844}, permissions=["camera"]).new_page()
+        _open_live_tab(page, server.url)
+        page.locator("#live-listen input").uncheck()
+        _start_camera(page)
+        camera = page.locator("#live-camera").bounding_box()
+        bars = page.locator("#live-bars").bounding_box()
+        browser.close()
+    assert bars["y"] > camera["y"] + camera["height"] - 1, f"stacked: the bars under the camera {camera} {bars}"
+    assert bars["y"] + bars["height"] - camera["y"] <= 844, f"camera top to bars bottom: {camera} {bars}"
