@@ -3,6 +3,10 @@
 Safetensors cannot run code when loaded, so checkpoints from strangers are safe to
 open; the JSON config holds everything needed to rebuild the model around them.
 CLIP itself is not saved: it is frozen and named by the config's CLIP spec.
+
+`hf-hub:ORG/NAME[@REVISION]` names a Hugging Face Hub repository holding those two
+files: only they are fetched (into the usual Hugging Face cache, reused after), never a
+pickle; offline, or with the hub unreachable, the cache alone answers.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from merclip.errors import MerClipError
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+HUB_PREFIX = "hf-hub:"
 
 
 def save_checkpoint(directory: str | Path, head: torch.nn.Module, config: ModelConfig) -> Path:
@@ -35,8 +40,9 @@ def save_checkpoint(directory: str | Path, head: torch.nn.Module, config: ModelC
 
 def read_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """Read a checkpoint folder (or its weights file) with clear errors for everything that can be wrong."""
-    config = read_checkpoint_config(path)
-    weights_path = _folder(path) / WEIGHTS_FILE
+    folder = checkpoint_folder(path)
+    config = read_checkpoint_config(folder)
+    weights_path = folder / WEIGHTS_FILE
     try:
         state = load_file(str(weights_path))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
@@ -46,7 +52,7 @@ def read_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tens
 
 def read_checkpoint_config(path: str | Path) -> ModelConfig:
     """The config of a complete checkpoint, without reading its weights (e.g. to know its CLIP)."""
-    folder = _folder(path)
+    folder = checkpoint_folder(path)
     if not folder.is_dir():
         raise MerClipError(f"checkpoint not found: {path} (expected a folder with {WEIGHTS_FILE} and {CONFIG_FILE})")
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -60,9 +66,52 @@ def read_checkpoint_config(path: str | Path) -> ModelConfig:
     return ModelConfig.from_dict(data, source=str(config_path))
 
 
-def _folder(path: str | Path) -> Path:
+def checkpoint_folder(path: str | Path) -> Path:
+    """The local folder of a checkpoint: the folder itself, its weights file's folder, or the
+    cached snapshot of an `hf-hub:` repository (downloaded first when online and not cached)."""
+    if str(path).startswith(HUB_PREFIX):
+        return _hub_snapshot(str(path)[len(HUB_PREFIX):])
     folder = Path(path)
     return folder.parent if folder.is_file() and folder.name.endswith(".safetensors") else folder
+
+
+def _hub_snapshot(name: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    from merclip.hub import offline_if_hub_unreachable
+
+    repo, _, revision = name.partition("@")
+    with offline_if_hub_unreachable():
+        try:
+            config = Path(hf_hub_download(repo, CONFIG_FILE, revision=revision or None))
+            # the snapshot's commit pins the weights to the revision the config came from
+            hf_hub_download(repo, WEIGHTS_FILE, revision=config.parent.name)
+        except (OSError, ValueError) as exc:  # huggingface_hub's errors derive from these
+            raise MerClipError(f"checkpoint {HUB_PREFIX}{name}: {_hub_problem(exc)}") from exc
+    return config.parent
+
+
+def _hub_problem(exc: Exception) -> str:
+    from huggingface_hub.errors import (
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(exc, LocalEntryNotFoundError):
+        return ("not in the local Hugging Face cache, and the hub is offline (HF_HUB_OFFLINE) or unreachable: "
+                "run once online, or give a local folder")
+    if isinstance(exc, HFValidationError):
+        return "not a repository name (expected hf-hub:ORG/NAME or hf-hub:ORG/NAME@REVISION)"
+    if isinstance(exc, RevisionNotFoundError):
+        return "the repository has no such revision"
+    if isinstance(exc, RemoteEntryNotFoundError):
+        return f"the repository has no {WEIGHTS_FILE} + {CONFIG_FILE} (only safetensors checkpoints are loaded)"
+    if isinstance(exc, RepositoryNotFoundError):
+        return "no such repository on the hub (or it is private or gated: log in with `hf auth login`)"
+    return f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def load_weights(head: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

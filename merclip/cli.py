@@ -154,14 +154,15 @@ def _settings(args: argparse.Namespace, labels: LabelSet, mode: SegmentMode | No
     """Everything that decides a result's numbers, named in every record of --out and --csv so a
     resumed run can be checked against it (the device, the cache and the limits that only refuse or
     stop a file do not change the numbers). Read before any model loads."""
-    from merclip.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_config
+    from merclip.checkpoint import CONFIG_FILE, HUB_PREFIX, WEIGHTS_FILE, checkpoint_folder, read_checkpoint_config
     from merclip.templates import resolve_templates
 
     config = read_checkpoint_config(args.checkpoint) if args.checkpoint else None
-    checkpoint = Path(args.checkpoint).resolve() if args.checkpoint else None
+    on_hub = bool(args.checkpoint) and args.checkpoint.startswith(HUB_PREFIX)
+    checkpoint = args.checkpoint if on_hub else Path(args.checkpoint).resolve() if args.checkpoint else None
     digest = None
     if checkpoint is not None:  # its weights and config: a checkpoint retrained in place is another model
-        folder, digest = checkpoint.parent if checkpoint.is_file() else checkpoint, hashlib.sha256()
+        folder, digest = checkpoint_folder(args.checkpoint), hashlib.sha256()
         for name in (WEIGHTS_FILE, CONFIG_FILE):
             digest.update((folder / name).read_bytes())
     segments = None if mode is None else mode.kind if mode.kind == "utterance" else f"window:{mode.window_seconds:g}"

@@ -3,7 +3,9 @@
 Writes REPORT.json and REPORT.md. Several checkpoints (e.g. one per seed) are
 aggregated as mean and standard deviation. Every report also has a zero-shot row: the
 untrained head (CLIP prior only) with the same label prompts, so it shows what
-training adds. `--zero-shot` evaluates only that.
+training adds. `--zero-shot` evaluates only that. MMSA data is scored with its
+dataset's metrics (CH-SIMS has its own; see train.metrics), the dataset guessed from
+the label range unless `--dataset` names it.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from merclip.api import MerClip, build_head, load_model
 from merclip.clip_loader import DEFAULT_CLIP, load_clip
 from merclip.errors import MerClipError
 from train.data import FeatureSet
-from train.metrics import aggregate
+from train.metrics import DATASETS, aggregate, classification_metrics, regression_metrics
+from train.mmsa import load_mmsa
 from train.scoring import Scorer
 from train.sources import load_data
-from train.train import task_metrics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", nargs="*", default=[], help="trained folders (several: mean and std)")
     parser.add_argument("--data", required=True)
     parser.add_argument("--format", required=True, choices=["mmsa", "manifest"])
+    parser.add_argument("--dataset", default=None, choices=DATASETS,
+                        help="MMSA data: which metrics (default: CH-SIMS when every label is in [-1, 1], else MOSI)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, help="REPORT.json (REPORT.md is written beside it)")
     parser.add_argument("--zero-shot", action="store_true", help="evaluate only the untrained model")
@@ -43,14 +47,18 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise MerClipError("give --checkpoint DIR (one or more) or --zero-shot")
     trained = [load_model(args.clip, checkpoint, args.device) for checkpoint in args.checkpoint]
     clip = trained[0].clip if trained else load_clip(args.clip or DEFAULT_CLIP, args.device)
-    data = load_data(args.data, args.format, clip)
+    if args.dataset and args.format != "mmsa":
+        raise MerClipError("--dataset applies to --format mmsa only")
+    data = load_mmsa(args.data, clip, dataset=args.dataset) if args.format == "mmsa" else load_data(
+        args.data, args.format, clip)
     samples = data.split(args.split)
     if not samples:
         raise MerClipError(f"the data has no '{args.split}' split")
     labels = args.labels or _training_labels(args.checkpoint) or data.labels
     zero_shot = _scores(MerClip(clip, build_head(data.model_config(clip))), samples, labels, data)
     runs = [_scores(model, samples, labels, data) for model in trained]
-    report = {"split": args.split, "data": str(args.data), "task": data.task, "labels": labels, "n": len(samples),
+    report = {"split": args.split, "data": str(args.data), "task": data.task, "dataset": data.source.get("dataset"),
+              "labels": labels, "n": len(samples),
               "checkpoints": [str(c) for c in args.checkpoint], "zero_shot": zero_shot}
     if len(runs) == 1:
         report |= runs[0] | {"runs": runs}
@@ -65,7 +73,10 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 def _scores(model: MerClip, samples, labels: str, data: FeatureSet) -> dict[str, float]:
     scorer = Scorer(model, labels, data.task)
-    return task_metrics(data.task, scorer.predict(model.head, samples), scorer.targets(samples), scorer.labels.names)
+    preds, targets = scorer.predict(model.head, samples), scorer.targets(samples)
+    if data.task == "regression":
+        return regression_metrics(preds, targets, data.source.get("dataset", "mosi"))
+    return classification_metrics(targets, preds, scorer.labels.names)
 
 
 def _training_labels(checkpoints: list[str]) -> str | None:
@@ -90,6 +101,16 @@ def markdown_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_report(report: dict, path: str | Path) -> str:
+    """REPORT.json and REPORT.md beside it; returns the markdown."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    markdown = markdown_report(report)
+    out.with_suffix(".md").write_text(markdown, encoding="utf-8")
+    return markdown
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -97,11 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except MerClipError as exc:
         print(f"train.evaluate: error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown_report(report), encoding="utf-8")
-    print(markdown_report(report))
+    print(write_report(report, args.out))
     return 0
 
 
