@@ -141,13 +141,15 @@ def write_segments_csv(result: dict, folder: Path, source_name: str = "clip") ->
 
 
 def untrained_note(prediction: Prediction) -> str:
-    """One line naming the stages left out because their adapter is untrained (their attention means nothing)."""
+    """One line naming the stages not drawn because no training changed them: an untrained head's
+    adapters, or a checkpoint's stages for a modality its training data never had."""
     names = [STAGE_NAMES.get(stage.modality, stage.modality) for stage in prediction.stages if not stage.trained]
     if not names:
         return ""
-    return (f"*Not drawn: the {' and '.join(names)} stage{'s' if len(names) > 1 else ''} "
-            f"read{'' if len(names) > 1 else 's'} through an adapter that is not trained yet, so "
-            f"{'their' if len(names) > 1 else 'its'} attention means nothing. A checkpoint trained with `train/` draws every stage.*")
+    plural = len(names) > 1
+    return (f"*Not drawn: no training has changed the {' and '.join(names)} stage{'s' if plural else ''}, so "
+            f"{'their' if plural else 'its'} attention means nothing and adds nothing to the score. A checkpoint "
+            "trained with `train/` on data with this modality draws it.*")
 
 
 def face_gallery(analysis: ClipAnalysis, served: Path) -> list[tuple[str, str]]:

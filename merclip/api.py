@@ -124,6 +124,7 @@ class MerClip:
                 rows[index] = (out, row)
         decoded = time.perf_counter()
         trained = self.head.trained  # (a look at every weight: once, not once per stage of every clip)
+        left_out = self.untrained_stages()
         predictions = []
         for index, (features, unusable) in enumerate(zip(prepared.clips, prepared.unusable)):
             out, row = rows[index]
@@ -133,6 +134,7 @@ class MerClip:
                                      self.clip.logit_scale, warnings)
             for stage in prediction.stages:
                 stage.trained = trained or not self.head.has_adapter(stage.modality)
+            _add_left_out_stages(prediction, features, left_out, self.config.stage_order)
             if features.vision is not None and self.config.clip_vision:
                 vision = features.vision.to(embeddings["vision"])
                 prediction.frame_similarity = (embeddings["vision"] @ vision.T).float().cpu().numpy()
@@ -144,9 +146,13 @@ class MerClip:
     def prepare(self, clips: Sequence[ClipFeatures], project: bool = True) -> PreparedClips:
         """Clips checked, batched and, with `project`, run through everything of the head that does not
         depend on the labels (on this model's device), for scoring many label sets."""
-        checked = [self._usable(features) for features in clips]
-        if not all(set(features.modalities) & set(self.config.stage_order) for features, _ in checked):
-            raise MerClipError("nothing to analyse: the input has no face or frame, no speech and no audio")
+        left_out = self.untrained_stages()
+        checked = [self._usable(features, left_out) for features in clips]
+        for features, warnings in checked:
+            if not set(features.modalities) & set(self.config.stage_order):
+                if warnings:
+                    raise MerClipError("nothing to analyse: " + "; ".join(warnings))
+                raise MerClipError("nothing to analyse: the input has no face or frame, no speech and no audio")
         kept = [features for features, _ in checked]
         batches = [PreparedBatch(bucket, batch_of([kept[i] for i in bucket], self.device if project else "cpu"))
                    for bucket in length_buckets(kept)]
@@ -156,9 +162,21 @@ class MerClip:
                     batch.memories = self.head.memories(batch.inputs)
         return PreparedClips(kept, [unusable for _, unusable in checked], batches)
 
-    def _usable(self, features: ClipFeatures) -> tuple[ClipFeatures, list[str]]:
+    def untrained_stages(self) -> tuple[str, ...]:
+        """The stages of a trained head that its training never changed (their modality was in none of
+        its training clips), in stage order: inference leaves them out. Empty for an untrained head
+        (CLIP zero-shot, every stage as built) and for a checkpoint that does not record its trained
+        stages (from before `ModelConfig.trained_stages`): there the whole head counts as trained."""
+        recorded = self.config.trained_stages
+        if recorded is None or not self.head.trained:
+            return ()
+        return tuple(m for m in self.config.stage_order if m not in recorded)
+
+    def _usable(self, features: ClipFeatures, left_out: Sequence[str] = ()) -> tuple[ClipFeatures, list[str]]:
         """Drop modalities whose features are not what this model was trained on (e.g. a head
-        trained on a dataset's own audio/vision features, given features from a video file)."""
+        trained on a dataset's own audio/vision features, given features from a video file), and
+        those whose stage training never touched (`left_out`): a random adapter's reading, or a
+        stage the readout never learnt to weigh, must not move the score."""
         expected = {"audio": self.config.audio_feature_dim,
                     "vision": self.config.embed_dim if self.config.clip_vision else self.config.vision_feature_dim}
         kept, warnings = replace(features), []
@@ -168,6 +186,12 @@ class MerClip:
                 setattr(kept, modality, None)
                 warnings.append(f"this model reads {width}-dim {modality} features (from its training data), "
                                 f"not the {values.shape[-1]}-dim ones of this input: the {modality} stage is skipped")
+        for modality in left_out:
+            if getattr(kept, modality) is not None:
+                setattr(kept, modality, None)
+                if modality == "text":
+                    kept.text_pooled = None
+                warnings.append(f"this model was not trained on {modality}: its {modality} stage is left out")
         return kept, warnings
 
     def _model_warnings(self, out: HeadOutput, used: list[str]) -> list[str]:
@@ -217,6 +241,20 @@ def _prediction(label_set: LabelSet, features: ClipFeatures, out: HeadOutput, ro
     )
 
 
+def _add_left_out_stages(prediction: Prediction, features: ClipFeatures, left_out: Sequence[str],
+                         order: Sequence[str]) -> None:
+    """A stage left out because training never touched it, for a clip that has its modality: listed,
+    in stage order, as `trained: false` with no attention (it read nothing and added nothing)."""
+    added = [StageAttention(name=f"{modality} stage (left out: not trained)", modality=modality,
+                            elements=list(features.elements_of(modality)),
+                            attention=np.zeros((len(prediction.labels), len(features.elements_of(modality))),
+                                               dtype=np.float32),
+                            trained=False)
+             for modality in left_out if features.elements_of(modality)]
+    if added:
+        prediction.stages = sorted(prediction.stages + added, key=lambda stage: list(order).index(stage.modality))
+
+
 def _fingerprint(clip: ClipBundle, head: MerClipHead) -> str:
     """Names this model (its CLIP and every weight of its head): two checkpoints, two names. A local
     CLIP weights file counts with its size and time, so replacing it is not served stale features."""
@@ -230,11 +268,33 @@ def _fingerprint(clip: ClipBundle, head: MerClipHead) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_head(config: ModelConfig) -> MerClipHead:
-    """A fresh head, seeded so an untrained model is the same everywhere."""
+def build_head(config: ModelConfig, seed: int = RANDOM_SEED) -> MerClipHead:
+    """A fresh head, its random weights (adapters, stage MLPs) drawn from `seed` alone, without touching the
+    global random state: an untrained model (seed 0, as loaded without a checkpoint) is the same everywhere,
+    and training with `--seed S` starts from seed S's initialisation. Every seed gives exactly CLIP
+    zero-shot before training (the readout starts at zero whatever the seed)."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_SEED)
+        torch.manual_seed(seed)
         return MerClipHead(config)
+
+
+def stage_weights(head: MerClipHead, modality: str) -> dict[str, torch.Tensor]:
+    """The weights of one stage: its decoder stage and the adapter, if any, that brings its modality
+    into CLIP's space."""
+    prefixes = (f"decoder.stages.{modality}.",) + ((f"{modality}_adapter.",) if head.has_adapter(modality) else ())
+    return {name: value for name, value in head.state_dict().items() if name.startswith(prefixes)}
+
+
+def changed_stages(head: MerClipHead, seed: int = RANDOM_SEED) -> tuple[str, ...]:
+    """The stages whose weights differ from a fresh head of the same config built from `seed`: what
+    training changed. The initialisation is deterministic, so this holds after a resume too."""
+    fresh = build_head(replace(head.config, trained_stages=None), seed)
+    changed = []
+    for modality in head.config.stage_order:
+        now, start = stage_weights(head, modality), stage_weights(fresh, modality)
+        if any(not torch.equal(value.detach().cpu().float(), start[name].float()) for name, value in now.items()):
+            changed.append(modality)
+    return tuple(changed)
 
 
 def load_model(clip: str | None = None, checkpoint: str | Path | None = None, device: str = "auto") -> MerClip:

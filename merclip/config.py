@@ -26,6 +26,12 @@ class ModelConfig:
     adapter and have no CLIP prior; `prior_weights` mix the per-modality CLIP priors
     (vision favoured: CLIP was trained on images); `attention_temperature` is the
     initial `tau` of every stage's cosine attention.
+
+    `trained_stages` is written by training: the stages (each its decoder stage and the
+    adapter, if any, of its modality) whose weights training changed. A stage of a trained
+    head that is not listed never saw its modality (e.g. audio, for clips without sound):
+    inference leaves it out rather than read a random adapter. None: not recorded (an
+    untrained head, or a checkpoint from before the field existed: the whole head counts).
     """
 
     clip: str = DEFAULT_CLIP
@@ -37,9 +43,15 @@ class ModelConfig:
     prior_weights: dict[str, float] = field(default_factory=lambda: {"vision": 0.7, "text": 0.3})
     attention_temperature: float = 1 / 0.07
     mlp_ratio: float = 2.0
+    trained_stages: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.stage_order = tuple(self.stage_order)
+        if self.trained_stages is not None:
+            self.trained_stages = tuple(self.trained_stages)
+            if any(m not in self.stage_order for m in self.trained_stages):
+                raise MerClipError(f"trained stages {list(self.trained_stages)}: expected stages of "
+                                   f"{list(self.stage_order)}")
         if not self.stage_order or len(set(self.stage_order)) != len(self.stage_order) or any(
             m not in MODALITIES for m in self.stage_order
         ):
@@ -64,6 +76,10 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["stage_order"] = list(self.stage_order)
+        if self.trained_stages is None:
+            del data["trained_stages"]  # as before the field existed: older readers still open the checkpoint
+        else:
+            data["trained_stages"] = list(self.trained_stages)
         data["templates"] = {m: list(t) for m, t in self.templates.items()}
         return {"format": CONFIG_FORMAT, **data}
 

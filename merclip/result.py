@@ -12,7 +12,9 @@ import numpy as np
 class StageAttention:
     """One decoder stage: labels as rows, the modality's elements (words or seconds) as columns.
     `trained` is False when the elements come from an adapter that was never trained (audio before
-    training): that attention is computed but means nothing yet."""
+    training): that attention is computed but means nothing yet; and for a stage of a trained head
+    that training never touched (its modality was in none of the training clips): that stage is left
+    out, its attention all zero, and adds nothing to the score."""
 
     name: str
     modality: str

@@ -2,7 +2,7 @@
 
 Tiny random CLIP on the CPU; MMSA cases have CMU-MOSI's layout with 80/20/40 samples, the
 video case 80 clips (48/16/16) of real pictures through `train.extract`. Training is
-seeded, so each figure is the same on every run.
+seeded (initialisation and batch order), so each figure is the same on every run.
 """
 
 import pytest
@@ -37,6 +37,8 @@ def test_a_class_shown_in_2_of_8_video_frames_is_learned_and_attended(tmp_path):
     outcome = run_case("video", features, "manifest", carried, tmp_path / "run", TINY)
     assert outcome.trained >= 0.9 and outcome.zero_shot <= 0.7, outcome
     assert outcome.attention_share["vision"] >= 2.0, outcome
+    assert outcome.trained_stages == ("vision",), "the clips have no sound and no transcript: only vision trained"
+    assert len(outcome.epoch_scores) == 20 and outcome.kept_vs_best >= -0.05, outcome
 
 
 def test_fusion_needs_both_the_words_and_the_voice(tmp_path):

@@ -72,7 +72,7 @@ def test_an_untrained_stage_is_named_in_a_line_not_drawn(tmp_path):
     audio = StageAttention("stage 2: audio", "audio", [0.0, 0.05], np.array([[0.5, 0.5]] * 3), trained=False)
     text, vision = prediction().stages
     result = prediction(stages=[text, audio, vision], modalities=["text", "audio", "vision"], missing=[])
-    assert "Voice stage reads through an adapter that is not trained" in untrained_note(result)
+    assert "no training has changed the Voice stage" in untrained_note(result)
     assert untrained_note(prediction()) == ""
     view = build_view(result, None, tmp_path, crops=False)
     assert [f is not None for f in view.shown.stages] == [True, True, False], "two drawn stages, the third slot empty"

@@ -116,7 +116,10 @@ def test_training_lowers_the_loss_and_writes_a_loadable_checkpoint(trained, mmsa
     scorer = Scorer(model, labels, "regression")
     valid = data.split("valid")
     mae = sentiment_metrics(scorer.predict(model.head, valid), scorer.targets(valid))["mae"]
-    assert mae == pytest.approx(min(float(r["valid_metric"]) for r in rows), abs=1e-5)
+    kept = [r for r in rows if r["kept"] == "1"][-1]
+    assert mae == pytest.approx(float(kept["valid_metric"]), abs=1e-5)
+    assert mae == pytest.approx(float(kept["valid_loss"]), abs=1e-5), "for regression the loss (L1) is the MAE"
+    assert float(kept["valid_loss"]) == min(float(r["valid_loss"]) for r in rows)
     # ...and the app's own prediction path gives the same score for a clip
     sample = data.split("test")[0]
     assert model.predict(sample.features, labels).sentiment == pytest.approx(
@@ -165,8 +168,12 @@ def test_resuming_equals_training_straight_through(mmsa, tmp_path):
     assert len(log_rows(resumed)) == 2
     assert train_module.main(flags(mmsa, resumed, epochs=4) + ["--patience", "99", "--resume"]) == 0
     assert len(log_rows(resumed)) == 4
-    a, b = load_file(str(straight / "last" / "model.safetensors")), load_file(str(resumed / "last" / "model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    for name in ("last/model.safetensors", "model.safetensors"):  # where training ended, and the kept epoch
+        a, b = load_file(str(straight / name)), load_file(str(resumed / name))
+        assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), name
+    columns = ("epoch", "step", "valid_loss", "valid_metric", "kept")
+    assert [[r[c] for c in columns] for r in log_rows(straight)] == [[r[c] for c in columns] for r in log_rows(resumed)]
+    assert json.loads((straight / "config.json").read_text()) == json.loads((resumed / "config.json").read_text())
 
 
 def test_config_file_and_flags(mmsa, tmp_path):
@@ -236,9 +243,11 @@ def test_torchrun_two_processes_match_one_process(mmsa, tmp_path):
 
 
 def test_early_stopping_waits_for_the_minimum_number_of_epochs(mmsa, tmp_path):
-    """With nothing to learn (lr 0) the validation metric never improves after epoch 1: patience alone would stop
-    at epoch 3; the run goes on to --min-epochs, then stops."""
+    """With nothing to learn (lr 0) the validation loss never improves after epoch 1: patience alone would stop
+    at epoch 3; the run goes on to --min-epochs, then stops (--min-steps 0: the epochs alone decide here)."""
     out = tmp_path / "flat"
-    assert train_module.main(flags(mmsa, out, epochs=12) + ["--lr", "0", "--patience", "2", "--min-epochs", "6"]) == 0
+    assert train_module.main(flags(mmsa, out, epochs=12) + ["--lr", "0", "--patience", "2", "--min-epochs", "6",
+                                                            "--min-steps", "0"]) == 0
     rows = log_rows(out)
-    assert len(rows) == 6 and len({r["valid_metric"] for r in rows}) == 1
+    assert len(rows) == 6 and len({r["valid_metric"] for r in rows}) == 1 and len({r["valid_loss"] for r in rows}) == 1
+    assert [r["kept"] for r in rows] == ["1", "0", "0", "0", "0", "0"]

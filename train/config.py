@@ -26,8 +26,11 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of all steps
     grad_clip: float = 1.0
-    patience: int = 5  # epochs without a better validation metric before stopping...
-    min_epochs: int = 10  # ...counted only from here: a small, noisy validation split must not end a run early
+    patience: int = 5  # epochs without a lower validation loss before stopping...
+    min_epochs: int = 10  # ...but never before this many epochs...
+    min_steps: int = 100  # ...nor this many optimiser steps: a small, noisy validation split must not end a run early
+    min_delta: float = 0.0  # a lower validation loss counts only if lower by more than this (absolute)...
+    min_delta_rel: float = 1e-4  # ...and by more than this fraction of the best so far
     seed: int = 0
     labels: str = ""  # default: the dataset's (MOSI 7-level anchors, or the manifest's class names)
     stages: str = ""  # decoder stages in order, e.g. "text,audio" (an ablation: the others are left out); default all
@@ -42,6 +45,8 @@ class TrainConfig:
             raise MerClipError(f"--format {self.format}: expected mmsa or manifest")
         if self.epochs < 1 or self.batch_size < 1:
             raise MerClipError("--epochs and --batch-size must be at least 1")
+        if self.min_delta < 0 or self.min_delta_rel < 0 or self.min_steps < 0 or self.min_epochs < 0:
+            raise MerClipError("--min-delta, --min-delta-rel, --min-steps and --min-epochs must not be negative")
 
 
 def build_parser() -> argparse.ArgumentParser:
