@@ -27,6 +27,10 @@ class ModelConfig:
     (vision favoured: CLIP was trained on images); `attention_temperature` is the
     initial `tau` of every stage's cosine attention.
 
+    `interaction_features` is the width of the readout's interaction features (see
+    `merclip.model`); a checkpoint config without the key is from before them and loads
+    with 0, the linear readout it was trained with.
+
     `trained_stages` is written by training: the stages (each its decoder stage and the
     adapter, if any, of its modality) whose weights training changed. A stage of a trained
     head that is not listed never saw its modality (e.g. audio, for clips without sound):
@@ -43,6 +47,7 @@ class ModelConfig:
     prior_weights: dict[str, float] = field(default_factory=lambda: {"vision": 0.7, "text": 0.3})
     attention_temperature: float = 1 / 0.07
     mlp_ratio: float = 2.0
+    interaction_features: int | None = None  # None: mlp_ratio x embed_dim; 0: a linear readout, as before them
     trained_stages: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -67,6 +72,10 @@ class ModelConfig:
         for name in ("embed_dim", "audio_feature_dim", "vision_feature_dim"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise MerClipError(f"model config: {name} must be a positive integer")
+        if self.interaction_features is None:
+            self.interaction_features = int(self.embed_dim * self.mlp_ratio)
+        if int(self.interaction_features) < 0:
+            raise MerClipError("model config: interaction_features must be 0 or more")
 
     @property
     def clip_vision(self) -> bool:
@@ -91,6 +100,7 @@ class ModelConfig:
         unknown = sorted(set(data) - known - {"format"})
         if unknown:
             raise MerClipError(f"{source} has unknown keys: {', '.join(unknown)}")
+        data = {"interaction_features": 0, **data}  # written by every config since; before, the readout was linear
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
         except (TypeError, ValueError) as exc:

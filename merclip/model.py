@@ -6,6 +6,16 @@ The decoder term scores each label's final query state, through a learned readou
 against that label's own embedding, so it applies to labels never seen in training; the
 readout starts at zero, which makes the untrained model exactly CLIP zero-shot while its
 gradient, from the first step, depends on what the decoder attended to.
+
+What the readout reads (`MerClipHead.evidence`): the label's anchor, the evidence `delta`
+the stages gathered, and interaction features gelu(W LN(delta)) of that evidence, which
+make products of modalities readable (a positive voice with a negative face: a linear
+readout of `delta` only ever sums the modalities' evidence). The evidence and its
+interaction features are centred on their running mean over training batches, so the
+readout's gradient on them carries what differs between clips; uncentred, that mean is
+the same for every clip, and with the anchor it made Adam move the labels' constant
+scores ~15x faster than the evidence until the softmax saturated on one label and
+training stopped (issue 28: a planted xor stayed at a constant predictor).
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ class HeadOutput:
     attentions: dict[str, torch.Tensor]
 
 
+MEAN_RATE = 0.1  # the running mean's weight on the latest batch, once ten have been seen
+
+
 class MerClipHead(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -43,9 +56,14 @@ class MerClipHead(nn.Module):
         self.vision_adapter = (None if config.clip_vision else
                                nn.Sequential(nn.Linear(config.vision_feature_dim, dim), nn.LayerNorm(dim)))
         self.decoder = CrossModalDecoder(dim, config.stage_order, config.attention_temperature, config.mlp_ratio)
-        self.readout = nn.Linear(dim, dim)
+        features = config.interaction_features
+        self.readout = nn.Linear(dim + features, dim)
         nn.init.zeros_(self.readout.weight)
         nn.init.zeros_(self.readout.bias)
+        if features:
+            self.interaction = nn.Linear(dim, features)
+            self.register_buffer("evidence_mean", torch.zeros(dim + features))
+            self.register_buffer("mean_updates", torch.zeros(()))
 
     def forward(self, inputs: Mapping[str, ModalityInput], label_embeddings: Mapping[str, torch.Tensor],
                 logit_scale: float, logit_bias: float | None = None,
@@ -59,9 +77,31 @@ class MerClipHead(nn.Module):
         priors, weights = self._priors(inputs, label_embeddings, logit_scale, logit_bias)
         delta, attentions = self.decoder(label_embeddings, memories or self.memories(inputs), masks)
         anchor = F.normalize(torch.stack([label_embeddings[m] for m in self.decoder.order]).mean(dim=0), dim=-1)
-        decoder_term = logit_scale * torch.einsum("bkd,kd->bk", self.readout(anchor + delta), anchor)
+        decoder_term = logit_scale * torch.einsum("bkd,kd->bk", self.readout(self.evidence(anchor, delta)), anchor)
         prior = sum((weights[m][:, None] * priors[m] for m in priors), torch.zeros_like(decoder_term))
         return HeadOutput(prior + decoder_term, priors, weights, decoder_term, attentions)
+
+    def evidence(self, anchor: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """What the readout reads for each label (B, K, d + interaction features): the anchor plus the
+        centred evidence, then the centred interaction features. A training step (grad enabled) first
+        moves the running mean towards its batch's mean. A config without interaction features
+        (checkpoints from before them) reads anchor + delta, as those heads were trained."""
+        if not self.config.interaction_features:
+            return anchor + delta
+        evidence = torch.cat([delta, F.gelu(self.interaction(F.layer_norm(delta, delta.shape[-1:])))], dim=-1)
+        if self.training and torch.is_grad_enabled():
+            self._track_mean(evidence.detach())
+        centred = evidence - self.evidence_mean.to(evidence.dtype)
+        dim = anchor.shape[-1]
+        return torch.cat([centred[..., :dim] + anchor, centred[..., dim:]], dim=-1)
+
+    @torch.no_grad()
+    def _track_mean(self, evidence: torch.Tensor) -> None:
+        """The mean of every batch so far while there are few, then an exponential average (10% per
+        step) that follows the evidence as the decoder learns."""
+        rate = torch.clamp(1.0 / (self.mean_updates + 1), min=MEAN_RATE)
+        self.evidence_mean.lerp_(evidence.float().mean(dim=(0, 1)), rate)
+        self.mean_updates += 1
 
     def memories(self, inputs: Mapping[str, ModalityInput]) -> dict[str, StageMemory]:
         """Each stage's keys and values of its (adapted) elements: all of the head that the labels leave alone."""

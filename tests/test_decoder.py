@@ -144,7 +144,7 @@ def test_prepared_clips_score_as_fresh_ones_without_recomputing_keys_and_values(
 def test_a_closed_mlp_gate_is_skipped_only_where_nothing_learns_from_it(tiny_model, all_features):
     """At inference a stage whose MLP gate is exactly 0 skips its MLP (same result); in training the
     gate's gradient goes through the MLP, so it must run, or the gate could never open."""
-    head = build_head(tiny_model.config)
+    head = build_head(tiny_model.config).eval()  # eval: the gradient flows, the readout's running mean stays
     embeddings, _ = tiny_model.label_embeddings(parse_labels(LABELS), resolve_templates(None))
     batch, scale = all_features.as_batch(), tiny_model.clip.logit_scale
     head.readout.weight.data.normal_(0, 0.1)

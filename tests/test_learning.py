@@ -36,16 +36,20 @@ def test_a_class_shown_in_2_of_8_video_frames_is_learned_and_attended(tmp_path):
     features, carried = video_features(tmp_path, VIDEO_SIZES["small"], TINY)
     outcome = run_case("video", features, "manifest", carried, tmp_path / "run", TINY)
     assert outcome.trained >= 0.9 and outcome.zero_shot <= 0.7, outcome
-    assert outcome.attention_share["vision"] >= 2.0, outcome
+    # 1.9-2.0x over 3 seeds with the interaction readout, which reaches a near-zero loss by epoch 9 (the linear
+    # readout before it needed sharper attention, 3.8x, and 20 epochs); uniform would be 1.0x
+    assert outcome.attention_share["vision"] >= 1.5, outcome
     assert outcome.trained_stages == ("vision",), "the clips have no sound and no transcript: only vision trained"
     assert len(outcome.epoch_scores) == 20 and outcome.kept_vs_best >= -0.05, outcome
 
 
 def test_fusion_needs_both_the_words_and_the_voice(tmp_path):
-    """The words give the score's sign, the voice its size: the three-modality model beats the same model
-    trained without either. 300 training samples (at 80 the margin is too thin to tell; README table)."""
+    """The words give the score's sign, the voice its size: with every seed, the three-modality model beats the
+    same model trained without either. 300 training samples (at 80 the margin is too thin to tell; README table)."""
     path, carried = write_mmsa(tmp_path / "fusion.pkl", MMSA_CASES["fusion: sign in words, size in voice"],
                                {"train": 300, "valid": 60, "test": 100})
-    corr = {stages: run_case("fusion", path, "mmsa", carried, tmp_path / (stages or "all"), TINY, stages).trained
-            for stages in ("", "audio,vision", "text,vision")}
-    assert corr[""] > max(corr["audio,vision"], corr["text,vision"]) + 0.1, corr
+    for seed in (0, 1, 2):
+        corr = {stages: run_case("fusion", path, "mmsa", carried, tmp_path / f"{stages or 'all'}-{seed}", TINY, stages,
+                                 seed).trained
+                for stages in ("", "audio,vision", "text,vision")}
+        assert corr[""] > max(corr["audio,vision"], corr["text,vision"]) + 0.05, (seed, corr)

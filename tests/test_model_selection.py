@@ -100,5 +100,8 @@ def test_the_learning_table_reports_the_spread_over_seeds_and_the_kept_epoch():
     assert [round(r.old_rule_vs_best, 3) for r in runs] == [-0.2, 0.0, -0.1]
     row = table([runs]).splitlines()[2]
     assert "| 0.900 ± 0.082 |" in row and "| -0.067; -0.100 |" in row and "| vision 3.0x |" in row
-    assert "| 3, 3, 3 |" in row and row.endswith("| vision |")
+    assert "| 3, 3, 3 |" in row and row.endswith("| vision | - |"), "no ridge baseline given: none shown"
+    for run in runs:
+        run.ridge = 0.8154
+    assert table([runs]).splitlines()[2].endswith("| vision | 0.815 |")
     assert verdict([runs]).endswith("NO (worst: case, seed 1, -0.100)")

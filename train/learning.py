@@ -8,7 +8,9 @@ of any epoch (each epoch's OUT/last is scored on test after training wrote it: t
 never reaches training, it only shows how well the selection rule chose); the steps until the
 validation metric first gets halfway from zero-shot to its best; how much of the true label's
 attention the carrying stage puts on the carrying elements, as a multiple of the uniform share
-(1.0 = no preference); and which stages training changed. The fusion case is also trained with
+(1.0 = no preference); which stages training changed; and, for the cases without words, what a
+plain learner gets on the same pickle (`planted.pooled_ridge`: ridge regression on degree-2
+features of each sample's mean voice and face features). The fusion case is also trained with
 each of its two modalities left out, which must do worse. "old rule" replays each run's log
 with the selection of before issue 28 (the validation metric, any strict improvement, stopping
 after 5 epochs without one once 10 are done) and scores the epoch it would have kept.
@@ -35,7 +37,7 @@ from merclip.errors import MerClipError
 from train import extract, train
 from train.config import load_config
 from train.data import FeatureSet, Sample
-from train.planted import MMSA_CASES, write_mmsa, write_video_manifest
+from train.planted import MMSA_CASES, pooled_ridge, write_mmsa, write_video_manifest
 from train.scoring import Scorer
 from train.sources import load_data
 from train.train import task_metrics, validation_metric
@@ -65,6 +67,7 @@ class Outcome:
     kept_epoch: int = 0
     trained_stages: tuple[str, ...] | None = None
     old_rule_epoch: int = 0  # what the rule before issue 28 would have kept from the same run (see `old_rule`)
+    ridge: float = float("nan")  # test corr of `planted.pooled_ridge` on the same pickle (cases without words)
 
     @property
     def kept_vs_best(self) -> float:
@@ -206,6 +209,10 @@ def run_all(size: str, clip: str, folder: Path, seeds: int = 3) -> list[list[Out
     for index, (name, case) in enumerate(MMSA_CASES.items()):
         path, carried = write_mmsa(folder / f"case{index}.pkl", case, sizes)
         outcomes.append(run_seeds(seeds, name, path, "mmsa", carried, folder / f"case{index}", clip))
+        if "text" not in case.carriers:  # the baseline reads the voice and face features only
+            ridge = pooled_ridge(path)
+            for outcome in outcomes[-1]:
+                outcome.ridge = ridge
         if case.fusion:
             for left_out in case.carriers:
                 stages = ",".join(m for m in ("text", "audio", "vision") if m != left_out)
@@ -246,8 +253,8 @@ def table(cases: list[list[Outcome]]) -> str:
     seeds = max(len(runs) for runs in cases)
     lines = [f"| case | test metric | trained ({seeds} seed{'s' if seeds > 1 else ''}) | zero-shot | kept - best epoch "
              "(mean; worst) | old rule: kept - best | kept epoch | steps to halfway | attention on carrying elements "
-             "(x uniform) | stages trained |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "(x uniform) | stages trained | ridge, degree 2, on mean voice and face |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for runs in cases:
         first = runs[0]
         shares = ", ".join(f"{m} {np.mean([r.attention_share.get(m, np.nan) for r in runs]):.1f}x"
@@ -259,7 +266,8 @@ def table(cases: list[list[Outcome]]) -> str:
             f"| {first.case} | {first.metric} | {_spread([r.trained for r in runs])} | {first.zero_shot:.3f} "
             f"| {np.mean(gaps):+.3f}; {min(gaps):+.3f} | {np.mean(old_gaps):+.3f}; {min(old_gaps):+.3f} "
             f"| {', '.join(str(r.kept_epoch) for r in runs)} "
-            f"| {', '.join(str(r.steps_to_half) for r in runs)} | {shares} | {' / '.join(stages)} |")
+            f"| {', '.join(str(r.steps_to_half) for r in runs)} | {shares} | {' / '.join(stages)} "
+            f"| {'-' if math.isnan(first.ridge) else f'{first.ridge:.3f}'} |")
     return "\n".join(lines)
 
 

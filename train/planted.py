@@ -6,7 +6,9 @@ must beat CLIP zero-shot, and afterwards the attention of the stage that carries
 should sit on those elements. Used by the tests and by `python -m train.learning`.
 
 - MMSA pickles (CMU-MOSI's layout: Facet vision, COVAREP audio, raw text) for the text,
-  audio, vision and fusion cases;
+  audio, vision and fusion cases, and for two that no sum of per-modality evidence can read
+  (xor of a voice and a face sign; the square of a face feature), with `pooled_ridge` as the
+  plain learner to compare with;
 - a video manifest of real pictures from scikit-image (the class is the face shown in 2
   of 8 frames, the other frames are other photographs) for the raw-video route.
 """
@@ -31,12 +33,14 @@ AUDIO_FEATURE, VISION_FEATURE = 2, 3  # which feature column carries the score
 @dataclass(frozen=True)
 class Case:
     """`carriers`: the modalities whose chosen elements carry the score. Fusion: the words give its
-    sign and the voice its size, so neither modality alone can predict it."""
+    sign and the voice its size, so neither modality alone can predict it. `interaction` plants a
+    score no sum of per-modality evidence can read (see `_plant_interaction`)."""
 
     name: str
     carriers: tuple[str, ...]
     localised: bool = False  # only a few elements carry it (else every audio and video frame, 3 words per point)
     fusion: bool = False
+    interaction: str = ""  # "xor" | "square"
 
 
 MMSA_CASES = {case.name: case for case in (
@@ -47,6 +51,8 @@ MMSA_CASES = {case.name: case for case in (
     Case("audio, 1 s of 5 s", ("audio",), localised=True),
     Case("vision, 2 of 8 frames", ("vision",), localised=True),
     Case("fusion: sign in words, size in voice", ("text", "audio"), localised=True, fusion=True),
+    Case("xor: sign of voice x sign of face", ("audio", "vision"), interaction="xor"),
+    Case("x^2: square of a face feature", ("vision",), interaction="square"),
 )}
 
 
@@ -69,11 +75,14 @@ def write_mmsa(path: Path, case: Case, sizes: dict[str, int], seed: int = 0) -> 
                 where["text"] = sorted(rng.choice(TEXT_LEN, count, replace=False).tolist())
                 for position in where["text"]:
                     words[position] = str(rng.choice(POSITIVE if score > 0 else NEGATIVE))
-            if "audio" in case.carriers:
+            if case.interaction:
+                where = {m: list(range(AUDIO_LEN if m == "audio" else VISION_LEN)) for m in case.carriers}
+                _plant_interaction(case.interaction, score, audio[i], vision[i], rng)
+            elif "audio" in case.carriers:
                 start = int(rng.integers(0, AUDIO_LEN - CARRIED_AUDIO + 1)) if case.localised else 0
                 where["audio"] = list(range(start, start + (CARRIED_AUDIO if case.localised else AUDIO_LEN)))
                 audio[i, where["audio"], AUDIO_FEATURE] += 2 * (abs(score) if case.fusion else score)
-            if "vision" in case.carriers:
+            if "vision" in case.carriers and not case.interaction:
                 where["vision"] = (sorted(rng.choice(VISION_LEN, CARRIED_FRAMES, replace=False).tolist())
                                    if case.localised else list(range(VISION_LEN)))
                 vision[i, where["vision"], VISION_FEATURE] += 2 * score
@@ -88,6 +97,41 @@ def write_mmsa(path: Path, case: Case, sizes: dict[str, int], seed: int = 0) -> 
     with open(path, "wb") as handle:
         pickle.dump(data, handle)
     return path, carried
+
+
+def _plant_interaction(kind: str, score: float, audio: np.ndarray, vision: np.ndarray,
+                       rng: np.random.Generator) -> None:
+    """Every frame of one sample. xor: the voice feature is +-1 at random, the face feature the score
+    with the voice's sign, so their product is the score while each alone says nothing of its sign.
+    square: the face feature is sqrt(6 * (score + 3)) with a random sign: only its square tells."""
+    sign = rng.choice((-1.0, 1.0))
+    if kind == "xor":
+        audio[:, AUDIO_FEATURE] += sign
+        vision[:, VISION_FEATURE] += sign * score
+    else:
+        vision[:, VISION_FEATURE] += sign * np.sqrt(6 * (score + 3))
+
+
+def pooled_ridge(path: Path) -> float:
+    """Test corr of ridge regression on degree-2 polynomial features of each sample's mean audio and
+    vision features (alpha chosen on the valid split): what a plain learner finds in the same pickle."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    with open(path, "rb") as handle:
+        data = pickle.load(handle)  # noqa: S301 -- a pickle this module wrote
+
+    def pooled(split: str) -> tuple[np.ndarray, np.ndarray]:
+        part = data[split]
+        return (np.concatenate([part["audio"].mean(axis=1), part["vision"].mean(axis=1)], axis=1),
+                part["regression_labels"])
+
+    (x, y), (xv, yv), (xt, yt) = (pooled(s) for s in ("train", "valid", "test"))
+    fits = [make_pipeline(PolynomialFeatures(2), StandardScaler(), Ridge(alpha)).fit(x, y)
+            for alpha in 10.0 ** np.arange(-2, 5)]
+    best = min(fits, key=lambda fit: float(np.abs(fit.predict(xv) - yv).mean()))
+    return float(np.corrcoef(best.predict(xt), yt)[0, 1])
 
 
 def write_video_manifest(folder: Path, sizes: dict[str, int], seed: int = 0, size: int = 96

@@ -1,0 +1,73 @@
+"""The readout's interaction features and running mean (issue 28, item 4): what a checkpoint from before
+them still does, and when the running mean moves. That the head learns an interaction is in test_learning."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from merclip import load_model
+from merclip.api import MerClip, build_head
+from merclip.checkpoint import CONFIG_FILE, save_checkpoint
+from merclip.labels import parse_labels
+from merclip.templates import resolve_templates
+
+TINY = "merclip-tiny:random"
+LABELS = "joy, sorrow, rage"
+
+
+def _trained_looking(head):
+    """Random readout weights: a head whose decoder term is not zero, as after training."""
+    with torch.no_grad():
+        head.readout.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(1))
+    return head
+
+
+def test_a_checkpoint_from_before_interaction_features_loads_with_its_linear_readout(tiny_model, faces,
+                                                                                   random_audio_features, tmp_path):
+    """Its config.json has no `interaction_features` and its readout is d x d: it loads as it was trained."""
+    old = _trained_looking(build_head(replace(tiny_model.config, interaction_features=0)))
+    save_checkpoint(tmp_path, old, old.config)
+    config = json.loads((tmp_path / CONFIG_FILE).read_text())
+    del config["interaction_features"]
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+
+    loaded = load_model(TINY, checkpoint=tmp_path, device="cpu")
+    assert loaded.config.interaction_features == 0
+    features = tiny_model.features(images=faces[:2], transcript="what a day", audio=random_audio_features)
+    expected = MerClip(tiny_model.clip, old.eval()).predict(features, LABELS)
+    assert np.allclose(loaded.predict(features, LABELS).logits, expected.logits, atol=1e-5)
+    assert not np.allclose(expected.logits, tiny_model.predict(features, LABELS).logits, atol=1e-2), "a real change"
+
+
+def test_a_new_head_reads_interaction_features_of_the_evidence(tiny_model):
+    head = build_head(tiny_model.config)
+    width = tiny_model.config.embed_dim
+    assert tiny_model.config.interaction_features == 2 * width
+    assert head.readout.weight.shape == (width, 3 * width) and head.interaction.weight.shape == (2 * width, width)
+
+
+def test_the_running_mean_moves_in_training_steps_only(tiny_model, faces, random_audio_features):
+    """Inference must not change the model (two predictions of one clip are equal); a training step (grad
+    enabled, train mode) moves the mean towards its batch's evidence."""
+    head = _trained_looking(build_head(tiny_model.config))
+    features = tiny_model.features(images=faces[:2], transcript="what a day", audio=random_audio_features)
+    embeddings, _ = tiny_model.label_embeddings(parse_labels(LABELS), resolve_templates(None))
+    batch, scale = features.as_batch(), tiny_model.clip.logit_scale
+
+    before = head.evidence_mean.clone()
+    head.eval()
+    first = head(batch, embeddings, scale).logits
+    head.train()
+    with torch.no_grad():
+        head(batch, embeddings, scale)
+    assert torch.equal(head.evidence_mean, before) and int(head.mean_updates) == 0
+    head.eval()
+    assert torch.equal(head(batch, embeddings, scale).logits, first)
+
+    head.train()
+    head(batch, embeddings, scale).logits.sum().backward()
+    assert int(head.mean_updates) == 1 and not torch.equal(head.evidence_mean, before)
+    head.eval()
+    assert not torch.equal(head(batch, embeddings, scale).logits, first), "inference reads the mean it tracked"
