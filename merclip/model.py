@@ -98,9 +98,15 @@ class MerClipHead(nn.Module):
     @torch.no_grad()
     def _track_mean(self, evidence: torch.Tensor) -> None:
         """The mean of every batch so far while there are few, then an exponential average (10% per
-        step) that follows the evidence as the decoder learns."""
+        step) that follows the evidence as the decoder learns. Under torchrun the mean is the whole
+        batch's, over every process's share, so two processes train the same head as one."""
+        total = evidence.float().sum(dim=(0, 1))
+        count = torch.tensor(float(evidence.shape[0] * evidence.shape[1]), device=total.device)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(total)
+            torch.distributed.all_reduce(count)
         rate = torch.clamp(1.0 / (self.mean_updates + 1), min=MEAN_RATE)
-        self.evidence_mean.lerp_(evidence.float().mean(dim=(0, 1)), rate)
+        self.evidence_mean.lerp_(total / count, rate)
         self.mean_updates += 1
 
     def memories(self, inputs: Mapping[str, ModalityInput]) -> dict[str, StageMemory]:

@@ -53,3 +53,15 @@ def test_fusion_needs_both_the_words_and_the_voice(tmp_path):
                                  seed).trained
                 for stages in ("", "audio,vision", "text,vision")}
         assert corr[""] > max(corr["audio,vision"], corr["text,vision"]) + 0.05, (seed, corr)
+
+
+def test_a_product_of_voice_and_face_is_learned(tmp_path):
+    """xor: the score is the product of a voice feature's sign and a face feature, so neither modality alone says
+    anything about its sign (sarcasm's shape). A readout that only sums per-modality evidence stays a constant
+    predictor here (corr -0.12 before the interaction features); 300 training samples, seeds 0-2 gave
+    0.94/0.94/0.85, ridge on degree-2 features of the pooled inputs 0.86."""
+    path, carried = write_mmsa(tmp_path / "xor.pkl", MMSA_CASES["xor: sign of voice x sign of face"],
+                               {"train": 300, "valid": 60, "test": 100})
+    outcome = run_case("xor", path, "mmsa", carried, tmp_path / "run", TINY)
+    assert outcome.trained >= 0.8 and abs(outcome.zero_shot) < 0.3, outcome
+    assert outcome.trained_stages is not None and {"audio", "vision"} <= set(outcome.trained_stages)

@@ -238,8 +238,13 @@ def test_torchrun_two_processes_match_one_process(mmsa, tmp_path):
                *flags(mmsa, double, epochs=2), "--patience", "99"]
     process = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert process.returncode == 0, process.stderr[-3000:]
+    losses = [[float(row["valid_loss"]) for row in log_rows(out)] for out in (single, double)]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-5), "the same model, epoch by epoch"
+    # Weights within half a step (lr 1e-3): the two runs' gradients agree to ~1e-5 relative (measured), but Adam
+    # scales every entry to about lr whatever its size, so an entry whose gradient is near zero, and its sign
+    # rounding, moves by up to a step either way (1.7e-4 here; a rank-local running mean gave 0.088)
     a, b = load_file(str(single / "last" / "model.safetensors")), load_file(str(double / "last" / "model.safetensors"))
-    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a), max((a[k] - b[k]).abs().max().item() for k in a)
+    assert all(torch.allclose(a[k], b[k], atol=5e-4) for k in a), max((a[k] - b[k]).abs().max().item() for k in a)
 
 
 def test_early_stopping_waits_for_the_minimum_number_of_epochs(mmsa, tmp_path):
