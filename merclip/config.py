@@ -28,8 +28,9 @@ class ModelConfig:
     initial `tau` of every stage's cosine attention.
 
     `interaction_features` is the width of the readout's interaction features (see
-    `merclip.model`); a checkpoint config without the key is from before them and loads
-    with 0, the linear readout it was trained with.
+    `merclip.model`; None: `mlp_ratio` x `embed_dim`, read through `interaction_width`); 0 is
+    the linear readout of before them, which a checkpoint config without the key loads with
+    (and which is written without the key, so older readers still open such a checkpoint).
 
     `trained_stages` is written by training: the stages (each its decoder stage and the
     adapter, if any, of its modality) whose weights training changed. A stage of a trained
@@ -72,10 +73,16 @@ class ModelConfig:
         for name in ("embed_dim", "audio_feature_dim", "vision_feature_dim"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise MerClipError(f"model config: {name} must be a positive integer")
+        features = self.interaction_features
+        if features is not None and (not isinstance(features, int) or isinstance(features, bool) or features < 0):
+            raise MerClipError(f"model config: interaction_features must be a whole number, 0 or more (got {features!r})")
+
+    @property
+    def interaction_width(self) -> int:
+        """How many interaction features the readout reads (0: a linear readout)."""
         if self.interaction_features is None:
-            self.interaction_features = int(self.embed_dim * self.mlp_ratio)
-        if int(self.interaction_features) < 0:
-            raise MerClipError("model config: interaction_features must be 0 or more")
+            return int(self.embed_dim * self.mlp_ratio)
+        return self.interaction_features
 
     @property
     def clip_vision(self) -> bool:
@@ -89,6 +96,9 @@ class ModelConfig:
             del data["trained_stages"]  # as before the field existed: older readers still open the checkpoint
         else:
             data["trained_stages"] = list(self.trained_stages)
+        data["interaction_features"] = self.interaction_width
+        if not self.interaction_width:
+            del data["interaction_features"]  # the linear readout, as before the field existed
         data["templates"] = {m: list(t) for m, t in self.templates.items()}
         return {"format": CONFIG_FORMAT, **data}
 

@@ -56,7 +56,7 @@ class MerClipHead(nn.Module):
         self.vision_adapter = (None if config.clip_vision else
                                nn.Sequential(nn.Linear(config.vision_feature_dim, dim), nn.LayerNorm(dim)))
         self.decoder = CrossModalDecoder(dim, config.stage_order, config.attention_temperature, config.mlp_ratio)
-        features = config.interaction_features
+        features = config.interaction_width
         self.readout = nn.Linear(dim + features, dim)
         nn.init.zeros_(self.readout.weight)
         nn.init.zeros_(self.readout.bias)
@@ -86,7 +86,7 @@ class MerClipHead(nn.Module):
         centred evidence, then the centred interaction features. A training step (grad enabled) first
         moves the running mean towards its batch's mean. A config without interaction features
         (checkpoints from before them) reads anchor + delta, as those heads were trained."""
-        if not self.config.interaction_features:
+        if not self.config.interaction_width:
             return anchor + delta
         evidence = torch.cat([delta, F.gelu(self.interaction(F.layer_norm(delta, delta.shape[-1:])))], dim=-1)
         if self.training and torch.is_grad_enabled():
@@ -105,8 +105,10 @@ class MerClipHead(nn.Module):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(total)
             torch.distributed.all_reduce(count)
+        if not bool(torch.isfinite(total).all()):
+            return  # an overflowing step (which the gradient scaler skips) must not poison the mean for good
         rate = torch.clamp(1.0 / (self.mean_updates + 1), min=MEAN_RATE)
-        self.evidence_mean.lerp_(total / count, rate)
+        self.evidence_mean.lerp_((total / count).to(self.evidence_mean.dtype), rate.to(self.evidence_mean.dtype))
         self.mean_updates += 1
 
     def memories(self, inputs: Mapping[str, ModalityInput]) -> dict[str, StageMemory]:

@@ -93,6 +93,8 @@ def test_checkpoint_for_another_clip_size_is_a_clear_error(trained, tmp_path):
         (lambda path: (path / CONFIG_FILE).write_text('{"format": "merclip/1", "layers": 3}'), "unknown keys: layers"),
         (lambda path: (path / CONFIG_FILE).write_text('{"format": "merclip/1", "stage_order": ["smell"]}'),
          "expected distinct modalities"),
+        (lambda path: (path / CONFIG_FILE).write_text('{"format": "merclip/1", "interaction_features": 256.0}'),
+         "interaction_features must be a whole number"),
         (lambda path: (path / WEIGHTS_FILE).unlink(), "has no model.safetensors"),
     ],
 )

@@ -30,11 +30,10 @@ def test_a_checkpoint_from_before_interaction_features_loads_with_its_linear_rea
     old = _trained_looking(build_head(replace(tiny_model.config, interaction_features=0)))
     save_checkpoint(tmp_path, old, old.config)
     config = json.loads((tmp_path / CONFIG_FILE).read_text())
-    del config["interaction_features"]
-    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+    assert "interaction_features" not in config, "written as before the field, so older readers open it too"
 
     loaded = load_model(TINY, checkpoint=tmp_path, device="cpu")
-    assert loaded.config.interaction_features == 0
+    assert loaded.config.interaction_width == 0
     features = tiny_model.features(images=faces[:2], transcript="what a day", audio=random_audio_features)
     expected = MerClip(tiny_model.clip, old.eval()).predict(features, LABELS)
     assert np.allclose(loaded.predict(features, LABELS).logits, expected.logits, atol=1e-5)
@@ -44,7 +43,7 @@ def test_a_checkpoint_from_before_interaction_features_loads_with_its_linear_rea
 def test_a_new_head_reads_interaction_features_of_the_evidence(tiny_model):
     head = build_head(tiny_model.config)
     width = tiny_model.config.embed_dim
-    assert tiny_model.config.interaction_features == 2 * width
+    assert tiny_model.config.interaction_width == 2 * width
     assert head.readout.weight.shape == (width, 3 * width) and head.interaction.weight.shape == (2 * width, width)
 
 

@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from tests.synthetic import write_mmsa
 from train import evaluate as evaluate_module
 from train import extract as extract_module
 from train import train as train_module
+from train.data import FeatureSet
 from train.manifest import load_extracted
 from train.metrics import classification_metrics, sentiment_metrics
 from train.mmsa import load_mmsa
@@ -174,6 +176,21 @@ def test_resuming_equals_training_straight_through(mmsa, tmp_path):
     columns = ("epoch", "step", "valid_loss", "valid_metric", "kept")
     assert [[r[c] for c in columns] for r in log_rows(straight)] == [[r[c] for c in columns] for r in log_rows(resumed)]
     assert json.loads((straight / "config.json").read_text()) == json.loads((resumed / "config.json").read_text())
+
+
+def test_a_run_begun_before_the_interaction_features_resumes_with_its_linear_readout(mmsa, tmp_path, monkeypatch):
+    """Its OUT/last/config.json has no `interaction_features` (as every config before them): resuming with
+    today's code must go on with the readout it began with, not refuse its weights."""
+    out = tmp_path / "old-run"
+    with monkeypatch.context() as patch:
+        made = FeatureSet.model_config
+        patch.setattr(FeatureSet, "model_config", lambda self, clip: replace(made(self, clip), interaction_features=0))
+        assert train_module.main(flags(mmsa, out, epochs=3) + ["--patience", "99", "--stop-after", "1"]) == 0
+    assert "interaction_features" not in json.loads((out / "last" / "config.json").read_text())
+    assert train_module.main(flags(mmsa, out, epochs=3) + ["--patience", "99", "--resume"]) == 0
+    assert len(log_rows(out)) == 3
+    weights = load_file(str(out / "last" / "model.safetensors"))
+    assert weights["readout.weight"].shape[0] == weights["readout.weight"].shape[1] and "evidence_mean" not in weights
 
 
 def test_config_file_and_flags(mmsa, tmp_path):

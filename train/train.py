@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from merclip.api import MerClip, build_head, changed_stages
-from merclip.checkpoint import save_checkpoint
+from merclip.checkpoint import CONFIG_FILE, read_checkpoint_config, save_checkpoint
 from merclip.clip_loader import load_clip
 from merclip.errors import MerClipError
 from merclip.model import MerClipHead
@@ -140,6 +140,10 @@ def _train(config: TrainConfig, dist: Distributed, after_epoch: AfterEpoch | Non
     model_config = data.model_config(clip)
     if config.stages:
         model_config = replace(model_config, stage_order=tuple(m.strip() for m in config.stages.split(",") if m.strip()))
+    if config.resume and (out / "last" / CONFIG_FILE).is_file():
+        # a run begun before the readout's interaction features goes on with the readout it began with
+        saved = read_checkpoint_config(out / "last")
+        model_config = replace(model_config, interaction_features=saved.interaction_width)
     model = MerClip(clip, build_head(model_config, config.seed))
     head = model.head.train()
     labels = config.labels or data.labels
