@@ -61,9 +61,10 @@ class WhisperWorker:
         return Transcript(text=" ".join(w.word for w in words), words=words)
 
     def start(self) -> None:
-        """Start the worker and load its model now (a few seconds), so the first utterance does not wait for it."""
+        """Start the worker and load its model now (a few seconds), so the first utterance does not wait for it.
+        A worker that has died since is replaced without a word: no utterance was waiting on it."""
         with self._lock:
-            self._connection()
+            self._connection(say_an_ended_worker=False)
 
     def close(self) -> None:
         """End the worker (it exits when its pipe closes; one that does not is killed)."""
@@ -76,14 +77,17 @@ class WhisperWorker:
             conn.send_bytes(window)
             return self._reply(conn.recv_bytes())
         except (EOFError, OSError) as exc:
-            code = self._stop()
-            raise MerClipError(f"live transcription stopped: its Whisper process ended (exit code {code}); "
-                               "the next utterance starts a new one") from exc
+            raise _ended(self._stop()) from exc
 
-    def _connection(self) -> Connection:
-        """The socket to a running worker, started (and its model loaded) if there is none."""
-        if self._process is None or self._process.poll() is not None:
-            self._stop()
+    def _connection(self, say_an_ended_worker: bool = True) -> Connection:
+        """The socket to a running worker, started (and its model loaded) if there is none. A worker that
+        died since the last window (killed, out of memory) is said, whether its end is seen here or only
+        when the window is sent (which depends on how soon the system reaps it); the next call starts one."""
+        if self._process is not None and self._process.poll() is not None:
+            code = self._stop()
+            if say_an_ended_worker:
+                raise _ended(code)
+        if self._process is None:
             mine, theirs = socket.socketpair()
             with mine, theirs:
                 arguments = [str(theirs.fileno()), whisper_model_path(self.spec), "en" if self.english_only else "any",
@@ -120,6 +124,11 @@ class WhisperWorker:
                 code = self._process.wait()
         self._conn, self._process = None, None
         return code
+
+
+def _ended(code: int | None) -> MerClipError:
+    return MerClipError(f"live transcription stopped: its Whisper process ended (exit code {code}); "
+                        "the next utterance starts a new one")
 
 
 def live_recognizer(recognizer: SpeechRecognizer | None) -> SpeechRecognizer | WhisperWorker | None:

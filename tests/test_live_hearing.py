@@ -3,6 +3,7 @@ frames keep the CPU while it transcribes; a worker that dies or cannot load is s
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -46,7 +47,9 @@ def test_a_killed_whisper_process_is_said_the_stream_goes_on_and_the_next_uttera
     analyzer = Analyzer(tiny_model, whisper="bundled")
     worker = live_recognizer(analyzer.recognizer)
     worker.start()
-    os.kill(worker.pid, signal.SIGKILL)
+    pid = worker.pid
+    os.kill(pid, signal.SIGKILL)
+    _wait_until_dead(pid)  # as when it died between utterances: its end is seen before the next window is sent
     session = LiveSession(analyzer, LABELS)
     _say(session, spoken)
     with pytest.raises(MerClipError, match="Whisper process ended"):
@@ -55,6 +58,17 @@ def test_a_killed_whisper_process_is_said_the_stream_goes_on_and_the_next_uttera
     _say(session, spoken, start=4.0)
     session.settle(120)
     assert "good at something" in " ".join(session.transcript).lower(), "a new worker heard the next one"
+
+
+def _wait_until_dead(pid: int, seconds: float = 10) -> None:
+    """Until the killed process is a zombie (dead, not yet reaped by its parent): then `poll()` sees its end."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        time.sleep(0.01)
+    pytest.fail(f"process {pid} still alive {seconds} s after SIGKILL")
 
 
 def test_a_whisper_the_worker_cannot_load_says_why(tmp_path):
