@@ -2,11 +2,13 @@
 
 A head trained on a video manifest whose clips have no sound and no transcript keeps its audio
 adapter, its audio stage and its text stage exactly as initialised. Its checkpoint records the
-stages training changed; at inference the others are left out (with a warning), so the score of
+stages training trained: reached by a batch with their modality, and changed (issue 33: changed
+alone counted a stage that weight decay moved); at inference the others are left out (with a warning), so the score of
 a clip with a voice and words is the score of the same clip without them.
 """
 
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -15,13 +17,15 @@ import torch
 from PIL import Image
 
 from merclip import load_model
-from merclip.api import build_head
+from merclip.api import build_head, changed_stages
 from merclip.checkpoint import CONFIG_FILE, read_checkpoint_config
 from merclip.cli import main as merclip_main
+from tests.synthetic import write_mmsa
 from train import train as train_module
 from train.learning import TINY, video_features
 from train.manifest import load_extracted
 from train.planted import VIDEO_CLASSES
+from train.resume import STATE_JSON
 
 LABELS = ", ".join(VIDEO_CLASSES)
 
@@ -58,8 +62,6 @@ def test_the_checkpoint_records_the_stages_training_changed(trained_on_vision, s
         config = read_checkpoint_config(folder)
         assert config.trained_stages == ("vision",), folder
         assert json.loads((folder / CONFIG_FILE).read_text())["trained_stages"] == ["vision"]
-    from merclip.api import changed_stages
-
     model = load_model(checkpoint=trained_on_vision, device="cpu")
     assert changed_stages(model.head, seed=3) == ("vision",)
     # the untouched stages are bit-identical to seed 3's fresh head
@@ -132,3 +134,76 @@ def test_an_untrained_head_is_unchanged_zero_shot(tiny_model, random_audio_featu
     assert tiny_model.untrained_stages() == ()
     assert {s.modality: s.trained for s in prediction.stages} == {"text": True, "audio": False, "vision": True}
     assert not any("not trained on" in w for w in prediction.warnings)
+
+
+# --- trained means reached by data with the modality (issue 33) -------------------------------------------------------
+
+def mmsa_flags(data, out, *extra):
+    return ["--data", str(data), "--format", "mmsa", "--clip", TINY, "--device", "cpu", "--epochs", "2",
+            "--batch-size", "16", "--seed", "0", "--out", str(out), "--no-progress", "--patience", "99", *extra]
+
+
+def without_audio_frames(monkeypatch):
+    """Training reads every sample with an audio tensor of no frames: the audio stage runs with every mask
+    False, so it gets a gradient of zeros (not None), which AdamW's weight decay turns into a change."""
+    load = train_module.load_data
+
+    def loading(*args, **kwargs):
+        data = load(*args, **kwargs)
+        for sample in data.samples:
+            sample.features.audio, sample.features.audio_times = sample.features.audio[:0], []
+        return data
+
+    monkeypatch.setattr(train_module, "load_data", loading)
+
+
+@pytest.fixture(scope="module")
+def mmsa(tmp_path_factory):
+    return write_mmsa(tmp_path_factory.mktemp("mmsa") / "mosi_unaligned.pkl")
+
+
+def test_weight_decay_alone_does_not_make_a_stage_trained(mmsa, tmp_path, monkeypatch):
+    out = tmp_path / "no-audio"
+    without_audio_frames(monkeypatch)
+    assert train_module.main(mmsa_flags(mmsa, out)) == 0
+    model = load_model(checkpoint=out, device="cpu")
+    assert "audio" in changed_stages(model.head, seed=0), "weight decay moved the audio stage's weights"
+    assert model.config.trained_stages == ("text", "vision")
+    assert read_checkpoint_config(out / "last").trained_stages == ("text", "vision")
+    assert json.loads((out / "last" / STATE_JSON).read_text())["progress"]["reached"] == ["text", "vision"]
+
+
+@pytest.fixture(scope="module")
+def first_epoch(mmsa, tmp_path_factory):
+    """Epoch 1 of 2 on the data with its audio frames."""
+    out = tmp_path_factory.mktemp("first") / "run"
+    assert train_module.main(mmsa_flags(mmsa, out, "--stop-after", "1")) == 0
+    return out
+
+
+def resumed_without_audio(mmsa, first_epoch, folder, monkeypatch, progress=lambda saved: saved):
+    """`first_epoch` copied to `folder` (its saved progress through `progress`), resumed on data whose audio
+    has no frames; returns the stages its last checkpoint records as trained."""
+    shutil.copytree(first_epoch, folder)
+    state = folder / "last" / STATE_JSON
+    saved = json.loads(state.read_text())
+    state.write_text(json.dumps({**saved, "progress": progress(saved["progress"])}))
+    without_audio_frames(monkeypatch)
+    assert train_module.main(mmsa_flags(mmsa, folder, "--resume")) == 0
+    assert len((folder / "log.csv").read_text().splitlines()) == 3, "the header and both epochs"
+    return read_checkpoint_config(folder / "last").trained_stages
+
+
+def test_a_resumed_run_keeps_the_stages_its_earlier_epochs_reached(mmsa, first_epoch, tmp_path, monkeypatch):
+    """Only epoch 1 had audio frames: the saved record keeps the audio stage trained."""
+    assert resumed_without_audio(mmsa, first_epoch, tmp_path / "run", monkeypatch) == ("text", "audio", "vision")
+
+
+def test_a_run_begun_before_the_record_resumes_with_the_weights_alone_deciding(mmsa, first_epoch, tmp_path,
+                                                                             monkeypatch):
+    """A progress saved before `reached` existed does not know its earlier batches: every changed stage counts
+    (as then), not none of those the resumed epochs miss."""
+    def older(saved):
+        return {k: v for k, v in saved.items() if k != "reached"}
+
+    assert resumed_without_audio(mmsa, first_epoch, tmp_path / "run", monkeypatch, older) == ("text", "audio", "vision")

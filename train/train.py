@@ -5,7 +5,8 @@ then cosine decay, gradient clipping, mixed precision on CUDA, early stopping on
 validation loss. OUT/model.safetensors + OUT/config.json is the kept model (what
 `app.py --checkpoint OUT` loads: the epoch of lowest validation loss, see `improves`);
 OUT/last holds everything needed to resume exactly. Both record which stages training
-changed (`ModelConfig.trained_stages`), so inference can leave out a stage it never touched.
+trained (`ModelConfig.trained_stages`: reached by a batch with their modality, and changed),
+so inference can leave out a stage it never touched.
 `--seed S` draws the head's initialisation and the batch order. The same command runs single-process or under `torchrun` (DistributedDataParallel:
 gloo on CPU, nccl on GPU).
 """
@@ -18,7 +19,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,9 @@ from merclip.checkpoint import CONFIG_FILE, read_checkpoint_config, save_checkpo
 from merclip.clip_loader import load_clip
 from merclip.errors import MerClipError
 from merclip.model import MerClipHead
+from merclip.templates import MODALITIES
 from train.config import TrainConfig, load_config
-from train.data import FeatureSet, collate, epoch_order, targets_tensor
+from train.data import FeatureSet, Sample, collate, epoch_order, targets_tensor
 from train.distributed import Distributed
 from train.metrics import classification_metrics, sentiment_metrics
 from train.resume import load_training_state, save_training_state
@@ -53,11 +55,36 @@ class Progress:
     best_loss: float | None = None  # the kept checkpoint's validation loss
     kept_epoch: int = 0
     bad_epochs: int = 0  # epochs since the validation loss last improved (by more than the minimum)
+    # stages whose modality some training batch had (in stage order); None: not recorded (a run begun before the
+    # record: the weights alone decide which stages trained, as then)
+    reached: list[str] | None = field(default_factory=list)
 
     @classmethod
     def from_saved(cls, saved: dict) -> Progress:
         """A saved progress; keys it does not know (an older run's `best`, a metric) are not read."""
-        return cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
+        progress = cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
+        if "reached" not in saved:
+            progress.reached = None  # its earlier batches are not known: an empty record would untrain every stage
+        return progress
+
+    def reach(self, batch: list[Sample], stages: tuple[str, ...]) -> None:
+        """Record the stages whose modality this (whole, not the rank's share) batch has: every rank agrees."""
+        if self.reached is not None:
+            present = present_modalities(batch)
+            self.reached = [m for m in stages if m in self.reached or m in present]
+
+
+def present_modalities(samples: list[Sample]) -> set[str]:
+    """The modalities with at least one element in some sample: those whose mask has a True in a batch of them."""
+    return {m for m in MODALITIES for s in samples if (value := getattr(s.features, m)) is not None and len(value)}
+
+
+def trained_stages(head: MerClipHead, seed: int, reached: list[str] | None) -> tuple[str, ...]:
+    """The stages that training data with their modality reached and that changed. Changed alone is not
+    enough: a stage whose modality is there with no elements (every mask False) runs and gets a zero
+    gradient, and AdamW's weight decay then moves its weights all the same."""
+    changed = changed_stages(head, seed)
+    return changed if reached is None else tuple(m for m in changed if m in reached)
 
 
 def validation_metric(task: str) -> tuple[str, bool]:
@@ -176,6 +203,7 @@ def _train(config: TrainConfig, dist: Distributed, after_epoch: AfterEpoch | Non
             if len(batch_indices) < dist.world:
                 continue  # every rank needs at least one sample; all ranks skip together
             mine = [train_set[i] for i in batch_indices[dist.rank::dist.world]]
+            progress.reach([train_set[i] for i in batch_indices], model_config.stage_order)
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, progress.step, total_steps)
             generator = (torch.Generator().manual_seed(config.seed * 1_000_003 + progress.step)
@@ -205,7 +233,7 @@ def _train(config: TrainConfig, dist: Distributed, after_epoch: AfterEpoch | Non
             progress.best_loss, progress.kept_epoch = valid_loss, progress.epoch
         progress.bad_epochs = 0 if improved else progress.bad_epochs + 1
         if dist.main:
-            saved_config = replace(model_config, trained_stages=changed_stages(head, config.seed))
+            saved_config = replace(model_config, trained_stages=trained_stages(head, config.seed, progress.reached))
             if improved:
                 save_checkpoint(out, head, saved_config)
             save_training_state(out / "last", head, saved_config, optimiser, asdict(progress))
