@@ -23,6 +23,7 @@ def test_three_seeds_train_and_print_mmsa_columns_in_percent(planted, tmp_path, 
     for seed in (1111, 1112, 1113):
         config = json.loads((out / f"seed{seed}" / "train_config.json").read_text())
         assert config["seed"] == seed and (out / f"seed{seed}" / "model.safetensors").is_file()
+        assert config["dataset"] == "mosi", "train.train is told the dataset, not left to its default"
     report = json.loads((out / "report.json").read_text())
     assert len(report["runs"]) == 3 and report["n"] == SIZES["test"]
 
@@ -44,5 +45,5 @@ def test_three_seeds_train_and_print_mmsa_columns_in_percent(planted, tmp_path, 
 def test_a_dataset_that_does_not_match_the_labels_is_refused_before_training(planted, tmp_path, capsys):
     assert reproduce_module.main(["--data", str(planted), "--dataset", "sims", "--out", str(tmp_path / "x"),
                                   "--clip", "merclip-tiny:random", "--epochs", "1", "--device", "cpu"]) == 2
-    assert "labels go beyond [-1, 1]: MOSI or MOSEI, not CH-SIMS" in capsys.readouterr().err
+    assert "outside CH-SIMS's [-1, 1]: is it MOSI or MOSEI?" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -1,4 +1,5 @@
-"""CH-SIMS scored as MMSA scores it (metricsTop.__eval_sims_regression), and its labels on its own scale."""
+"""CH-SIMS scored as MMSA scores it (metricsTop.__eval_sims_regression), and its labels on its own scale, when named:
+`--dataset sims` (train.train, train.evaluate), never guessed from the label range (issue 33)."""
 
 import json
 import pickle
@@ -9,6 +10,7 @@ import pytest
 from merclip.errors import MerClipError
 from merclip.labels import parse_labels
 from train import evaluate as evaluate_module
+from train import train as train_module
 from train.metrics import regression_metrics, sentiment_metrics, sims_metrics
 from train.mmsa import load_mmsa
 
@@ -66,16 +68,16 @@ def sims_pickle(path, text="我今天很开心"):
     return path
 
 
-def test_sims_pickle_gets_sims_anchors_metrics_and_a_chinese_text_warning(tiny_model, tmp_path, capsys):
+def test_sims_pickle_named_sims_gets_sims_anchors_metrics_and_a_chinese_text_warning(tiny_model, tmp_path, capsys):
     path = sims_pickle(tmp_path / "sims.pkl")
-    data = load_mmsa(path, tiny_model.clip, show_progress=False)
+    data = load_mmsa(path, tiny_model.clip, show_progress=False, dataset="sims")
     assert data.source["dataset"] == "sims"
     anchors = parse_labels(data.labels).anchors
     assert min(anchors) == -1 and max(anchors) == 1, "predicted scores must live on SIMS's scale"
     assert "raw_text is Chinese" in capsys.readouterr().err
     report_path = tmp_path / "report.json"
     assert evaluate_module.main(["--zero-shot", "--clip", "merclip-tiny:random", "--data", str(path), "--format",
-                                 "mmsa", "--out", str(report_path), "--device", "cpu"]) == 0
+                                 "mmsa", "--dataset", "sims", "--out", str(report_path), "--device", "cpu"]) == 0
     report = json.loads(report_path.read_text())
     assert report["dataset"] == "sims" and {"mult_acc_2", "mult_acc_3", "mult_acc_5", "f1"} <= set(report)
     assert "acc7" not in report
@@ -91,3 +93,110 @@ def test_naming_sims_for_mosi_scores_is_refused(tiny_model, tmp_path):
     assert load_mmsa(path, tiny_model.clip, show_progress=False).source["dataset"] == "mosi"
     with pytest.raises(MerClipError, match=r"outside CH-SIMS's \[-1, 1\]"):
         load_mmsa(path, tiny_model.clip, show_progress=False, dataset="sims")
+
+
+@pytest.mark.parametrize("named", [None, "mosei"])
+def test_labels_beyond_three_are_refused_for_mosi_and_mosei(tiny_model, tmp_path, named):
+    path = sims_pickle(tmp_path / "wide.pkl", text="what a day")
+    with open(path, "rb") as handle:
+        data = pickle.load(handle)
+    data["valid"]["regression_labels"][1] = -4.5
+    with open(path, "wb") as handle:
+        pickle.dump(data, handle)
+    with pytest.raises(MerClipError, match=r"labels up to 4.5, outside MOSI's and MOSEI's \[-3, 3\]"):
+        load_mmsa(path, tiny_model.clip, show_progress=False, dataset=named)
+
+
+def test_labels_in_sims_range_are_not_guessed_to_be_sims(tiny_model, tmp_path):
+    """Every label in [-1, 1] does not make a pickle CH-SIMS: unnamed, it is MOSI, for loading and for scoring."""
+    path = sims_pickle(tmp_path / "mild.pkl", text="what a day")
+    data = load_mmsa(path, tiny_model.clip, show_progress=False)
+    assert data.source["dataset"] == "mosi" and max(parse_labels(data.labels).anchors) == 3
+    report_path = tmp_path / "report.json"
+    assert evaluate_module.main(["--zero-shot", "--clip", "merclip-tiny:random", "--data", str(path), "--format",
+                                 "mmsa", "--out", str(report_path), "--device", "cpu"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["dataset"] == "mosi" and "acc7" in report and "mult_acc_5" not in report
+
+
+# --- train.train --dataset -------------------------------------------------------------------------------------------
+
+def train_flags(data, out, *extra):
+    return ["--data", str(data), "--format", "mmsa", "--clip", "merclip-tiny:random", "--device", "cpu", "--epochs",
+            "1", "--batch-size", "4", "--out", str(out), "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def sims_data(tmp_path_factory):
+    return sims_pickle(tmp_path_factory.mktemp("sims") / "sims.pkl")
+
+
+@pytest.fixture(scope="module")
+def trained_as(sims_data, tmp_path_factory):
+    """The SIMS-range pickle trained with --dataset sims and with no --dataset: {name: OUT}."""
+    runs = {"sims": tmp_path_factory.mktemp("named") / "run", "unnamed": tmp_path_factory.mktemp("unnamed") / "run"}
+    assert train_module.main(train_flags(sims_data, runs["sims"], "--dataset", "sims")) == 0
+    assert train_module.main(train_flags(sims_data, runs["unnamed"])) == 0
+    return runs
+
+
+def anchors_of(run):
+    return parse_labels(json.loads((run / "train_config.json").read_text())["labels"]).anchors
+
+
+def test_train_with_dataset_sims_trains_on_sims_anchors_and_records_it(trained_as):
+    settings = json.loads((trained_as["sims"] / "train_config.json").read_text())
+    assert settings["dataset"] == "sims"
+    assert min(anchors_of(trained_as["sims"])) == -1 and max(anchors_of(trained_as["sims"])) == 1
+
+
+def test_train_without_dataset_does_not_switch_to_sims(trained_as):
+    settings = json.loads((trained_as["unnamed"] / "train_config.json").read_text())
+    assert settings["dataset"] == "mosi" and max(anchors_of(trained_as["unnamed"])) == 3
+
+
+def test_evaluate_scores_with_the_dataset_the_checkpoint_was_trained_on(trained_as, sims_data, tmp_path):
+    for name, metric in (("sims", "mult_acc_5"), ("unnamed", "acc7")):
+        report_path = tmp_path / f"{name}.json"
+        assert evaluate_module.main(["--checkpoint", str(trained_as[name]), "--data", str(sims_data), "--format",
+                                     "mmsa", "--out", str(report_path), "--device", "cpu"]) == 0
+        report = json.loads(report_path.read_text())
+        assert report["dataset"] == ("sims" if name == "sims" else "mosi") and metric in report, name
+    mixed = ["--checkpoint", str(trained_as["sims"]), str(trained_as["unnamed"]), "--data", str(sims_data), "--format",
+             "mmsa", "--out", str(tmp_path / "mixed.json"), "--device", "cpu"]
+    assert evaluate_module.main(mixed) == 2, "checkpoints of two datasets share no metrics"
+    assert evaluate_module.main(mixed + ["--dataset", "sims"]) == 0
+
+
+def one_line_error(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_train_refuses_sims_for_mosi_range_labels_in_one_line(tmp_path, capsys):
+    path = sims_pickle(tmp_path / "mosi.pkl", text="what a day")
+    with open(path, "rb") as handle:
+        data = pickle.load(handle)
+    data["train"]["regression_labels"][0] = 2.6
+    with open(path, "wb") as handle:
+        pickle.dump(data, handle)
+    capsys.readouterr()
+    assert train_module.main(train_flags(path, tmp_path / "run", "--dataset", "sims")) == 2
+    assert one_line_error(capsys) == (f"train.train: error: {path} has labels up to 2.6, outside CH-SIMS's [-1, 1]: "
+                                      "is it MOSI or MOSEI?")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_a_dataset_for_a_manifest_and_an_unknown_one(sims_data, tmp_path, capsys):
+    flags = train_flags(sims_data, tmp_path / "run")
+    manifest = flags[:flags.index("mmsa")] + ["manifest"] + flags[flags.index("mmsa") + 1:]
+    assert train_module.main(manifest + ["--dataset", "sims"]) == 2
+    assert one_line_error(capsys) == "train.train: error: --dataset applies to --format mmsa only, not manifest"
+    assert train_module.main(flags + ["--dataset", "imdb"]) == 2
+    assert one_line_error(capsys) == "train.train: error: --dataset imdb: expected one of mosi, mosei, sims"
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data: {sims_data}\nformat: mmsa\ndataset: sims\nclip: merclip-tiny:random\nepochs: 1\n"
+                      f"batch_size: 4\nout: {tmp_path / 'cfg'}\nprogress: false\ndevice: cpu\n")
+    assert train_module.main(["--config", str(config)]) == 0, "the config file sets it too"
+    assert json.loads((tmp_path / "cfg" / "train_config.json").read_text())["dataset"] == "sims"

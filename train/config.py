@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
 from merclip.clip_loader import DEFAULT_CLIP
 from merclip.errors import MerClipError
+from train.metrics import DATASETS
 
 
 @dataclass
 class TrainConfig:
     data: str = ""
     format: str = "mmsa"  # mmsa | manifest
+    dataset: str = field(default="", metadata={"help": (
+        "--format mmsa only: mosi, mosei or sims (label anchors and metrics); default mosi (MOSEI alike), never "
+        "guessed from the labels; labels outside its range ([-1, 1] for sims, else [-3, 3]) are refused")})
     out: str = "runs/merclip"
     clip: str = DEFAULT_CLIP
     device: str = "auto"
@@ -43,6 +47,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.format not in ("mmsa", "manifest"):
             raise MerClipError(f"--format {self.format}: expected mmsa or manifest")
+        if self.dataset and self.dataset not in DATASETS:
+            raise MerClipError(f"--dataset {self.dataset}: expected one of {', '.join(DATASETS)}")
+        if self.dataset and self.format != "mmsa":
+            raise MerClipError(f"--dataset applies to --format mmsa only, not {self.format}")
         if self.epochs < 1 or self.batch_size < 1:
             raise MerClipError("--epochs and --batch-size must be at least 1")
         if self.min_delta < 0 or self.min_delta_rel < 0 or self.min_steps < 0 or self.min_epochs < 0:
@@ -58,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
             kind = {"int": int, "float": float}.get(item.type, str)
-            parser.add_argument(flag, type=kind, default=None, help=f"default: {item.default!r}")
+            text = item.metadata.get("help", f"default: {item.default!r}")
+            parser.add_argument(flag, type=kind, default=None, help=text)
     return parser
 
 

@@ -4,8 +4,9 @@ Writes REPORT.json and REPORT.md. Several checkpoints (e.g. one per seed) are
 aggregated as mean and standard deviation. Every report also has a zero-shot row: the
 untrained head (CLIP prior only) with the same label prompts, so it shows what
 training adds. `--zero-shot` evaluates only that. MMSA data is scored with its
-dataset's metrics (CH-SIMS has its own; see train.metrics), the dataset guessed from
-the label range unless `--dataset` names it.
+dataset's metrics (CH-SIMS has its own; see train.metrics): the one `--dataset` names,
+else the one the checkpoint was trained on (its train_config.json), else MOSI. Never
+guessed from the label range (see train.mmsa).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from merclip.clip_loader import DEFAULT_CLIP, load_clip
 from merclip.errors import MerClipError
 from train.data import FeatureSet
 from train.metrics import DATASETS, aggregate, classification_metrics, regression_metrics
-from train.mmsa import load_mmsa
 from train.scoring import Scorer
 from train.sources import load_data
 
@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", required=True)
     parser.add_argument("--format", required=True, choices=["mmsa", "manifest"])
     parser.add_argument("--dataset", default=None, choices=DATASETS,
-                        help="MMSA data: which metrics (default: CH-SIMS when every label is in [-1, 1], else MOSI)")
+                        help="MMSA data: which metrics (default: the dataset the checkpoint was trained on, from its "
+                             "train_config.json, else mosi; never guessed from the labels)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, help="REPORT.json (REPORT.md is written beside it)")
     parser.add_argument("--zero-shot", action="store_true", help="evaluate only the untrained model")
@@ -47,10 +48,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise MerClipError("give --checkpoint DIR (one or more) or --zero-shot")
     trained = [load_model(args.clip, checkpoint, args.device) for checkpoint in args.checkpoint]
     clip = trained[0].clip if trained else load_clip(args.clip or DEFAULT_CLIP, args.device)
-    if args.dataset and args.format != "mmsa":
-        raise MerClipError("--dataset applies to --format mmsa only")
-    data = load_mmsa(args.data, clip, dataset=args.dataset) if args.format == "mmsa" else load_data(
-        args.data, args.format, clip)
+    dataset = args.dataset or (_training_dataset(args.checkpoint) if args.format == "mmsa" else None)
+    data = load_data(args.data, args.format, clip, dataset=dataset)
     samples = data.split(args.split)
     if not samples:
         raise MerClipError(f"the data has no '{args.split}' split")
@@ -80,11 +79,23 @@ def _scores(model: MerClip, samples, labels: str, data: FeatureSet) -> dict[str,
 
 
 def _training_labels(checkpoints: list[str]) -> str | None:
-    for checkpoint in checkpoints:
-        settings = Path(checkpoint) / "train_config.json"
-        if settings.is_file():
-            return json.loads(settings.read_text(encoding="utf-8")).get("labels")
-    return None
+    return next((settings.get("labels") for settings in _training_settings(checkpoints)), None)
+
+
+def _training_dataset(checkpoints: list[str]) -> str | None:
+    """The MMSA dataset the checkpoints were trained on (None: not recorded, e.g. before train.train recorded it);
+    checkpoints trained on different ones cannot share one set of metrics."""
+    recorded = {settings["dataset"] for settings in _training_settings(checkpoints) if settings.get("dataset")}
+    if len(recorded) > 1:
+        raise MerClipError(f"the checkpoints were trained on different datasets ({', '.join(sorted(recorded))}): "
+                           "name one with --dataset")
+    return next(iter(recorded), None)
+
+
+def _training_settings(checkpoints: list[str]) -> list[dict]:
+    """Each checkpoint's OUT/train_config.json that exists (a checkpoint copied without it has none)."""
+    files = [Path(checkpoint) / "train_config.json" for checkpoint in checkpoints]
+    return [json.loads(file.read_text(encoding="utf-8")) for file in files if file.is_file()]
 
 
 def markdown_report(report: dict) -> str:

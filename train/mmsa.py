@@ -7,8 +7,11 @@ Text is re-encoded from `raw_text` by the CLIP text tower per word, exactly as t
 does; the provided audio and vision features go through the model's learned adapters.
 
 Which dataset it is decides the label anchors and the metrics (MMSA scores CH-SIMS with
-its own formulas): CH-SIMS when every label lies in [-1, 1], else MOSI/MOSEI (scored
-alike), unless the caller names it. Aligned pickles carry no lengths: the real frames are
+its own formulas): the one the caller names (`--dataset`), else MOSI (MOSEI is scored
+alike). It is never guessed from the label range: MOSI's scores can all lie in [-1, 1]
+(a small or mild split), and CH-SIMS's anchors and metrics would then be silently wrong.
+Labels outside the dataset's range are refused: [-1, 1] for CH-SIMS, [-3, 3] for MOSI and
+MOSEI. Aligned pickles carry no lengths: the real frames are
 the span between the first and the last frame that is not all zeros. MMSA's own models
 take the length of aligned data from the BERT mask (padding at the end), while its
 older `__truncate` skips leading all-zero frames (padding at the start), so both ends
@@ -47,7 +50,7 @@ CHINESE = re.compile(r"[\u3400-\u9fff]")
 def load_mmsa(path: str | Path, clip: ClipBundle, show_progress: bool = True, dataset: str | None = None
               ) -> FeatureSet:
     """Read a trusted local MMSA pickle into per-sample features (text encoded with `clip`).
-    `dataset` (mosi, mosei or sims) overrides the guess from the label range."""
+    `dataset`: mosi, mosei or sims (see `which_dataset`); None is mosi."""
     file, data = Path(path), read_mmsa(path)
     dataset = which_dataset(data, file, dataset)
     if any(CHINESE.search(str(text)) for split in SPLITS for text in data[split].get("raw_text", [])[:50]):
@@ -80,18 +83,20 @@ def read_mmsa(path: str | Path) -> dict:
 
 
 def which_dataset(data: dict, file: Path, named: str | None = None) -> str:
-    """`named` if the labels allow it, else CH-SIMS when every label lies in [-1, 1], else MOSI/MOSEI."""
+    """`named` (None: mosi) if the labels allow it. Never a guess from the labels' range (see the module's
+    docstring): they can only refute a name: beyond [-1, 1] CH-SIMS, beyond [-3, 3] MOSI and MOSEI."""
+    dataset = named or "mosi"
+    if dataset not in DATASETS:
+        raise MerClipError(f"--dataset {dataset}: expected one of {', '.join(DATASETS)}")
     labels = np.concatenate([np.asarray(data[s].get("regression_labels", []), dtype=np.float64).ravel()
                              for s in SPLITS])
-    within = bool(len(labels)) and bool(np.all(np.abs(labels) <= 1))
-    if named is None:
-        return "sims" if within else "mosi"
-    if named not in DATASETS:
-        raise MerClipError(f"--dataset {named}: expected one of {', '.join(DATASETS)}")
-    if named == "sims" and not within:
-        raise MerClipError(f"{file} has labels up to {np.abs(labels).max():g}, outside CH-SIMS's [-1, 1]: "
-                           "is it MOSI or MOSEI?")
-    return named
+    top = float(np.abs(labels).max()) if len(labels) else 0.0
+    if dataset == "sims" and top > 1:
+        raise MerClipError(f"{file} has labels up to {top:g}, outside CH-SIMS's [-1, 1]: is it MOSI or MOSEI?")
+    if top > 3:
+        told = f"--dataset {named}" if named else "MOSI, the default without --dataset"
+        raise MerClipError(f"{file} has labels up to {top:g}, outside MOSI's and MOSEI's [-3, 3] ({told})")
+    return dataset
 
 
 def _split_samples(part: dict, split: str, clip: ClipBundle, file: Path, show_progress: bool) -> list[Sample]:

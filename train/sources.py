@@ -9,9 +9,13 @@ from train.manifest import load_extracted
 from train.mmsa import load_mmsa
 
 
-def load_data(path: str, data_format: str, clip: ClipBundle, show_progress: bool = True) -> FeatureSet:
+def load_data(path: str, data_format: str, clip: ClipBundle, show_progress: bool = True,
+              dataset: str | None = None) -> FeatureSet:
+    """`dataset` (mosi, mosei or sims; None: mosi) names an MMSA pickle's dataset; other formats have none."""
+    if dataset and data_format != "mmsa":
+        raise MerClipError(f"--dataset applies to --format mmsa only, not {data_format}")
     if data_format == "mmsa":
-        return load_mmsa(path, clip, show_progress)
+        return load_mmsa(path, clip, show_progress, dataset)
     if data_format == "manifest":
         data = load_extracted(path)
         if data.clip != clip.spec.text:

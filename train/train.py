@@ -1,4 +1,5 @@
-"""`python -m train.train --config FILE` or `--data PATH --format mmsa|manifest --clip SPEC --epochs N --seed S --out DIR`.
+"""`python -m train.train --config FILE` or `--data PATH --format mmsa|manifest [--dataset mosi|mosei|sims] --clip SPEC
+--epochs N --seed S --out DIR`.
 
 Trains the MER-CLIP head on cached features (CLIP stays frozen): AdamW, linear warm-up
 then cosine decay, gradient clipping, mixed precision on CUDA, early stopping on the
@@ -9,6 +10,10 @@ trained (`ModelConfig.trained_stages`: reached by a batch with their modality, a
 so inference can leave out a stage it never touched.
 `--seed S` draws the head's initialisation and the batch order. The same command runs single-process or under `torchrun` (DistributedDataParallel:
 gloo on CPU, nccl on GPU).
+
+`--dataset` names an MMSA pickle's dataset, which sets the label anchors (CH-SIMS's on [-1, 1]); without it
+the pickle is MOSI/MOSEI, never guessed from the label range (labels outside the dataset's range are an
+error: [-1, 1] for sims, [-3, 3] for mosi and mosei). OUT/train_config.json records the dataset used, so `train.evaluate` scores with its metrics.
 """
 
 from __future__ import annotations
@@ -163,7 +168,8 @@ def train(config: TrainConfig, after_epoch: AfterEpoch | None = None) -> Path:
 def _train(config: TrainConfig, dist: Distributed, after_epoch: AfterEpoch | None = None) -> Path:
     out = Path(config.out)
     clip = load_clip(config.clip, str(dist.device))
-    data = load_data(config.data, config.format, clip, show_progress=config.progress and dist.main)
+    data = load_data(config.data, config.format, clip, show_progress=config.progress and dist.main,
+                     dataset=config.dataset or None)
     model_config = data.model_config(clip)
     if config.stages:
         model_config = replace(model_config, stage_order=tuple(m.strip() for m in config.stages.split(",") if m.strip()))
@@ -188,8 +194,9 @@ def _train(config: TrainConfig, dist: Distributed, after_epoch: AfterEpoch | Non
     metric_name, _ = validation_metric(data.task)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps({**asdict(config), "labels": labels, "task": data.task},
-                                                          indent=2), encoding="utf-8")
+        # the dataset used (mosi when none was named; None for a manifest), for train.evaluate's metrics
+        settings = {**asdict(config), "labels": labels, "task": data.task, "dataset": data.source.get("dataset")}
+        (out / "train_config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
     logger = _Logger(out, enabled=dist.main, append=config.resume)
     epochs_this_run = 0
     while progress.epoch < config.epochs:
