@@ -25,7 +25,9 @@ class ModelConfig:
     ship their own visual features (MMSA's Facet), which then go through a vision
     adapter and have no CLIP prior; `prior_weights` mix the per-modality CLIP priors
     (vision favoured: CLIP was trained on images); `attention_temperature` is the
-    initial `tau` of every stage's cosine attention.
+    initial `tau` of every stage's cosine attention; `attention` False replaces it by the plain
+    mean of each stage's elements (the ablation that shows what attention adds; written only
+    when False, so older readers still open every other checkpoint).
 
     `interaction_features` is the width of the readout's interaction features (see
     `merclip.model`; None: `mlp_ratio` x `embed_dim`, read through `interaction_width`); 0 is
@@ -49,6 +51,7 @@ class ModelConfig:
     attention_temperature: float = 1 / 0.07
     mlp_ratio: float = 2.0
     interaction_features: int | None = None  # None: mlp_ratio x embed_dim; 0: a linear readout, as before them
+    attention: bool = True
     trained_stages: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -76,6 +79,8 @@ class ModelConfig:
         features = self.interaction_features
         if features is not None and (not isinstance(features, int) or isinstance(features, bool) or features < 0):
             raise MerClipError(f"model config: interaction_features must be a whole number, 0 or more (got {features!r})")
+        if not isinstance(self.attention, bool):
+            raise MerClipError(f"model config: attention must be true or false (got {self.attention!r})")
 
     @property
     def interaction_width(self) -> int:
@@ -99,6 +104,8 @@ class ModelConfig:
         data["interaction_features"] = self.interaction_width
         if not self.interaction_width:
             del data["interaction_features"]  # the linear readout, as before the field existed
+        if self.attention:
+            del data["attention"]
         data["templates"] = {m: list(t) for m, t in self.templates.items()}
         return {"format": CONFIG_FORMAT, **data}
 

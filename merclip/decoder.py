@@ -47,8 +47,9 @@ class StageMemory(NamedTuple):
 class CrossModalStage(nn.Module):
     """Single-head cosine cross-attention from K label queries to T elements, then gated residual updates."""
 
-    def __init__(self, dim: int, temperature: float, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, temperature: float, mlp_ratio: float, attend: bool = True) -> None:
         super().__init__()
+        self.attend = attend  # False: every element weighs the same (the no-attention ablation)
         self.query = _identity_linear(dim)
         self.key = _identity_linear(dim)
         self.value = _identity_linear(dim)
@@ -77,6 +78,8 @@ class CrossModalStage(nn.Module):
         scores = self.log_tau.exp() * torch.einsum("bkd,btd->bkt", queries, memory.keys)
         scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
         present = mask.any(dim=1)
+        if not self.attend:
+            scores = torch.where(mask[:, None, :], torch.zeros_like(scores), scores)
         attention = torch.where(present[:, None, None], scores, torch.zeros_like(scores)).softmax(dim=-1)
         attention = attention * mask[:, None, :]
         attended = torch.einsum("bkt,btd->bkd", attention, memory.values)
@@ -90,10 +93,12 @@ class CrossModalStage(nn.Module):
 class CrossModalDecoder(nn.Module):
     """One stage per modality, run in `order`; a modality absent from the inputs skips its stage."""
 
-    def __init__(self, dim: int, order: tuple[str, ...], temperature: float, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, order: tuple[str, ...], temperatures: Mapping[str, float], mlp_ratio: float,
+                 attend: bool = True) -> None:
+        """`temperatures`: each stage's initial tau, by modality."""
         super().__init__()
         self.order = tuple(order)
-        self.stages = nn.ModuleDict({m: CrossModalStage(dim, temperature, mlp_ratio) for m in self.order})
+        self.stages = nn.ModuleDict({m: CrossModalStage(dim, temperatures[m], mlp_ratio, attend) for m in self.order})
 
     def memories(self, elements: Mapping[str, torch.Tensor]) -> dict[str, StageMemory]:
         """Each stage's keys and values of its modality's elements (B, T_m, d)."""

@@ -45,6 +45,13 @@ class HeadOutput:
 
 
 MEAN_RATE = 0.1  # the running mean's weight on the latest batch, once ten have been seen
+# The initial attention temperature of a stage that reads adapted features (audio; a dataset's own vision
+# features). Their adapter is untrained, so a cosine with the labels means nothing yet: at CLIP's 1/0.07 it
+# made each label average a few random frames, which lost the noise averaging a signal in every frame needs
+# (sign x sign at 1284 samples: test corr .49 against .66 at tau 1, `python -m train.interactions`). At 1 the
+# weights stay within e^2 of each other, near a plain mean; training sharpens them where a signal lives in a
+# few frames (the temperature learns faster than the other weights: see train.train's TEMPERATURE_LR_SCALE).
+ADAPTED_TEMPERATURE = 1.0
 
 
 class MerClipHead(nn.Module):
@@ -55,7 +62,9 @@ class MerClipHead(nn.Module):
         self.audio_adapter = nn.Sequential(nn.Linear(config.audio_feature_dim, dim), nn.LayerNorm(dim))
         self.vision_adapter = (None if config.clip_vision else
                                nn.Sequential(nn.Linear(config.vision_feature_dim, dim), nn.LayerNorm(dim)))
-        self.decoder = CrossModalDecoder(dim, config.stage_order, config.attention_temperature, config.mlp_ratio)
+        temperatures = {m: ADAPTED_TEMPERATURE if self._adapter(m) is not None else config.attention_temperature
+                        for m in config.stage_order}
+        self.decoder = CrossModalDecoder(dim, config.stage_order, temperatures, config.mlp_ratio, config.attention)
         features = config.interaction_width
         self.readout = nn.Linear(dim + features, dim)
         nn.init.zeros_(self.readout.weight)
@@ -83,15 +92,15 @@ class MerClipHead(nn.Module):
 
     def evidence(self, anchor: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         """What the readout reads for each label (B, K, d + interaction features): the anchor plus the
-        centred evidence, then the centred interaction features. A training step (grad enabled) first
-        moves the running mean towards its batch's mean. A config without interaction features
+        centred evidence, then the centred interaction features, centred on the running mean of earlier
+        batches; a training step (grad enabled) then moves that mean towards its batch's mean. A config without interaction features
         (checkpoints from before them) reads anchor + delta, as those heads were trained."""
         if not self.config.interaction_width:
             return anchor + delta
         evidence = torch.cat([delta, F.gelu(self.interaction(F.layer_norm(delta, delta.shape[-1:])))], dim=-1)
-        if self.training and torch.is_grad_enabled():
-            self._track_mean(evidence.detach())
         centred = evidence - self.evidence_mean.to(evidence.dtype)
+        if self.training and torch.is_grad_enabled():
+            self._track_mean(evidence.detach())  # after centring: a sample's logits never depend on its batch mates
         dim = anchor.shape[-1]
         return torch.cat([centred[..., :dim] + anchor, centred[..., dim:]], dim=-1)
 

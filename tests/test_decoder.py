@@ -1,6 +1,7 @@
 """Cross-modal decoder: attention at initialisation, missing modalities, stage order, masking."""
 
 import math
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
@@ -14,6 +15,7 @@ from merclip.config import ModelConfig
 from merclip.decoder import OPEN_GATE, CrossModalStage
 from merclip.features import ClipFeatures, ModalityInput
 from merclip.labels import parse_labels
+from merclip.model import ADAPTED_TEMPERATURE
 from merclip.templates import resolve_templates
 
 LABELS = "happy, sad, angry, calm"
@@ -30,16 +32,19 @@ def all_features(tiny_model, faces, random_audio_features):
 
 def test_attention_at_initialisation_is_softmax_of_scaled_cosine(tiny_model, all_features):
     """The first stage: softmax_t(tau * cos(E_k, x_t)). Each later stage asks the same with the label
-    moved towards what the stages before it attended to (identity projections, gates open)."""
+    moved towards what the stages before it attended to (identity projections, gates open). tau is CLIP's
+    1/0.07 where the elements are in CLIP's space (words, faces) and ADAPTED_TEMPERATURE for the audio
+    adapter's untrained features, whose attention starts near a plain mean."""
     result = tiny_model.predict(all_features, LABELS)
     embeddings, _ = tiny_model.label_embeddings(parse_labels(LABELS), resolve_templates(None))
-    tau = tiny_model.config.attention_temperature
+    taus = {"text": tiny_model.config.attention_temperature, "audio": ADAPTED_TEMPERATURE,
+            "vision": tiny_model.config.attention_temperature}
     with torch.no_grad():
         audio_elements = tiny_model.head.adapt("audio", all_features.audio)
     found = torch.zeros(4, embeddings["text"].shape[1])  # what earlier stages attended to, in CLIP space
     for modality, elements in (("text", all_features.text), ("audio", audio_elements), ("vision", all_features.vision)):
         cosine = F.normalize(embeddings[modality] + found, dim=-1) @ F.normalize(elements, dim=-1).T
-        expected = (tau * cosine).softmax(dim=-1)
+        expected = (taus[modality] * cosine).softmax(dim=-1)
         stage = result.stage(modality)
         assert stage.attention.shape == (4, elements.shape[0])
         assert torch.allclose(torch.from_numpy(stage.attention), expected, atol=1e-5), modality
@@ -162,3 +167,18 @@ def test_a_closed_mlp_gate_is_skipped_only_where_nothing_learns_from_it(tiny_mod
             stage.mlp_gate.fill_(1e-30)  # open by a hair: the MLP runs, and adds (almost) nothing
         run = head(batch, embeddings, scale).logits
     assert torch.allclose(skipped, run, atol=1e-6)
+
+
+def test_without_attention_every_stage_reads_the_plain_mean_of_its_elements(tiny_model, all_features):
+    """The ablation of `python -m train.interactions` (`train.train --no-attention`): uniform weights over each
+    stage's elements whatever the labels ask, and the config says so in its checkpoint (omitted when on, so
+    older readers still open every other checkpoint)."""
+    config = replace(tiny_model.config, attention=False)
+    result = MerClip(tiny_model.clip, build_head(config)).predict(all_features, LABELS)
+    for stage in result.stages:
+        count = stage.attention.shape[1]
+        assert np.allclose(stage.attention, 1 / count, atol=1e-6), stage.modality
+    assert ModelConfig.from_dict(config.to_dict()).attention is False
+    assert "attention" not in tiny_model.config.to_dict()
+    with pytest.raises(MerClipError, match="attention must be true or false"):
+        ModelConfig.from_dict({**tiny_model.config.to_dict(), "attention": "no"})

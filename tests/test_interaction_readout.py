@@ -1,6 +1,7 @@
 """The readout's interaction features and running mean (issue 28, item 4): what a checkpoint from before
 them still does, and when the running mean moves. That the head learns an interaction is in test_learning."""
 
+import copy
 import json
 from dataclasses import replace
 
@@ -10,6 +11,7 @@ import torch
 from merclip import load_model
 from merclip.api import MerClip, build_head
 from merclip.checkpoint import CONFIG_FILE, save_checkpoint
+from merclip.features import batch_of
 from merclip.labels import parse_labels
 from merclip.templates import resolve_templates
 
@@ -70,3 +72,31 @@ def test_the_running_mean_moves_in_training_steps_only(tiny_model, faces, random
     assert int(head.mean_updates) == 1 and not torch.equal(head.evidence_mean, before)
     head.eval()
     assert not torch.equal(head(batch, embeddings, scale).logits, first), "inference reads the mean it tracked"
+
+
+def test_a_samples_logits_do_not_depend_on_its_batch_mates(tiny_model, faces):
+    """The same clip scored beside two different sets of batch mates (of other lengths, so the padding differs
+    too) gives the same logits, in eval mode and in a training step. A training step first used the running
+    mean it had just moved towards the batch's own mean, so each sample's logits moved with its mates
+    (issue 33). The head is a trained-looking one with a running mean already tracked, as mid-training."""
+    rng = np.random.default_rng(3)
+
+    def clip(frames: int, seconds: int):
+        audio = rng.standard_normal((seconds * 10, tiny_model.config.audio_feature_dim)).astype(np.float32)
+        return tiny_model.features(images=faces[:frames], transcript="what a day " * seconds, audio=audio)
+
+    sample, mates = clip(2, 2), [[clip(6, 5), clip(1, 1)], [clip(4, 9)]]
+    embeddings, _ = tiny_model.label_embeddings(parse_labels(LABELS), resolve_templates(None))
+    head = _trained_looking(build_head(tiny_model.config))
+    with torch.no_grad():
+        head.evidence_mean.normal_(0, 0.1, generator=torch.Generator().manual_seed(2))
+        head.mean_updates.fill_(20)
+    for training in (False, True):
+        logits = []
+        for others in mates:
+            model = copy.deepcopy(head).train(training)  # the same state for both batches
+            batch = batch_of([sample, *others])
+            logits.append(model(batch, embeddings, tiny_model.clip.logit_scale).logits[0].detach())
+            if training:
+                assert int(model.mean_updates) == 21, "the training step did move the mean"
+        assert torch.allclose(logits[0], logits[1], atol=1e-6, rtol=0), (training, logits)

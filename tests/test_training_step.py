@@ -7,6 +7,7 @@ from merclip.api import build_head
 from merclip.features import ModalityInput
 from merclip.labels import parse_labels
 from merclip.templates import resolve_templates
+from train.train import TEMPERATURE_LR_SCALE, parameter_groups
 
 
 def test_optimiser_steps_train_the_head_and_leave_clip_unchanged(tiny_model, faces):
@@ -44,3 +45,14 @@ def test_optimiser_steps_train_the_head_and_leave_clip_unchanged(tiny_model, fac
     for name, value in clip.model.state_dict().items():
         assert torch.equal(value, clip_before[name]), name
     assert all(p.grad is None for p in clip.model.parameters())
+
+
+def test_attention_temperatures_learn_at_their_own_scale_without_weight_decay(tiny_model):
+    """Adam moves each weight by about the learning rate per step: a temperature at the plain rate could not
+    sharpen an adapted stage's attention within a run (train.train's TEMPERATURE_LR_SCALE)."""
+    head = build_head(tiny_model.config)
+    rest, temperatures = parameter_groups(head)
+    assert [id(p) for p in temperatures["params"]] == [id(s.log_tau) for s in head.decoder.stages.values()]
+    assert temperatures["lr_scale"] == TEMPERATURE_LR_SCALE > 1 and temperatures["weight_decay"] == 0
+    assert rest["lr_scale"] == 1 and "weight_decay" not in rest, "the other weights decay as configured"
+    assert len(rest["params"]) + len(temperatures["params"]) == len([p for p in head.parameters() if p.requires_grad])

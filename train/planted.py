@@ -34,7 +34,7 @@ AUDIO_FEATURE, VISION_FEATURE = 2, 3  # which feature column carries the score
 class Case:
     """`carriers`: the modalities whose chosen elements carry the score. Fusion: the words give its
     sign and the voice its size, so neither modality alone can predict it. `interaction` plants a
-    score no sum of per-modality evidence can read (see `_plant_interaction`)."""
+    score no sum of per-modality evidence can read (see `plant_interaction`)."""
 
     name: str
     carriers: tuple[str, ...]
@@ -77,7 +77,7 @@ def write_mmsa(path: Path, case: Case, sizes: dict[str, int], seed: int = 0) -> 
                     words[position] = str(rng.choice(POSITIVE if score > 0 else NEGATIVE))
             if case.interaction:
                 where = {m: list(range(AUDIO_LEN if m == "audio" else VISION_LEN)) for m in case.carriers}
-                _plant_interaction(case.interaction, score, audio[i], vision[i], rng)
+                plant_interaction(case.interaction, score, audio[i], vision[i], rng)
             elif "audio" in case.carriers:
                 start = int(rng.integers(0, AUDIO_LEN - CARRIED_AUDIO + 1)) if case.localised else 0
                 where["audio"] = list(range(start, start + (CARRIED_AUDIO if case.localised else AUDIO_LEN)))
@@ -99,7 +99,7 @@ def write_mmsa(path: Path, case: Case, sizes: dict[str, int], seed: int = 0) -> 
     return path, carried
 
 
-def _plant_interaction(kind: str, score: float, audio: np.ndarray, vision: np.ndarray,
+def plant_interaction(kind: str, score: float, audio: np.ndarray, vision: np.ndarray,
                        rng: np.random.Generator) -> None:
     """Every frame of one sample. xor: the voice feature is +-1 at random, the face feature the score
     with the voice's sign, so their product is the score while each alone says nothing of its sign.
@@ -117,9 +117,7 @@ def pooled_ridge(path: Path) -> float:
     degree-2 polynomial features (which reach products and squares), the degree and the strength
     chosen on the valid split: what a plain learner finds in the same pickle. (Degree 2 alone has
     351 features, too many for 80 training samples to fit a plain linear signal well.)"""
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+    from train.baselines import pooled_ridge_scores
 
     with open(path, "rb") as handle:
         data = pickle.load(handle)  # a pickle this module wrote
@@ -129,11 +127,7 @@ def pooled_ridge(path: Path) -> float:
         return (np.concatenate([part["audio"].mean(axis=1), part["vision"].mean(axis=1)], axis=1),
                 part["regression_labels"])
 
-    (x, y), (xv, yv), (xt, yt) = (pooled(s) for s in ("train", "valid", "test"))
-    fits = [make_pipeline(PolynomialFeatures(degree), StandardScaler(), Ridge(alpha)).fit(x, y)
-            for degree in (1, 2) for alpha in 10.0 ** np.arange(-2, 5)]
-    best = min(fits, key=lambda fit: float(np.abs(fit.predict(xv) - yv).mean()))
-    return float(np.corrcoef(best.predict(xt), yt)[0, 1])
+    return pooled_ridge_scores(*(pooled(s) for s in ("train", "valid", "test")))
 
 
 def write_video_manifest(folder: Path, sizes: dict[str, int], seed: int = 0, size: int = 96

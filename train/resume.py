@@ -41,6 +41,10 @@ def load_training_state(folder: Path, head: torch.nn.Module, optimiser: torch.op
     for key, value in tensors.items():
         index, name = key.split(".", 1)
         slots.setdefault(int(index), {})[name] = value
+    if len(saved["param_groups"]) != len(optimiser.param_groups):
+        raise MerClipError(f"{folder} was saved by a train.train whose optimiser had {len(saved['param_groups'])} "
+                           f"parameter group(s), this one has {len(optimiser.param_groups)}: it cannot go on "
+                           "exactly; start a new run")
     device = next(head.parameters()).device
     optimiser.load_state_dict({"state": {i: {n: (v if n == "step" else v.to(device)) for n, v in s.items()}
                                          for i, s in slots.items()},
