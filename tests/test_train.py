@@ -261,9 +261,9 @@ def test_torchrun_two_processes_match_one_process(mmsa, tmp_path):
     1.6e-5. (The heads that centre on earlier batches' mean gave smaller gaps: at most 1 such weight.)
     So the bounds: every weight within two steps (2 lr), at most 0.01% of them more than a tenth of a step
     apart, the validation loss within 1e-4 at every epoch. A different model is far outside them (measured
-    with each of those heads): a rank-local running mean put 126,625 to 220,957 weights more than a tenth of a
-    step apart (0.075 to 0.088 at most) and its worse epoch's loss 0.011 to 0.034 off; no gradient sync, or both
-    ranks on the same half of each batch, over 445,000 weights and 0.06 to 0.19."""
+    with each of those heads, lr 1e-3 and 5e-4): a rank-local running mean put 89,662 to 220,957 weights more
+    than a tenth of a step apart (0.066 to 0.088 at most) and its worse epoch's loss 0.011 to 0.034 off; no
+    gradient sync, or both ranks on the same half of each batch, over 440,000 weights and 0.06 to 0.19."""
     single, double = tmp_path / "single", tmp_path / "ddp"
     args = flags(mmsa, single, epochs=2) + ["--patience", "99"]
     assert train_module.main(args) == 0
