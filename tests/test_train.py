@@ -28,6 +28,7 @@ from train.manifest import load_extracted
 from train.metrics import classification_metrics, sentiment_metrics
 from train.mmsa import load_mmsa
 from train.scoring import Scorer
+from train.train import TEMPERATURE_LR_SCALE
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "merclip-tiny:random"
@@ -274,11 +275,13 @@ def test_torchrun_two_processes_match_one_process(mmsa, tmp_path):
     assert process.returncode == 0, process.stderr[-3000:]
     losses = [[float(row["valid_loss"]) for row in log_rows(out)] for out in (single, double)]
     assert losses[0] == pytest.approx(losses[1], abs=1e-4), "the same model, epoch by epoch"
-    step = TrainConfig().lr
     a, b = load_file(str(single / "last" / "model.safetensors")), load_file(str(double / "last" / "model.safetensors"))
-    gaps = torch.cat([(a[k] - b[k]).abs().flatten() for k in a if a[k].is_floating_point()])
-    assert gaps.max() <= 2 * step, f"a weight {gaps.max():.2e} apart: more than a step either way"
-    assert (gaps > step / 10).sum() <= 1e-4 * gaps.numel(), f"{int((gaps > step / 10).sum())} weights a tenth of a step apart"
+    # in steps: each weight's gap over its own step (the attention temperatures step TEMPERATURE_LR_SCALE lr)
+    gaps = torch.cat([((a[k] - b[k]).abs() / (TrainConfig().lr * (TEMPERATURE_LR_SCALE if k.endswith(".log_tau")
+                                                                  else 1.0))).flatten()
+                      for k in a if a[k].is_floating_point()])
+    assert gaps.max() <= 2, f"a weight {gaps.max():.2f} steps apart: more than a step either way"
+    assert (gaps > 0.1).sum() <= 1e-4 * gaps.numel(), f"{int((gaps > 0.1).sum())} weights a tenth of a step apart"
 
 
 def test_early_stopping_waits_for_the_minimum_number_of_epochs(mmsa, tmp_path):
@@ -289,4 +292,7 @@ def test_early_stopping_waits_for_the_minimum_number_of_epochs(mmsa, tmp_path):
                                                             "--min-steps", "0"]) == 0
     rows = log_rows(out)
     assert len(rows) == 6 and len({r["valid_metric"] for r in rows}) == 1 and len({r["valid_loss"] for r in rows}) == 1
-    assert [r["kept"] for r in rows] == ["1", "0", "0", "0", "0", "0"]
+    # epoch 1 ends within the warm-up (10% of the steps): kept until epoch 2, the first after it, replaces it
+    # although its loss is no lower; after that only a lower loss would (issue 33: a lucky warm-up epoch kept)
+    assert [r["kept"] for r in rows] == ["1", "1", "0", "0", "0", "0"]
+    assert json.loads((out / "last" / "progress.json").read_text())["progress"]["kept_epoch"] == 2

@@ -4,7 +4,8 @@
 Trains the MER-CLIP head on cached features (CLIP stays frozen): AdamW, linear warm-up
 then cosine decay, gradient clipping, mixed precision on CUDA, early stopping on the
 validation loss. OUT/model.safetensors + OUT/config.json is the kept model (what
-`app.py --checkpoint OUT` loads: the epoch of lowest validation loss, see `improves`);
+`app.py --checkpoint OUT` loads: the epoch of lowest validation loss, see `improves`, where the warm-up
+epochs give way to the first epoch after it, see `Progress.kept_in_warmup`);
 OUT/last holds everything needed to resume exactly. Both record which stages training
 trained (`ModelConfig.trained_stages`: reached by a batch with their modality, and changed),
 so inference can leave out a stage it never touched.
@@ -60,6 +61,11 @@ class Progress:
     best_loss: float | None = None  # the kept checkpoint's validation loss
     kept_epoch: int = 0
     bad_epochs: int = 0  # epochs since the validation loss last improved (by more than the minimum)
+    # Whether the kept epoch ended within the learning-rate warm-up. Such an epoch is kept only until the first
+    # epoch after the warm-up, which replaces it whatever its loss: a few steps at a fraction of the rate barely
+    # move the head from zero-shot, and at 80 training samples (20 valid) a lucky validation loss kept the first
+    # warm-up epoch (3 steps) in 3 of 5 seeds of issue 33's sign x sign, losing .036-.090 test corr to the best.
+    kept_in_warmup: bool = False
     # stages whose modality some training batch had (in stage order); None: not recorded (a run begun before the
     # record: the weights alone decide which stages trained, as then)
     reached: list[str] | None = field(default_factory=list)
@@ -162,9 +168,13 @@ def parameter_groups(head: MerClipHead) -> list[dict]:
             {"params": temperatures, "lr_scale": TEMPERATURE_LR_SCALE, "weight_decay": 0.0}]
 
 
+def warmup_steps(config: TrainConfig, total_steps: int) -> int:
+    return max(1, round(config.warmup * total_steps))
+
+
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     """Linear warm-up over `warmup` of all steps, then cosine decay to zero."""
-    warmup = max(1, round(config.warmup * total_steps))
+    warmup = warmup_steps(config, total_steps)
     if step < warmup:
         return config.lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, total_steps - warmup)
@@ -250,11 +260,13 @@ def _train(config: TrainConfig, dist: Distributed, after_epoch: AfterEpoch | Non
         predictions, valid_loss = validate(scorer, head, valid_set)
         head.train()
         value = task_metrics(data.task, predictions, scorer.targets(valid_set), scorer.labels.names)[metric_name]
-        improved = improves(valid_loss, progress.best_loss, config)
+        warming_up = progress.step <= warmup_steps(config, total_steps)
+        past_warmup = progress.kept_in_warmup and not warming_up
+        improved = improves(valid_loss, None if past_warmup else progress.best_loss, config)
         progress.epoch += 1
         epochs_this_run += 1
         if improved:
-            progress.best_loss, progress.kept_epoch = valid_loss, progress.epoch
+            progress.best_loss, progress.kept_epoch, progress.kept_in_warmup = valid_loss, progress.epoch, warming_up
         progress.bad_epochs = 0 if improved else progress.bad_epochs + 1
         if dist.main:
             saved_config = replace(model_config, trained_stages=trained_stages(head, config.seed, progress.reached))
