@@ -35,7 +35,8 @@ class ModelConfig:
     (and which is written without the key, so older readers still open such a checkpoint).
 
     `trained_stages` is written by training: the stages (each its decoder stage and the
-    adapter, if any, of its modality) whose weights training changed. A stage of a trained
+    adapter, if any, of its modality) that a training batch with their modality reached and
+    whose weights training changed (weight decay alone is not training). A stage of a trained
     head that is not listed never saw its modality (e.g. audio, for clips without sound):
     inference leaves it out rather than read a random adapter. None: not recorded (an
     untrained head, or a checkpoint from before the field existed: the whole head counts).
