@@ -5,8 +5,12 @@ video case 80 clips (48/16/16) of real pictures through `train.extract`. Trainin
 seeded (initialisation and batch order), so each figure is the same on every run.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+
+from train import interactions
 
 from train.learning import SIZES, TINY, VIDEO_SIZES, run_case, video_features
 from train.planted import MMSA_CASES, write_mmsa
@@ -26,10 +30,28 @@ def test_a_signal_carried_by_one_modality_is_learned(tmp_path, case):
     assert outcome.steps_to_half is not None and outcome.steps_to_half <= 30, "within the first epochs (3 steps each)"
 
 
-@pytest.mark.parametrize(("case", "modality"), [("text, 3 of 20 words", "text"), ("audio, 1 s of 5 s", "audio")])
-def test_attention_after_training_sits_on_the_elements_that_carry_the_signal(tmp_path, case, modality):
-    outcome = trained_on(case, tmp_path)
-    assert outcome.attention_share[modality] >= 2.0, outcome
+def test_attention_after_training_sits_on_the_words_that_carry_the_signal(tmp_path):
+    outcome = trained_on("text, 3 of 20 words", tmp_path)
+    assert outcome.attention_share["text"] >= 2.0, outcome
+
+
+def test_attention_finds_the_few_cued_frames_that_carry_a_frame_local_interaction(tmp_path):
+    """Frame-local sign x sign (train/interaction_cases.py): the voice's sign in 5 of 50 frames and the face's
+    in 2 of 8, at another time, each marked by a cue. Pooling dilutes them; after training the audio and vision
+    stages attend to the carrying frames (issue 33, 5 seeds at 1284 samples: audio 5.2x, vision 2.2x uniform,
+    test corr .525 against .383 for the best pooled learner). This replaced 'audio, 1 s of 5 s' at 80 samples
+    here: audio stages now start near a plain mean (merclip.model.ADAPTED_TEMPERATURE) and that case's signal
+    (a large feature on 10 of 50 frames) is read through the adapter's per-frame normalisation without focusing
+    (corr .92, attention 1.03x; it was .87 at 2.2x when the stage started at CLIP's sharp temperature, which
+    left this case at corr .02). Test split cut to 300 samples: the attention figure scores each one."""
+    splits = interactions.draw("frame-local sign x sign", 1284, 0)
+    test = splits["test"]
+    splits["test"] = replace(test, audio=test.audio[:300], vision=test.vision[:300], scores=test.scores[:300],
+                             oracle=test.oracle[:300], carried=test.carried[:300])
+    carried = interactions.write_pickle(tmp_path / "data.pkl", splits)
+    outcome = run_case("frame-local", tmp_path / "data.pkl", "mmsa", carried, tmp_path / "run", TINY)
+    assert outcome.trained >= 0.4, outcome
+    assert outcome.attention_share["audio"] >= 2.0 and outcome.attention_share["vision"] >= 1.5, outcome
 
 
 def test_a_class_shown_in_2_of_8_video_frames_is_learned_and_attended(tmp_path):

@@ -37,11 +37,12 @@ def test_an_older_progress_file_still_resumes():
 
 def test_early_stopping_waits_for_the_minimum_number_of_steps(tmp_path):
     """Nothing to learn (lr 0), 3 steps per epoch: patience 2 and --min-epochs 1 would stop at epoch 3, but
-    --min-steps 12 holds the run until step 12 (epoch 4)."""
+    --min-steps 12 holds the run until step 12 (epoch 4). (No warm-up: the first epoch after it would be kept
+    whatever its loss, and patience would count from there.)"""
     data = write_mmsa(tmp_path / "mosi.pkl", {"train": 48, "valid": 8, "test": 4})
     out = tmp_path / "flat"
     assert train_module.main(["--data", str(data), "--clip", TINY, "--device", "cpu", "--epochs", "20", "--lr", "0",
-                              "--batch-size", "16", "--patience", "2", "--min-epochs", "1", "--min-steps", "12",
+                              "--batch-size", "16", "--patience", "2", "--min-epochs", "1", "--min-steps", "12", "--warmup", "0",
                               "--out", str(out), "--no-progress"]) == 0
     rows = log_rows(out)
     assert [int(r["step"]) for r in rows] == [3, 6, 9, 12]
