@@ -83,13 +83,19 @@ def test_sims_pickle_named_sims_gets_sims_anchors_metrics_and_a_chinese_text_war
     assert "acc7" not in report
 
 
-def test_naming_sims_for_mosi_scores_is_refused(tiny_model, tmp_path):
-    path = sims_pickle(tmp_path / "mosi.pkl", text="what a day")
+def mosi_range_pickle(path, split: str):
+    """A SIMS-like pickle with one label of 2.6 in `split`: outside CH-SIMS's range, inside MOSI's."""
+    sims_pickle(path, text="what a day")
     with open(path, "rb") as handle:
         data = pickle.load(handle)
-    data["test"]["regression_labels"][0] = 2.6
+    data[split]["regression_labels"][0] = 2.6
     with open(path, "wb") as handle:
         pickle.dump(data, handle)
+    return path
+
+
+def test_naming_sims_for_mosi_scores_is_refused(tiny_model, tmp_path):
+    path = mosi_range_pickle(tmp_path / "mosi.pkl", "test")
     assert load_mmsa(path, tiny_model.clip, show_progress=False).source["dataset"] == "mosi"
     with pytest.raises(MerClipError, match=r"outside CH-SIMS's \[-1, 1\]"):
         load_mmsa(path, tiny_model.clip, show_progress=False, dataset="sims")
@@ -175,12 +181,7 @@ def one_line_error(capsys) -> str:
 
 
 def test_train_refuses_sims_for_mosi_range_labels_in_one_line(tmp_path, capsys):
-    path = sims_pickle(tmp_path / "mosi.pkl", text="what a day")
-    with open(path, "rb") as handle:
-        data = pickle.load(handle)
-    data["train"]["regression_labels"][0] = 2.6
-    with open(path, "wb") as handle:
-        pickle.dump(data, handle)
+    path = mosi_range_pickle(tmp_path / "mosi.pkl", "train")
     capsys.readouterr()
     assert train_module.main(train_flags(path, tmp_path / "run", "--dataset", "sims")) == 2
     assert one_line_error(capsys) == (f"train.train: error: {path} has labels up to 2.6, outside CH-SIMS's [-1, 1]: "
