@@ -25,7 +25,8 @@ class ModelConfig:
     ship their own visual features (MMSA's Facet), which then go through a vision
     adapter and have no CLIP prior; `prior_weights` mix the per-modality CLIP priors
     (vision favoured: CLIP was trained on images); `attention_temperature` is the
-    initial `tau` of every stage's cosine attention; `attention` False replaces it by the plain
+    initial `tau` of the cosine attention of every stage that reads CLIP's space (words,
+    CLIP image embeddings; a stage behind an adapter starts at `merclip.model.ADAPTED_TEMPERATURE`); `attention` False replaces it by the plain
     mean of each stage's elements (the ablation that shows what attention adds; written only
     when False, so older readers still open every other checkpoint).
 

@@ -67,6 +67,7 @@ def test_a_run_resumes_from_its_saved_cells(tmp_path):
     runs = {"corr": 0.5, "epoch_scores": [0.25, 0.5, 0.4], "kept_epoch": 2, "attention_share": {},
             "trained_stages": ["audio", "vision"], "seconds": 1.0}
     saved = {"generator": "null", "size": 80, "seed": 0, "oracle": 0.0, "seconds": 2.0,
+             "settings": interactions.settings(None),
              **{name: 0.123 for name in interactions.LEARNERS},
              **{f"{name} run": runs for name in (interactions.HEAD, interactions.ABLATION)}}
     (cells / "null-80-s0.json").write_text(json.dumps(saved))
@@ -74,8 +75,21 @@ def test_a_run_resumes_from_its_saved_cells(tmp_path):
     table = (tmp_path / "interactions.md").read_text()
     assert "| null | 80 / 20 / 2000 |" in table and "0.123 ± 0.000" in table
     row = json.loads((tmp_path / "interactions.json").read_text())[0]
-    assert row["regret"]["kept"]["mean"] == 0.0 and row["regret"]["last"]["mean"] == pytest.approx(-0.1)
+    assert row["regret"]["kept"]["mean"] == 0.0 and row["regret"]["last"]["mean"] == pytest.approx(0.1)
     assert not (tmp_path / "work").exists(), "nothing was trained"
+
+
+def test_a_cell_saved_under_other_settings_is_computed_again(tmp_path, monkeypatch):
+    """A cell from before a default changed (here the learning rate) would mix two heads in one row."""
+    (tmp_path / "cells").mkdir()
+    stale = {"generator": "null", "size": 80, "seed": 0, "settings": {**interactions.settings(None), "lr": 1e-3}}
+    (tmp_path / "cells" / "null-80-s0.json").write_text(json.dumps(stale))
+    computed = []
+    fresh = {"generator": "null", "oracle": 0.0, "seconds": 1.0, **{name: 0.0 for name in interactions.LEARNERS}}
+    monkeypatch.setattr(interactions, "run_cell", lambda *args: computed.append(args) or dict(fresh))
+    cells = interactions.run_grid(tmp_path, ["null"], [80], 1)
+    assert len(computed) == 1 and cells[0]["settings"] == interactions.settings(None)
+    assert json.loads((tmp_path / "cells" / "null-80-s0.json").read_text())["settings"]["lr"] == 5e-4
 
 
 @pytest.mark.slow

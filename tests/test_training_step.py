@@ -7,6 +7,7 @@ from merclip.api import build_head
 from merclip.features import ModalityInput
 from merclip.labels import parse_labels
 from merclip.templates import resolve_templates
+from train.resume import load_training_state, save_training_state
 from train.train import TEMPERATURE_LR_SCALE, parameter_groups
 
 
@@ -56,3 +57,20 @@ def test_attention_temperatures_learn_at_their_own_scale_without_weight_decay(ti
     assert temperatures["lr_scale"] == TEMPERATURE_LR_SCALE > 1 and temperatures["weight_decay"] == 0
     assert rest["lr_scale"] == 1 and "weight_decay" not in rest, "the other weights decay as configured"
     assert len(rest["params"]) + len(temperatures["params"]) == len([p for p in head.parameters() if p.requires_grad])
+
+
+def test_a_run_saved_with_one_optimiser_group_resumes_with_its_moments_in_place(tiny_model, tmp_path):
+    """Before issue 33 the optimiser had one group (every weight in `head.parameters()` order); a resumed run
+    now has the temperatures in a group of their own. Each weight must get back its own Adam moments."""
+    head = build_head(tiny_model.config)
+    trainable = [p for p in head.parameters() if p.requires_grad]
+    old = torch.optim.AdamW(trainable, lr=1e-3)
+    for index, p in enumerate(trainable):
+        p.grad = torch.full_like(p, float(index + 1))  # each weight's moments tell which weight it is
+    old.step()
+    save_training_state(tmp_path, head, tiny_model.config, old, {"epoch": 1})
+    new = torch.optim.AdamW(parameter_groups(head), lr=1e-3)
+    assert load_training_state(tmp_path, head, new) == {"epoch": 1}
+    for index, p in enumerate(trainable):
+        assert torch.allclose(new.state[p]["exp_avg"], 0.1 * torch.full_like(p, float(index + 1))), index
+    assert [g["lr_scale"] for g in new.param_groups] == [1.0, TEMPERATURE_LR_SCALE]

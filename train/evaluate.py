@@ -21,6 +21,7 @@ from merclip.clip_loader import DEFAULT_CLIP, load_clip
 from merclip.errors import MerClipError
 from train.data import FeatureSet
 from train.metrics import DATASETS, aggregate, classification_metrics, regression_metrics
+from train.mmsa import SIMS_SEVEN
 from train.scoring import Scorer
 from train.sources import load_data
 
@@ -83,9 +84,11 @@ def _training_labels(checkpoints: list[str]) -> str | None:
 
 
 def _training_dataset(checkpoints: list[str]) -> str | None:
-    """The MMSA dataset the checkpoints were trained on (None: not recorded, e.g. before train.train recorded it);
+    """The MMSA dataset the checkpoints were trained on (None: not recorded, e.g. before train.train recorded it;
+    a run from before then that trained with CH-SIMS's anchors recorded those, and is CH-SIMS);
     checkpoints trained on different ones cannot share one set of metrics."""
-    recorded = {settings["dataset"] for settings in _training_settings(checkpoints) if settings.get("dataset")}
+    recorded = {settings.get("dataset") or ("sims" if settings.get("labels") == SIMS_SEVEN else None)
+                for settings in _training_settings(checkpoints)} - {None}
     if len(recorded) > 1:
         raise MerClipError(f"the checkpoints were trained on different datasets ({', '.join(sorted(recorded))}): "
                            "name one with --dataset")

@@ -88,11 +88,11 @@ def _finite(value: float) -> float:
 
 
 def run_case(name: str, data_path: Path, data_format: str, carried: dict[str, dict], out: Path, clip: str,
-             stages: str = "", seed: int = 0, flags: list[str] | None = None) -> Outcome:
-    """Train with default options (quietly; `flags` adds train.train options), scoring each epoch's OUT/last on test as it is written,
+             stages: str = "", seed: int = 0, extra: list[str] | None = None) -> Outcome:
+    """Train with default options (quietly; `extra` adds train.train options), scoring each epoch's OUT/last on test as it is written,
     then measure the kept checkpoint on the test split."""
     flags = ["--data", str(data_path), "--format", data_format, "--clip", clip, "--out", str(out), "--no-progress",
-             "--seed", str(seed)] + (["--stages", stages] if stages else []) + (flags or [])
+             "--seed", str(seed)] + (["--stages", stages] if stages else []) + (extra or [])
     epoch_scores: list[float] = []
     scoring: dict[str, object] = {}
 

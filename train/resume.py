@@ -41,12 +41,24 @@ def load_training_state(folder: Path, head: torch.nn.Module, optimiser: torch.op
     for key, value in tensors.items():
         index, name = key.split(".", 1)
         slots.setdefault(int(index), {})[name] = value
-    if len(saved["param_groups"]) != len(optimiser.param_groups):
-        raise MerClipError(f"{folder} was saved by a train.train whose optimiser had {len(saved['param_groups'])} "
-                           f"parameter group(s), this one has {len(optimiser.param_groups)}: it cannot go on "
-                           "exactly; start a new run")
+    groups = saved["param_groups"]
+    if len(groups) == 1 and len(optimiser.param_groups) > 1:
+        slots, groups = _regrouped(slots, head, optimiser)
+    if len(groups) != len(optimiser.param_groups):
+        raise MerClipError(f"{folder} was saved by a train.train whose optimiser had {len(groups)} parameter "
+                           f"groups, this one has {len(optimiser.param_groups)}: it cannot go on; start a new run")
     device = next(head.parameters()).device
     optimiser.load_state_dict({"state": {i: {n: (v if n == "step" else v.to(device)) for n, v in s.items()}
                                          for i, s in slots.items()},
-                               "param_groups": saved["param_groups"]})
+                               "param_groups": groups})
     return saved["progress"]
+
+
+def _regrouped(slots: dict[int, dict[str, torch.Tensor]], head: torch.nn.Module, optimiser: torch.optim.Optimizer
+               ) -> tuple[dict[int, dict[str, torch.Tensor]], list[dict]]:
+    """A run saved before issue 33 had one group, every trainable weight in `head.parameters()` order; its
+    moments move to where this optimiser's groups hold the same weights (the temperatures in their own group,
+    which from then on learn at their own rate)."""
+    now = [id(p) for group in optimiser.param_groups for p in group["params"]]
+    before = [now.index(id(p)) for p in head.parameters() if p.requires_grad]
+    return {before[i]: moments for i, moments in slots.items()}, optimiser.state_dict()["param_groups"]

@@ -204,7 +204,7 @@ def _train(config: TrainConfig, dist: Distributed, after_epoch: AfterEpoch | Non
     if config.resume and (out / "last" / CONFIG_FILE).is_file():
         # a run begun before the readout's interaction features goes on with the readout it began with
         saved = read_checkpoint_config(out / "last")
-        model_config = replace(model_config, interaction_features=saved.interaction_width)
+        model_config = replace(model_config, interaction_features=saved.interaction_width, attention=saved.attention)
     model = MerClip(clip, build_head(model_config, config.seed))
     head = model.head.train()
     labels = config.labels or data.labels
@@ -260,9 +260,9 @@ def _train(config: TrainConfig, dist: Distributed, after_epoch: AfterEpoch | Non
         predictions, valid_loss = validate(scorer, head, valid_set)
         head.train()
         value = task_metrics(data.task, predictions, scorer.targets(valid_set), scorer.labels.names)[metric_name]
-        warming_up = progress.step <= warmup_steps(config, total_steps)
-        past_warmup = progress.kept_in_warmup and not warming_up
-        improved = improves(valid_loss, None if past_warmup else progress.best_loss, config)
+        warming_up = config.warmup > 0 and progress.step <= warmup_steps(config, total_steps)
+        replaces_warmup_epoch = progress.kept_in_warmup and not warming_up
+        improved = improves(valid_loss, None if replaces_warmup_epoch else progress.best_loss, config)
         progress.epoch += 1
         epochs_this_run += 1
         if improved:
