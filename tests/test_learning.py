@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from train import interactions
-
 from train.learning import SIZES, TINY, VIDEO_SIZES, run_case, video_features
 from train.planted import MMSA_CASES, write_mmsa
 
