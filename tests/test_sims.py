@@ -2,6 +2,7 @@
 `--dataset sims` (train.train, train.evaluate), never guessed from the label range (issue 33)."""
 
 import json
+import shutil
 import pickle
 
 import numpy as np
@@ -201,3 +202,18 @@ def test_train_refuses_a_dataset_for_a_manifest_and_an_unknown_one(sims_data, tm
                       f"batch_size: 4\nout: {tmp_path / 'cfg'}\nprogress: false\ndevice: cpu\n")
     assert train_module.main(["--config", str(config)]) == 0, "the config file sets it too"
     assert json.loads((tmp_path / "cfg" / "train_config.json").read_text())["dataset"] == "sims"
+
+
+def test_evaluate_reads_sims_from_an_older_runs_recorded_anchors(trained_as, sims_data, tmp_path):
+    """A run from before train.train recorded its dataset wrote CH-SIMS's anchors as its labels: that record,
+    not the data's label range, says it is CH-SIMS."""
+    old = tmp_path / "old"
+    shutil.copytree(trained_as["sims"], old)
+    settings = json.loads((old / "train_config.json").read_text())
+    del settings["dataset"]
+    (old / "train_config.json").write_text(json.dumps(settings))
+    report_path = tmp_path / "old.json"
+    assert evaluate_module.main(["--checkpoint", str(old), "--data", str(sims_data), "--format", "mmsa",
+                                 "--out", str(report_path), "--device", "cpu"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["dataset"] == "sims" and "mult_acc_5" in report
