@@ -55,6 +55,15 @@ class AppServer:
         stored = self.upload("probe.bin", b"probe")
         return next(p for p in stored.parents if p.name.startswith("merclip-app-"))
 
+    def memory_mb(self) -> tuple[float, float]:
+        """The server process's resident memory and its peak since the last `reset_peak`, in MB."""
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines())
+        return tuple(int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM"))
+
+    def reset_peak(self) -> None:
+        """Start the peak (VmHWM) afresh from the current resident memory (Linux's clear_refs)."""
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read()

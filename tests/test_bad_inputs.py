@@ -5,6 +5,7 @@ result that says what was wrong; after each, a normal request still succeeds.
 """
 
 import json
+import threading
 
 import pytest
 from gradio_client import Client, handle_file
@@ -99,20 +100,65 @@ def assert_next_request_succeeds(client, good_clip):
     assert app_predict(client, good_clip)["labels"] == ["happy", "sad"]
 
 
+def check_app_case(client, media, expect, fragment, case):
+    if expect == "error":
+        with pytest.raises(Exception, match=fragment.replace(".", r"\.")) as raised:
+            app_predict(client, media)
+        assert "Traceback" not in str(raised.value) and "\n" not in str(raised.value).strip(), case
+    else:
+        result = app_predict(client, media)
+        assert result["labels"] == ["happy", "sad"], case
+        if expect == "warning":
+            assert any(fragment in w for w in result["warnings"]), (case, result["warnings"])
+
+
+# What one hostile request may cost the server (issue 34): its peak resident memory above what it
+# held before the request, and what it still holds once the request has been answered.
+HOSTILE_PEAK_MB = 200
+HOSTILE_RETAINED_MB = 20
+
+
 @pytest.mark.slow
 def test_app_media_corpus(tiny_app, corpus, good_clip):
     client = Client(tiny_app.url, verbose=False)
+    assert_next_request_succeeds(client, good_clip)  # models loaded and code paths warm before measuring
+    costs = {}
     for case, (_, _, expect, fragment) in bad_inputs.MEDIA.items():
-        if expect == "error":
-            with pytest.raises(Exception, match=fragment.replace(".", r"\.")) as raised:
-                app_predict(client, corpus[case])
-            assert "Traceback" not in str(raised.value) and "\n" not in str(raised.value).strip(), case
-        else:
-            result = app_predict(client, corpus[case])
-            assert result["labels"] == ["happy", "sad"], case
-            if expect == "warning":
-                assert any(fragment in w for w in result["warnings"]), (case, result["warnings"])
+        before, _ = tiny_app.memory_mb()
+        tiny_app.reset_peak()
+        check_app_case(client, corpus[case], expect, fragment, case)
+        after, peak = tiny_app.memory_mb()
+        costs[case] = (peak - before, after - before)
         assert_next_request_succeeds(client, good_clip)
+    table = "\n".join(f"{case:24} peak +{peak:6.1f} MB, retained {kept:+6.1f} MB" for case, (peak, kept) in costs.items())
+    print(table)
+    assert all(peak <= HOSTILE_PEAK_MB and kept <= HOSTILE_RETAINED_MB for peak, kept in costs.values()), table
+    assert "Traceback" not in tiny_app.output()
+
+
+@pytest.mark.slow
+def test_app_serves_another_visitor_while_the_corpus_runs(tiny_app, corpus, good_clip):
+    """A hostile client sending the whole corpus does not stop a second visitor's analyses."""
+    hostile = Client(tiny_app.url, verbose=False)
+    visitor = Client(tiny_app.url, verbose=False)
+    failures = []
+
+    def send_corpus():
+        for case, (_, _, expect, fragment) in bad_inputs.MEDIA.items():
+            try:
+                check_app_case(hostile, corpus[case], expect, fragment, case)
+            except AssertionError as exc:
+                failures.append(f"{case}: {exc}")
+
+    sender = threading.Thread(target=send_corpus)
+    sender.start()
+    served = 0
+    while sender.is_alive() or served == 0:
+        assert_next_request_succeeds(visitor, good_clip)
+        served += 1
+    sender.join()
+    assert not failures, failures
+    assert served >= 2, "the visitor's analyses waited for the whole corpus"
     assert "Traceback" not in tiny_app.output()
 
 
