@@ -8,7 +8,7 @@ output cuts such a torn tail off (parsing CSV as CSV: a transcript may hold quot
 before anything is appended. A file is done when every requested output holds its complete
 record: a run again analyses the others and writes each record only where it is missing. An
 output written with other settings is refused, never mixed. A bad file becomes an error
-record and the rest go on. `--shard i/n` (or torchrun's ranks) takes every n-th file of the
+record and the rest go on; a name that is not UTF-8 is recorded escaped. `--shard i/n` (or torchrun's ranks) takes every n-th file of the
 sorted list, and each shard writes its own output files.
 """
 
@@ -219,9 +219,16 @@ class CsvTable(ResultFile):
         return buffer.getvalue().encode("utf-8")
 
 
+def record_name(path: Path) -> str:
+    """A file's name in the records: its path, with what UTF-8 cannot hold (the bytes of a name in another
+    system's encoding, kept by Python as surrogates) escaped as MerClipError escapes it (`\\udcff`), so
+    its record can be written and a resume finds it."""
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def pending(files: Iterable[Path], outputs: Sequence[ResultFile]) -> list[Path]:
     """The files that some output holds no complete record of."""
-    return [path for path in files if any(str(path) not in output.done for output in outputs)]
+    return [path for path in files if any(record_name(path) not in output.done for output in outputs)]
 
 
 def run_batch(files: Iterable[Path], analyse: Callable[[Path], dict], outputs: Sequence[ResultFile],
@@ -234,10 +241,10 @@ def run_batch(files: Iterable[Path], analyse: Callable[[Path], dict], outputs: S
     ok = failed = 0
     for path in tqdm(todo, desc="merclip", unit="file", disable=not show_progress, file=sys.stderr):
         try:
-            line = {"file": str(path), "result": analyse(path)}
+            line = {"file": record_name(path), "result": analyse(path)}
             ok += 1
         except MerClipError as exc:
-            line = {"file": str(path), "error": str(exc)}
+            line = {"file": record_name(path), "error": str(exc)}
             failed += 1
         for output in outputs:
             if line["file"] not in output.done:

@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from merclip.analysis import AnalysisOptions, Analyzer
     from merclip.api import load_model
-    from merclip.batch import CsvTable, JsonLines, media_files, pending, run_batch, shard_path
+    from merclip.batch import CsvTable, JsonLines, media_files, pending, record_name, run_batch, shard_path
     from merclip.disk_cache import DiskCache
     from merclip.labels import parse_labels
     from merclip.media_probe import inspect_media
@@ -143,8 +143,8 @@ def _predict(args: argparse.Namespace) -> int:
             return 0
         result = analyse(files[0])
         for output in outputs:  # --csv of one file: its rows, unless the table has them already
-            if str(files[0]) not in output.done:
-                output.add({"file": str(files[0]), "result": result})
+            if record_name(files[0]) not in output.done:
+                output.add({"file": record_name(files[0]), "result": result})
     print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
     return 0
 

@@ -3,6 +3,8 @@ settings), sharded; one file by segments; the writer cut at every byte of a reco
 
 import csv
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -196,6 +198,26 @@ def test_a_segments_probs_is_a_list_aligned_with_the_labels_as_the_clips_is(thre
         assert part["top_label"] == result["labels"][int(np.argmax(part["probs"]))]
     assert [[float(row[f"p:{label}"]) for label in result["labels"]] for row in rows(tmp_path / "t.csv")] == [
         part["probs"] for part in result["segments"]], "CSV columns follow the labels"
+
+
+def test_names_that_are_not_utf8_are_recorded_escaped_and_a_resume_skips_them(three, tmp_path, capsys):
+    folder = os.fsencode(tmp_path / "media")
+    os.mkdir(folder)
+    shutil.copy(three / "a.mp4", os.path.join(folder, b"clip\xff.mp4"))  # a name in another system's encoding
+    with open(os.path.join(folder, b"broken\xfe.mp4"), "wb") as broken:
+        broken.write(b"not a video")
+    out, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
+    assert batch(os.fsdecode(folder), "--out", out, "--csv", table) == 0
+    assert "1 analysed, 1 failed" in capsys.readouterr().err
+    media = str(tmp_path / "media")
+    broken, clip = lines(out)  # in sorted order, read as UTF-8: the outputs stay valid text
+    assert clip["file"] == f"{media}/clip\\udcff.mp4" and clip["result"]["labels"] == ["happy", "sad"]
+    assert broken["file"] == f"{media}/broken\\udcfe.mp4" and "broken\\udcfe.mp4 is not a video" in broken["error"]
+    assert {row["file"] for row in rows(table)} == {clip["file"], broken["file"]}
+    written = out.read_bytes(), table.read_bytes()
+    assert batch(os.fsdecode(folder), "--out", out, "--csv", table) == 0
+    assert "2 already done" in capsys.readouterr().err
+    assert (out.read_bytes(), table.read_bytes()) == written, "a resume finds both records"
 
 
 SETTINGS = {"labels": "happy, sad", "frames": 8}
