@@ -8,8 +8,9 @@ output cuts such a torn tail off (parsing CSV as CSV: a transcript may hold quot
 before anything is appended. A file is done when every requested output holds its complete
 record: a run again analyses the others and writes each record only where it is missing. An
 output written with other settings is refused, never mixed. A bad file becomes an error
-record and the rest go on; a name that is not UTF-8 is recorded escaped. `--shard i/n` (or torchrun's ranks) takes every n-th file of the
-sorted list, and each shard writes its own output files.
+record and the rest go on; a name that is not UTF-8 is recorded escaped. `--shard i/n` (or
+torchrun's ranks) takes the files whose names hash to shard i (merclip/shards.py), and each
+shard writes its own output files.
 """
 
 from __future__ import annotations
@@ -36,18 +37,27 @@ CSV_FIXED = ["file", "start", "end", "text", "top_label", "sentiment", "error"]
 CSV_BOOKKEEPING = ["segments", "settings"]  # after the p:LABEL columns: the file's row count, what produced it
 
 
-def media_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The files named, and the media files inside the folders named (recursively), sorted, each once."""
-    found: set[Path] = set()
+def media_files(paths: Sequence[str | Path]) -> dict[Path, str]:
+    """The files named, and the media files inside the folders named (recursively), sorted, each once, with
+    each one's name where the run is given it: its path relative to the folder named (the smallest, when
+    found under several), or its file name when named itself. The name is the same on every machine that
+    holds the folder, wherever it is mounted: the shards are drawn by it."""
+    found: dict[Path, str] = {}
+
+    def add(path: Path, name: str) -> None:
+        found[path] = min(name, found.get(path, name))
+
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found |= {p.resolve() for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES}
+            for file in path.rglob("*"):
+                if file.is_file() and file.suffix.lower() in MEDIA_SUFFIXES:
+                    add(file.resolve(), file.relative_to(path).as_posix())
         elif path.is_file():
-            found.add(path.resolve())
+            add(path.resolve(), path.name)
         else:
             raise MerClipError(f"file not found: {given}")
-    return sorted(found)
+    return dict(sorted(found.items()))
 
 
 def shard_path(path: Path, index: int, count: int) -> Path:

@@ -99,7 +99,7 @@ def _predict(args: argparse.Namespace) -> int:
     from merclip.media_probe import inspect_media
     from merclip.segmented import SegmentReader
     from merclip.segments import SegmentMode
-    from merclip.shards import shard_of
+    from merclip.shards import in_shard, shard_of
 
     labels = parse_labels(args.labels)  # fail on bad labels before loading any model
     mode = SegmentMode.parse(args.segments) if args.segments else None
@@ -115,7 +115,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.out and args.csv and Path(args.out).resolve() == Path(args.csv).resolve():
         raise MerClipError("--out and --csv name the same file: give each its own")
     if not many:
-        inspect_media(files[0], limits)  # a bad file is reported before seconds of model loading
+        inspect_media(next(iter(files)), limits)  # a bad file is reported before seconds of model loading
     index, count = shard_of(args.shard) if many else (0, 1)
     settings = _settings(args, labels, mode, templates)
     with ExitStack() as stack:  # outputs checked (writable, same settings) and repaired before any model loads
@@ -134,17 +134,18 @@ def _predict(args: argparse.Namespace) -> int:
             return whole.to_dict() | {"segments": [part.to_dict(args.attention) for part in parts]}
 
         if many:
-            mine = files[index::count]
+            mine = [path for path, name in files.items() if in_shard(name, index, count)]
             todo = pending(mine, outputs)
             print(f"merclip: {len(mine)} files in shard {index}/{count}, {len(mine) - len(todo)} already done",
                   file=sys.stderr)
             ok, failed = run_batch(todo, analyse, outputs, show_progress=not args.no_progress)
             print(f"merclip: {ok} analysed, {failed} failed (error lines in the output)", file=sys.stderr)
             return 0
-        result = analyse(files[0])
+        (file,) = files
+        result = analyse(file)
         for output in outputs:  # --csv of one file: its rows, unless the table has them already
-            if record_name(files[0]) not in output.done:
-                output.add({"file": record_name(files[0]), "result": result})
+            if record_name(file) not in output.done:
+                output.add({"file": record_name(file), "result": result})
     print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
     return 0
 

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +65,38 @@ def test_two_shards_cover_every_file_exactly_once(folder, tmp_path):
     parts = [lines(tmp_path / f"results.{i}-of-2.jsonl") for i in range(2)]
     files = [line["file"] for part in parts for line in part]
     assert len(files) == len(set(files)) == 5 and all(parts), "each shard its own share, together all"
+
+
+def test_a_file_added_or_removed_between_shards_runs_moves_no_other_file(tmp_path):
+    """Shards are drawn by each file's path relative to the folder given: the same wherever it is mounted."""
+    first = tmp_path / "first"
+    for name in [f"clip{i:02d}.mp4" for i in range(10)] + ["sub/a.wav", "sub/b.png"]:
+        (first / name).parent.mkdir(parents=True, exist_ok=True)
+        (first / name).write_text("not media: each file is a quick error record")
+    second = tmp_path / "elsewhere" / "second"  # the same folder on another machine, a file removed and one added
+    shutil.copytree(first, second)
+    (second / "clip00.mp4").unlink()
+    (second / "sub" / "new.mp4").write_text("not media")
+
+    def shards(folder):
+        """Each file's shard of 3, by its name relative to the folder."""
+        found = {}
+        for index in range(3):
+            out = folder.parent / f"{folder.name}.jsonl"
+            assert main(["predict", str(folder), "--labels", "a, b", "--out", str(out), "--shard", f"{index}/3",
+                         *TINY]) == 0
+            names = [Path(line["file"]).relative_to(folder).as_posix() for line in lines(
+                folder.parent / f"{folder.name}.{index}-of-3.jsonl")]
+            assert not set(names) & set(found), "each file in one shard"
+            found |= dict.fromkeys(names, index)
+        return found
+
+    before, after = shards(first), shards(second)
+    assert sorted(before) == sorted(p.relative_to(first).as_posix() for p in first.rglob("*.*"))
+    assert sorted(after) == sorted(p.relative_to(second).as_posix() for p in second.rglob("*.*"))
+    assert len(set(before.values())) == 3, "every shard has files"
+    assert {name: before[name] for name in after if name in before} == {
+        name: shard for name, shard in after.items() if name in before}, "no file moved"
 
 
 def test_windows_of_one_file_as_csv_rows_and_a_table(folder, tmp_path, capsys):
