@@ -153,9 +153,11 @@ def _predict(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace, labels: LabelSet, mode: SegmentMode | None,
               templates: dict[str, str]) -> dict[str, Any]:
     """Everything that decides a result's numbers, named in every record of --out and --csv so a
-    resumed run can be checked against it (the device, the cache and the limits that only refuse or
-    stop a file do not change the numbers). Read before any model loads."""
+    resumed run can be checked against it (the device through the precision it runs CLIP in: a batch
+    begun on a GPU is not finished in fp32 on a CPU; the cache and the limits that only refuse or stop
+    a file do not change the numbers). Read before any model loads."""
     from merclip.checkpoint import CONFIG_FILE, HUB_PREFIX, WEIGHTS_FILE, checkpoint_folder, read_checkpoint_config
+    from merclip.clip_loader import default_precision, resolve_device
     from merclip.templates import resolve_templates
 
     config = read_checkpoint_config(args.checkpoint) if args.checkpoint else None
@@ -174,6 +176,7 @@ def _settings(args: argparse.Namespace, labels: LabelSet, mode: SegmentMode | No
         "clip": args.clip or (config.clip if config else DEFAULT_CLIP),
         "checkpoint": None if checkpoint is None else str(checkpoint),
         "checkpoint_sha256": None if digest is None else digest.hexdigest()[:16],
+        "precision": default_precision(resolve_device(args.device)),
         "whisper": args.whisper,
         "transcript": args.transcript,
         "segments": segments,

@@ -203,6 +203,22 @@ def test_another_label_set_is_refused_not_mixed_into_the_outputs(three, referenc
         assert copy.read_bytes() == path.read_bytes(), "nothing written"
 
 
+def test_a_batch_begun_in_fp32_is_not_resumed_in_fp16_on_a_gpu(three, reference, tmp_path, capsys, monkeypatch):
+    import torch
+
+    import merclip.api
+
+    copy = tmp_path / "r.jsonl"
+    copy.write_bytes(reference[0].read_bytes())  # written on this CPU, in fp32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # resumed where CLIP runs in fp16
+    monkeypatch.setattr(merclip.api, "load_model", lambda *a, **k: pytest.fail("refuse before loading models"))
+    capsys.readouterr()
+    assert batch(three, "--out", copy, extra=["--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'precision: "fp32" there, "fp16" now' in err, err
+    assert copy.read_bytes() == reference[0].read_bytes(), "nothing written"
+
+
 def test_every_record_names_the_settings_that_produced_it_and_a_resume_with_others_is_refused(
         three, tmp_path, capsys):
     out, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
@@ -213,6 +229,7 @@ def test_every_record_names_the_settings_that_produced_it_and_a_resume_with_othe
     assert settings["templates"]["vision"] == ["a {} face."] and settings["templates"]["text"], "the templates used"
     assert settings["checkpoint"] is None and settings["segments"] == "window:1" and settings["frames"] == 4
     assert settings["no_face"] is True and settings["whisper"] == "none" and settings["transcript"] is None
+    assert settings["precision"] == "fp32", "CLIP's precision on this device"
     assert all(json.loads(row["settings"]) == settings for row in rows(table)), "every CSV row names them too"
     capsys.readouterr()
     assert batch(three / "a.mp4", "--out", out, "--csv", table, labels="happy|joyful, sad",
