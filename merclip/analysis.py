@@ -21,6 +21,7 @@ from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+import open_clip
 import torch
 
 from merclip.api import MerClip
@@ -150,7 +151,7 @@ class Analyzer:
         """The file checked, its cache key, and its analysis if the memory or disk cache holds it."""
         started = time.perf_counter()
         info = inspect_media(media, options.limits)
-        key = _cache_key(_content_hash(info.path), options, self.model.fingerprint, self.whisper_spec)
+        key = _cache_key(_content_hash(info.path), options, self.model, self.whisper_spec)
         with self._cache_lock:
             hit = self._cache.get(key)
             if hit is not None:
@@ -363,10 +364,14 @@ class _Steps:
             self.timings[name] = (time.perf_counter() - started) * 1000
 
 
-def _cache_key(content_hash: str, options: AnalysisOptions, model: str, whisper_spec: str) -> str:
-    """One name for everything the heavy part depends on (the dataclass repr is deterministic), and
-    for the model that scores it: a clip_id found again must be re-scored by the same head."""
-    return hashlib.sha256(repr((content_hash, options, model, whisper_spec)).encode()).hexdigest()
+def _cache_key(content_hash: str, options: AnalysisOptions, model: MerClip, whisper_spec: str) -> str:
+    """One name for everything the heavy part depends on: the file, the options (the dataclass repr is
+    deterministic), the speech recogniser, and what computes the features: CLIP's precision and the kind
+    of device (they round differently: fp16 features must not reach an fp32 run), open_clip's version (its
+    preprocessing and CLIP code) and the model's fingerprint (FEATURES_VERSION, the CLIP SPEC and the head:
+    a clip_id found again must be re-scored by the same head)."""
+    numerics = (str(model.clip.dtype), model.device.type, open_clip.__version__)
+    return hashlib.sha256(repr((content_hash, options, model.fingerprint, numerics, whisper_spec)).encode()).hexdigest()
 
 
 def _content_hash(path: Path) -> str:

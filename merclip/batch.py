@@ -8,8 +8,9 @@ output cuts such a torn tail off (parsing CSV as CSV: a transcript may hold quot
 before anything is appended. A file is done when every requested output holds its complete
 record: a run again analyses the others and writes each record only where it is missing. An
 output written with other settings is refused, never mixed. A bad file becomes an error
-record and the rest go on. `--shard i/n` (or torchrun's ranks) takes every n-th file of the
-sorted list, and each shard writes its own output files.
+record and the rest go on; a name that is not UTF-8 is recorded escaped. `--shard i/n` (or
+torchrun's ranks) takes the files whose names hash to shard i (merclip/shards.py), and each
+shard writes its own output files.
 """
 
 from __future__ import annotations
@@ -36,18 +37,27 @@ CSV_FIXED = ["file", "start", "end", "text", "top_label", "sentiment", "error"]
 CSV_BOOKKEEPING = ["segments", "settings"]  # after the p:LABEL columns: the file's row count, what produced it
 
 
-def media_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The files named, and the media files inside the folders named (recursively), sorted, each once."""
-    found: set[Path] = set()
+def media_files(paths: Sequence[str | Path]) -> dict[Path, str]:
+    """The files named, and the media files inside the folders named (recursively), sorted, each once, with
+    each one's name where the run is given it: its path relative to the folder named (the smallest, when
+    found under several), or its file name when named itself. The name is the same on every machine that
+    holds the folder, wherever it is mounted: the shards are drawn by it."""
+    found: dict[Path, str] = {}
+
+    def add(path: Path, name: str) -> None:
+        found[path] = min(name, found.get(path, name))
+
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found |= {p.resolve() for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES}
+            for file in path.rglob("*"):
+                if file.is_file() and file.suffix.lower() in MEDIA_SUFFIXES:
+                    add(file.resolve(), file.relative_to(path).as_posix())
         elif path.is_file():
-            found.add(path.resolve())
+            add(path.resolve(), path.name)
         else:
             raise MerClipError(f"file not found: {given}")
-    return sorted(found)
+    return dict(sorted(found.items()))
 
 
 def shard_path(path: Path, index: int, count: int) -> Path:
@@ -219,9 +229,16 @@ class CsvTable(ResultFile):
         return buffer.getvalue().encode("utf-8")
 
 
+def record_name(path: Path) -> str:
+    """A file's name in the records: its path, with what UTF-8 cannot hold (the bytes of a name in another
+    system's encoding, kept by Python as surrogates) escaped as MerClipError escapes it (`\\udcff`), so
+    its record can be written and a resume finds it."""
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def pending(files: Iterable[Path], outputs: Sequence[ResultFile]) -> list[Path]:
     """The files that some output holds no complete record of."""
-    return [path for path in files if any(str(path) not in output.done for output in outputs)]
+    return [path for path in files if any(record_name(path) not in output.done for output in outputs)]
 
 
 def run_batch(files: Iterable[Path], analyse: Callable[[Path], dict], outputs: Sequence[ResultFile],
@@ -234,10 +251,10 @@ def run_batch(files: Iterable[Path], analyse: Callable[[Path], dict], outputs: S
     ok = failed = 0
     for path in tqdm(todo, desc="merclip", unit="file", disable=not show_progress, file=sys.stderr):
         try:
-            line = {"file": str(path), "result": analyse(path)}
+            line = {"file": record_name(path), "result": analyse(path)}
             ok += 1
         except MerClipError as exc:
-            line = {"file": str(path), "error": str(exc)}
+            line = {"file": record_name(path), "error": str(exc)}
             failed += 1
         for output in outputs:
             if line["file"] not in output.done:

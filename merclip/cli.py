@@ -93,13 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from merclip.analysis import AnalysisOptions, Analyzer
     from merclip.api import load_model
-    from merclip.batch import CsvTable, JsonLines, media_files, pending, run_batch, shard_path
+    from merclip.batch import CsvTable, JsonLines, media_files, pending, record_name, run_batch, shard_path
     from merclip.disk_cache import DiskCache
     from merclip.labels import parse_labels
     from merclip.media_probe import inspect_media
     from merclip.segmented import SegmentReader
     from merclip.segments import SegmentMode
-    from merclip.shards import shard_of
+    from merclip.shards import in_shard, shard_of
 
     labels = parse_labels(args.labels)  # fail on bad labels before loading any model
     mode = SegmentMode.parse(args.segments) if args.segments else None
@@ -115,7 +115,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.out and args.csv and Path(args.out).resolve() == Path(args.csv).resolve():
         raise MerClipError("--out and --csv name the same file: give each its own")
     if not many:
-        inspect_media(files[0], limits)  # a bad file is reported before seconds of model loading
+        inspect_media(next(iter(files)), limits)  # a bad file is reported before seconds of model loading
     index, count = shard_of(args.shard) if many else (0, 1)
     settings = _settings(args, labels, mode, templates)
     with ExitStack() as stack:  # outputs checked (writable, same settings) and repaired before any model loads
@@ -134,17 +134,18 @@ def _predict(args: argparse.Namespace) -> int:
             return whole.to_dict() | {"segments": [part.to_dict(args.attention) for part in parts]}
 
         if many:
-            mine = files[index::count]
+            mine = [path for path, name in files.items() if in_shard(name, index, count)]
             todo = pending(mine, outputs)
             print(f"merclip: {len(mine)} files in shard {index}/{count}, {len(mine) - len(todo)} already done",
                   file=sys.stderr)
             ok, failed = run_batch(todo, analyse, outputs, show_progress=not args.no_progress)
             print(f"merclip: {ok} analysed, {failed} failed (error lines in the output)", file=sys.stderr)
             return 0
-        result = analyse(files[0])
+        (file,) = files
+        result = analyse(file)
         for output in outputs:  # --csv of one file: its rows, unless the table has them already
-            if str(files[0]) not in output.done:
-                output.add({"file": str(files[0]), "result": result})
+            if record_name(file) not in output.done:
+                output.add({"file": record_name(file), "result": result})
     print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
     return 0
 
@@ -152,9 +153,11 @@ def _predict(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace, labels: LabelSet, mode: SegmentMode | None,
               templates: dict[str, str]) -> dict[str, Any]:
     """Everything that decides a result's numbers, named in every record of --out and --csv so a
-    resumed run can be checked against it (the device, the cache and the limits that only refuse or
-    stop a file do not change the numbers). Read before any model loads."""
+    resumed run can be checked against it (the device through the precision it runs CLIP in: a batch
+    begun on a GPU is not finished in fp32 on a CPU; the cache and the limits that only refuse or stop
+    a file do not change the numbers). Read before any model loads."""
     from merclip.checkpoint import CONFIG_FILE, HUB_PREFIX, WEIGHTS_FILE, checkpoint_folder, read_checkpoint_config
+    from merclip.clip_loader import default_precision, resolve_device
     from merclip.templates import resolve_templates
 
     config = read_checkpoint_config(args.checkpoint) if args.checkpoint else None
@@ -173,6 +176,7 @@ def _settings(args: argparse.Namespace, labels: LabelSet, mode: SegmentMode | No
         "clip": args.clip or (config.clip if config else DEFAULT_CLIP),
         "checkpoint": None if checkpoint is None else str(checkpoint),
         "checkpoint_sha256": None if digest is None else digest.hexdigest()[:16],
+        "precision": default_precision(resolve_device(args.device)),
         "whisper": args.whisper,
         "transcript": args.transcript,
         "segments": segments,

@@ -138,17 +138,22 @@ class ClipBundle:
         return next(self.model.parameters()).device
 
 
+def default_precision(device: torch.device) -> str:
+    """Half precision on CUDA (CLIP was trained that way and it halves memory), full on the CPU."""
+    return "fp16" if device.type == "cuda" else "fp32"
+
+
 def load_clip(spec: str = DEFAULT_CLIP, device: str = "auto", precision: str | None = None) -> ClipBundle:
     """Build the CLIP model a SPEC names, frozen and in eval mode.
 
-    Half precision on CUDA (CLIP was trained that way and it halves memory), full on CPU;
-    `precision` ("fp16" or "fp32") overrides that, e.g. to check the GPU's numbers on a CPU.
+    `precision` ("fp16" or "fp32") overrides the device's `default_precision`, e.g. to check the
+    GPU's numbers on a CPU.
     The model is built and read on the CPU, then moved: on a ZeroGPU Space the main process
     only has stand-ins for CUDA tensors, whose values cannot be read there.
     """
     parsed = parse_clip_spec(spec)
     target = resolve_device(device)
-    precision = precision or ("fp16" if target.type == "cuda" else "fp32")
+    precision = precision or default_precision(target)
     model, preprocess = _create(parsed, torch.device("cpu"), precision)
     model.eval().requires_grad_(False)
     tokenizer = open_clip.get_tokenizer(parsed.arch)

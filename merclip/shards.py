@@ -1,11 +1,14 @@
 """Which share of a long list of files this process takes: `--shard i/n`, or torchrun's ranks.
 
-A SLURM array or `torchrun` across nodes starts n processes; each takes items i, i+n, ...
-of the same sorted list, so together they cover every item exactly once.
+A SLURM array or `torchrun` across nodes starts n processes; each takes the items whose
+names hash to its index (`in_shard`), so together they cover every item exactly once. The hash
+is of the name alone (SHA-256: the same in every process and on every machine, unlike `hash()`), so an
+item added or removed between two shards' runs moves no other item to another shard.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from merclip.errors import MerClipError
@@ -22,3 +25,9 @@ def shard_of(text: str | None) -> tuple[int, int]:
     if not 0 <= index < count:
         raise MerClipError(f"--shard '{text}': i must be in 0..n-1")
     return index, count
+
+
+def in_shard(name: str, index: int, count: int) -> bool:
+    """Whether the item of this stable `name` (a path relative to the input folder) is shard `index`'s."""
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % count == index

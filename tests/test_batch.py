@@ -3,6 +3,9 @@ settings), sharded; one file by segments; the writer cut at every byte of a reco
 
 import csv
 import json
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +65,38 @@ def test_two_shards_cover_every_file_exactly_once(folder, tmp_path):
     parts = [lines(tmp_path / f"results.{i}-of-2.jsonl") for i in range(2)]
     files = [line["file"] for part in parts for line in part]
     assert len(files) == len(set(files)) == 5 and all(parts), "each shard its own share, together all"
+
+
+def test_a_file_added_or_removed_between_shards_runs_moves_no_other_file(tmp_path):
+    """Shards are drawn by each file's path relative to the folder given: the same wherever it is mounted."""
+    first = tmp_path / "first"
+    for name in [f"clip{i:02d}.mp4" for i in range(10)] + ["sub/a.wav", "sub/b.png"]:
+        (first / name).parent.mkdir(parents=True, exist_ok=True)
+        (first / name).write_text("not media: each file is a quick error record")
+    second = tmp_path / "elsewhere" / "second"  # the same folder on another machine, a file removed and one added
+    shutil.copytree(first, second)
+    (second / "clip00.mp4").unlink()
+    (second / "sub" / "new.mp4").write_text("not media")
+
+    def shards(folder):
+        """Each file's shard of 3, by its name relative to the folder."""
+        found = {}
+        for index in range(3):
+            out = folder.parent / f"{folder.name}.jsonl"
+            assert main(["predict", str(folder), "--labels", "a, b", "--out", str(out), "--shard", f"{index}/3",
+                         *TINY]) == 0
+            names = [Path(line["file"]).relative_to(folder).as_posix() for line in lines(
+                folder.parent / f"{folder.name}.{index}-of-3.jsonl")]
+            assert not set(names) & set(found), "each file in one shard"
+            found |= dict.fromkeys(names, index)
+        return found
+
+    before, after = shards(first), shards(second)
+    assert sorted(before) == sorted(p.relative_to(first).as_posix() for p in first.rglob("*.*"))
+    assert sorted(after) == sorted(p.relative_to(second).as_posix() for p in second.rglob("*.*"))
+    assert len(set(before.values())) == 3, "every shard has files"
+    assert {name: before[name] for name in after if name in before} == {
+        name: shard for name, shard in after.items() if name in before}, "no file moved"
 
 
 def test_windows_of_one_file_as_csv_rows_and_a_table(folder, tmp_path, capsys):
@@ -168,6 +203,22 @@ def test_another_label_set_is_refused_not_mixed_into_the_outputs(three, referenc
         assert copy.read_bytes() == path.read_bytes(), "nothing written"
 
 
+def test_a_batch_begun_in_fp32_is_not_resumed_in_fp16_on_a_gpu(three, reference, tmp_path, capsys, monkeypatch):
+    import torch
+
+    import merclip.api
+
+    copy = tmp_path / "r.jsonl"
+    copy.write_bytes(reference[0].read_bytes())  # written on this CPU, in fp32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # resumed where CLIP runs in fp16
+    monkeypatch.setattr(merclip.api, "load_model", lambda *a, **k: pytest.fail("refuse before loading models"))
+    capsys.readouterr()
+    assert batch(three, "--out", copy, extra=["--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'precision: "fp32" there, "fp16" now' in err, err
+    assert copy.read_bytes() == reference[0].read_bytes(), "nothing written"
+
+
 def test_every_record_names_the_settings_that_produced_it_and_a_resume_with_others_is_refused(
         three, tmp_path, capsys):
     out, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
@@ -178,6 +229,7 @@ def test_every_record_names_the_settings_that_produced_it_and_a_resume_with_othe
     assert settings["templates"]["vision"] == ["a {} face."] and settings["templates"]["text"], "the templates used"
     assert settings["checkpoint"] is None and settings["segments"] == "window:1" and settings["frames"] == 4
     assert settings["no_face"] is True and settings["whisper"] == "none" and settings["transcript"] is None
+    assert settings["precision"] == "fp32", "CLIP's precision on this device"
     assert all(json.loads(row["settings"]) == settings for row in rows(table)), "every CSV row names them too"
     capsys.readouterr()
     assert batch(three / "a.mp4", "--out", out, "--csv", table, labels="happy|joyful, sad",
@@ -196,6 +248,26 @@ def test_a_segments_probs_is_a_list_aligned_with_the_labels_as_the_clips_is(thre
         assert part["top_label"] == result["labels"][int(np.argmax(part["probs"]))]
     assert [[float(row[f"p:{label}"]) for label in result["labels"]] for row in rows(tmp_path / "t.csv")] == [
         part["probs"] for part in result["segments"]], "CSV columns follow the labels"
+
+
+def test_names_that_are_not_utf8_are_recorded_escaped_and_a_resume_skips_them(three, tmp_path, capsys):
+    folder = os.fsencode(tmp_path / "media")
+    os.mkdir(folder)
+    shutil.copy(three / "a.mp4", os.path.join(folder, b"clip\xff.mp4"))  # a name in another system's encoding
+    with open(os.path.join(folder, b"broken\xfe.mp4"), "wb") as broken:
+        broken.write(b"not a video")
+    out, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
+    assert batch(os.fsdecode(folder), "--out", out, "--csv", table) == 0
+    assert "1 analysed, 1 failed" in capsys.readouterr().err
+    media = str(tmp_path / "media")
+    broken, clip = lines(out)  # in sorted order, read as UTF-8: the outputs stay valid text
+    assert clip["file"] == f"{media}/clip\\udcff.mp4" and clip["result"]["labels"] == ["happy", "sad"]
+    assert broken["file"] == f"{media}/broken\\udcfe.mp4" and "broken\\udcfe.mp4 is not a video" in broken["error"]
+    assert {row["file"] for row in rows(table)} == {clip["file"], broken["file"]}
+    written = out.read_bytes(), table.read_bytes()
+    assert batch(os.fsdecode(folder), "--out", out, "--csv", table) == 0
+    assert "2 already done" in capsys.readouterr().err
+    assert (out.read_bytes(), table.read_bytes()) == written, "a resume finds both records"
 
 
 SETTINGS = {"labels": "happy, sad", "frames": 8}

@@ -3,13 +3,17 @@
 import json
 
 import numpy as np
+import open_clip
 import pytest
 import torch
 from PIL import Image
 
+import merclip.api
 from merclip import analysis as analysis_module
 from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.api import MerClip, build_head
 from merclip.cli import main
+from merclip.clip_loader import load_clip
 from merclip.disk_cache import DiskCache
 from merclip.sample_media import speech_clip
 
@@ -80,3 +84,41 @@ def test_cli_second_run_comes_from_the_cache_folder(clip_path, tmp_path, capsys)
     assert "clip_image" in first["timings_ms"] and "clip_image" not in second["timings_ms"]
     assert "cache_lookup" in second["timings_ms"]
     assert second["probs"] == pytest.approx(first["probs"], abs=1e-6)
+
+
+class OnGpu(MerClip):
+    """The same model as if placed on a GPU in fp32 (only where it reads its device: no GPU is needed here)."""
+
+    device = torch.device("cuda")
+
+
+def other(component, tiny_model, cache, monkeypatch):
+    """An analyzer on `cache` that differs from the default one (the tiny model, no Whisper) in one thing only."""
+    model, whisper = tiny_model, "none"
+    if component == "precision":
+        model = MerClip(load_clip("merclip-tiny:random", "cpu", precision="fp16"), tiny_model.head)
+    elif component == "device kind":
+        model = OnGpu(tiny_model.clip, tiny_model.head)
+    elif component == "features version":
+        monkeypatch.setattr(merclip.api, "FEATURES_VERSION", merclip.api.FEATURES_VERSION + 1)
+        model = MerClip(tiny_model.clip, tiny_model.head)
+    elif component == "open_clip version":
+        monkeypatch.setattr(open_clip, "__version__", open_clip.__version__ + ".post1")
+    elif component == "head weights":
+        model = MerClip(tiny_model.clip, build_head(tiny_model.config, seed=1))
+    else:
+        assert component == "speech recogniser"
+        whisper = "bundled"
+    return Analyzer(model, whisper=whisper, disk_cache=cache)
+
+
+@pytest.mark.parametrize("component", ["precision", "device kind", "features version", "open_clip version",
+                                       "head weights", "speech recogniser"])
+def test_an_analysis_is_not_served_to_a_run_that_computes_features_otherwise(component, tiny_model, tmp_path,
+                                                                           monkeypatch):
+    image = tmp_path / "face.png"
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(image)
+    cache = DiskCache(tmp_path / "cache")
+    Analyzer(tiny_model, whisper="none", disk_cache=cache).analyse(image)
+    assert Analyzer(tiny_model, whisper="none", disk_cache=cache).lookup(image).analysis is not None, "the same: a hit"
+    assert other(component, tiny_model, cache, monkeypatch).lookup(image).analysis is None, f"other {component}: a miss"
