@@ -19,7 +19,7 @@ from merclip.analysis import AnalysisOptions, Analyzer
 from merclip.api import load_model
 from merclip.clip_loader import DEFAULT_CLIP
 from merclip.errors import MerClipError
-from merclip.shards import shard_of
+from merclip.shards import in_shard, shard_of
 from merclip.limits import Limits
 from merclip.tensor_files import write_tensor_file
 from merclip.transcribe import DEFAULT_WHISPER
@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=Limits.frames)
     parser.add_argument("--no-face", action="store_true")
     parser.add_argument("--labels", default=None, help="label text for classification (default: the manifest's labels)")
-    parser.add_argument("--shard", default=None, help="i/n: this process takes rows i, i+n, ... (default from torchrun)")
+    parser.add_argument("--shard", default=None, help="i/n: this process takes the rows whose clip names hash to i (default from torchrun)")
     return parser.parse_args(argv)
 
 
@@ -48,7 +48,7 @@ def extract(args: argparse.Namespace) -> int:
     info = {"clip": args.clip, "whisper": args.whisper, "frames": args.frames, "faces": not args.no_face,
             "labels": args.labels, "manifest": str(Path(args.manifest).resolve())}
     _check_same_settings(out / INFO_FILE, info)
-    mine = rows[index::count]
+    mine = [row for row in rows if in_shard(row.clip_name, index, count)]
     todo = [r for r in mine if not (out / FEATURES_DIR / f"{r.clip_name}.safetensors").exists()]
     print(f"extract: {len(mine) - len(todo)} of {len(mine)} clips of shard {index}/{count} already done", file=sys.stderr)
     if not todo:
