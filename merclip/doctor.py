@@ -3,9 +3,9 @@
 One command for any host (a GPU box, a Space's terminal, a laptop) whose output can be
 pasted into an issue: versions, devices, where each model runs and in which precision,
 which weights are at hand, and a timed analysis of a built-in clip on every device,
-compared across devices. What stops the app is a problem (exit status 1); what the app
-opens with and explains itself (no hub, uncached weights) is a warning. Each comes with
-its fix on one line. Nothing is downloaded unless the hub is reachable and the default
+compared across devices, with the time a ZeroGPU slot of it takes on a GPU. What stops
+the app is a problem (exit status 1); what the app opens with and explains itself (no
+hub, uncached weights) is a warning. Each comes with its fix on one line. Nothing is downloaded unless the hub is reachable and the default
 CLIP is missing, as the app itself would do.
 """
 
@@ -137,7 +137,7 @@ def _devices(found: Findings) -> dict[str, str]:
 
 def _memory() -> str:
     """Total and available RAM (Linux's MemAvailable: what can be had without swapping), and a
-    container's own limit where it has one (a Space's is below its host's)."""
+    container's own limit where it has one (it can be below the host's)."""
     try:
         with open("/proc/meminfo") as meminfo:
             kib = {name: int(value.split()[0]) for name, value in (line.split(":", 1) for line in meminfo)}
