@@ -247,7 +247,7 @@ def _outputs() -> dict[str, gr.components.Component]:
         "warnings": gr.Markdown(elem_id="warnings", render=False),
         "result": gr.JSON(label="Result", render=False),
         "download": gr.File(label="Download the result", render=False),
-        "clip_id": gr.Textbox(label="clip_id (for the rescore API)", interactive=False, render=False),
+        "clip_id": gr.Textbox(label="clip_id (for the rescore API)", interactive=False, elem_id="clip-id", render=False),
         "segments": DescribedPlot(label="Utterances over time", elem_id="segments", **figure),
         "segment_choice": gr.Dropdown([WHOLE_CLIP], value=WHOLE_CLIP, label="Show every panel for",
                                       elem_id="segment-choice", visible=False, render=False),
