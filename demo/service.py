@@ -20,6 +20,7 @@ import gradio as gr
 from demo.models import ModelChoice
 from demo.palette import LabelColours
 from demo.views import STAGE_SLOTS, PageView, build_view, markdown_text, segment_number
+from demo.zero_gpu import next_step
 from merclip import MerClipError
 from merclip.analysis import AnalysisOptions
 from merclip.clip_analysis import ClipAnalysis
@@ -205,6 +206,8 @@ def _on_page(analyse: Callable[[], tuple], colours: LabelColours, note: str = ""
         return (*_skipped(OUTPUT_NAMES), f"⚠️ {markdown_text(str(mistake))}", gr.skip(), "", colours)
     except MerClipError as mistake:
         said = f"⚠️ {markdown_text(str(mistake))}"
+    except gr.Error as refusal:  # ZeroGPU's (quota, no GPU free, a slot that ran out): its reason, and what to do
+        said = f"⚠️ {markdown_text(_error_line(refusal))} {next_step(refusal)}".rstrip()
     except Exception as exc:  # a bug or an input nobody foresaw: log it, keep serving
         log.exception("merclip: analysis failed")
         said = f"⚠️ internal error while analysing ({type(exc).__name__}); the server keeps running"
@@ -223,6 +226,14 @@ def _check_labels_and_templates(labels: str, vision: str, text: str, audio: str)
     parse_labels(labels)
     for modality, given in _templates(vision, text, audio).items():
         parse_templates(given, modality)
+
+
+def _error_line(error: gr.Error) -> str:
+    """A Gradio error as one sentence: its title (when it has its own) and its text message (an
+    HTML message from `spaces` carries a text one)."""
+    title, message = getattr(error, "title", "Error"), str(error.message).strip()
+    line = message if title == "Error" else f"{title}: {message}"
+    return line if line.endswith(".") else f"{line}."
 
 
 def _skipped(names: tuple[str, ...]) -> tuple:
