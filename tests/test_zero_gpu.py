@@ -7,6 +7,7 @@ slot, pickled arguments and results, the quota answers.
 
 import base64
 import json
+import threading
 
 import pytest
 from gradio_client import Client, handle_file
@@ -150,3 +151,27 @@ def test_a_refused_or_ended_gpu_slot_is_said_on_the_page_with_what_to_do(space, 
     assert Client(server.url, verbose=False).predict(handle_file(str(photo)), "calm", api_name="/predict")[RESULT][
         "labels"] == ["calm"], "the next request is served"
 
+
+def test_a_visitor_waiting_for_a_gpu_holds_up_no_other_kind_of_work_and_one_queued_is_told_its_place(
+        space, clip, photo):
+    server, api = space
+    gpu_free = threading.Event()
+    api.held.clear()
+    api.hold_next = gpu_free
+    waiting = Client(server.url, verbose=False).submit(handle_file(str(clip)), "happy, sad", api_name="/predict")
+    queued = {}
+    try:
+        assert api.held.wait(60), "the API's analysis waits for a GPU"
+        queued_call = threading.Thread(target=lambda: queued.update(answer=page_event(
+            server.url, None, "click", {"video": uploaded(server.url, clip), "labels": "calm"}, api_name="predict")))
+        queued_call.start()
+        page = page_event(server.url, "analyse", "click", {"other-media": uploaded(server.url, photo),
+                                                            "labels": "proud, bored"})
+        assert dict(zip(PAGE_OUTPUT_NAMES, page.outputs))["result"]["labels"] == ["proud", "bored"]
+        assert not waiting.done(), "the page's analysis went ahead of the API's, which still waits for its GPU"
+    finally:
+        gpu_free.set()
+    assert waiting.result()[RESULT]["labels"] == ["happy", "sad"]
+    queued_call.join(120)
+    assert 1 in queued["answer"].places, "the API call queued behind the waiting one was told its place"
+    assert queued["answer"].outputs[RESULT]["labels"] == ["calm"]
