@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     from demo import style
     from demo.models import ModelChoice, ModelStore, find_checkpoints
     from demo.live import DEVICE_NOTE_HEAD, MICROPHONE_FOLLOWS_CAMERA_HEAD, live_service
-    from demo.first_screen import FirstScreen
+    from demo.first_screen import ExampleStore, FirstScreen
     from demo.page import ASSETS, EXAMPLES, PAGE_HEAD, build_page
     from demo.presets import PRESETS
     from demo.service import AnalysisService
@@ -86,12 +86,15 @@ def main(argv: list[str] | None = None) -> None:
     store.load_default_in_background()
 
     limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, deadline_seconds=args.deadline)
+    live = live_service(store, workspace / "live")
+    # the example is analysed by the models the Live tab scores with: the start-up ones, or on ZeroGPU (which
+    # lends a GPU only inside a visitor's request) their CPU copy
+    example = ExampleStore(live.analyzer, store.default)
     clip_path, preset, title = EXAMPLES[0]
-    first_screen = FirstScreen(AnalysisService(store, workspace / "example", limits), ASSETS / clip_path, preset,
+    first_screen = FirstScreen(AnalysisService(example, workspace / "example", limits), ASSETS / clip_path, preset,
                                PRESETS[preset], title)
-    if not zero_gpu.active():  # ZeroGPU lends a GPU only inside a visitor's request: the first visit analyses it
-        first_screen.prepare_in_background()
-    page = build_page(store, AnalysisService(store, workspace / "served", limits), live_service(store, workspace / "live"),
+    first_screen.prepare_in_background()
+    page = build_page(store, AnalysisService(store, workspace / "served", limits, also_holding=[example]), live,
                       first_screen)
     page.queue(default_concurrency_limit=2, max_size=64).launch(
         server_name=args.host, server_port=args.port, share=args.share,

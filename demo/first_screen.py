@@ -1,10 +1,13 @@
 """The page's first screen: a finished analysis of the first example, so that a first visit
 shows what the app does instead of empty frames.
 
-It is computed once per server: at start-up, in the background, where a GPU is at hand or
-none is needed; on a ZeroGPU Space (no GPU outside a visitor's request) by the first visit.
-Its figures are encoded once and every later visit gets the same data. Its files live in a
-folder of their own, which the pruning of visitors' results never empties.
+It is computed once per server, at start-up, in the background, by the models that need no
+visitor's request: the start-up ones, or on a ZeroGPU Space (no GPU outside a request) the CPU
+copy the Live tab scores with, so no visitor spends a GPU slot or waits on one for it. An
+analysis that failed is tried again by a later visit, after a back-off. Its figures are encoded
+once and every later visit gets the same data. The example keeps an analyzer of its own, which
+no visitor's clip evicts, so the clip a page opens with can always be re-scored. Its files live
+in a folder of their own, which the pruning of visitors' results never empties.
 """
 
 from __future__ import annotations
@@ -12,18 +15,48 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import gradio as gr
 from matplotlib.figure import Figure
 
 from demo.described_plot import DescribedPlot
+from demo.models import ModelChoice
 from demo.palette import LabelColours
 from demo.service import OUTPUT_NAMES, AnalysisService
-from merclip import MerClipError
+from merclip.analysis import Analyzer
+from merclip.segmented import SegmentReader
 
 log = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 60.0  # after a failed analysis of the example; doubled after each failure in a row
+LAST_RETRY_SECONDS = 3600.0
+
+
+class ExampleStore:
+    """The example's own reader (an analyzer of the start-up models with a cache of its own), as
+    `AnalysisService` asks a `ModelStore` for one: the example is analysed with it, and the page
+    finds its clip there to re-score it."""
+
+    def __init__(self, analyzer: Callable[[], Analyzer], default: ModelChoice) -> None:
+        """`analyzer`: loads the models to analyse the example with (its cache is not used)."""
+        self.default = default
+        self._analyzer = analyzer
+        self._reader: SegmentReader | None = None
+        self._lock = threading.Lock()
+
+    def reader(self, choice: ModelChoice) -> SegmentReader:
+        with self._lock:
+            if self._reader is None:
+                self._reader = SegmentReader(self._analyzer().with_empty_cache())
+            return self._reader
+
+    def find(self, clip_id: str) -> SegmentReader | None:
+        reader = self._reader  # not under the lock, which is held while the models load
+        return reader if reader is not None and reader.analyzer.cached(clip_id) is not None else None
 
 
 class FirstScreen:
@@ -32,7 +65,8 @@ class FirstScreen:
     def __init__(self, service: AnalysisService, clip: Path, preset: str, labels: str, title: str) -> None:
         self.service, self.clip, self.preset, self.labels, self.title = service, clip, preset, labels, title
         self._outputs: tuple | None = None
-        self._failed = False
+        self._retry_at = 0.0  # monotonic seconds
+        self._retry_after = FIRST_RETRY_SECONDS
         self._lock = threading.Lock()
 
     def prepare_in_background(self) -> threading.Thread:
@@ -41,14 +75,17 @@ class FirstScreen:
         return thread
 
     def prepare(self) -> tuple | None:
-        """The example's outputs in `OUTPUT_NAMES` order, figures encoded; None if it cannot be analysed."""
+        """The example's outputs in `OUTPUT_NAMES` order, figures encoded; None if it cannot be
+        analysed (now, or since its last failure, until the back-off has passed)."""
         with self._lock:
-            if self._outputs is None and not self._failed:
+            if self._outputs is None and monotonic() >= self._retry_at:
                 try:
                     outputs = self.service.predict(str(self.clip), self.labels)
-                except (gr.Error, MerClipError) as exc:  # no model (offline, say): the page says why elsewhere
-                    log.warning("merclip: the first screen's example was not analysed: %s", exc)
-                    self._failed = True
+                except gr.Error as exc:  # no model (offline, say): the page says why elsewhere
+                    log.warning("merclip: the first screen's example was not analysed (next try in %.0f s): %s",
+                                self._retry_after, exc.message)
+                    self._retry_at = monotonic() + self._retry_after
+                    self._retry_after = min(2 * self._retry_after, LAST_RETRY_SECONDS)
                     return None
                 self._outputs = tuple(encoded_for_browser(value) for value in outputs)
             return self._outputs
@@ -61,7 +98,7 @@ class FirstScreen:
             return (gr.skip(), gr.skip(), gr.skip(), *(gr.skip() for _ in OUTPUT_NAMES), colours)
         outputs = copy.deepcopy(outputs)  # Gradio rewrites the update dicts it is given in place
         colours.of(outputs[OUTPUT_NAMES.index("result")]["labels"])
-        heading = (f"**Example: {self.title}**, analysed when the server started. Type other labels and press "
+        heading = (f"**Example: {self.title}**, analysed in advance. Type other labels and press "
                    "Enter, or upload or record your own clip and press **Analyse**.")
         shown = dict(zip(OUTPUT_NAMES, outputs)) | {"heading": heading}
         return (str(self.clip), self.preset, self.labels, *(shown[name] for name in OUTPUT_NAMES), colours)

@@ -44,6 +44,12 @@ on)."""
 LIVE_FRAME_SECONDS = 0.1  # the camera sends a frame this often; the ones that arrive while one is scored are skipped
 LIVE_TIME_LIMIT = 120  # seconds a visitor's stream may hold one of the live slots
 LIVE_VISITORS = 4  # streams scored at once
+# Each kind of analysis waits in a queue of its own (the page shows a visitor's place in it), so one
+# waiting for a GPU slot or a long clip holds up no other kind. Two at a time per kind of the page's
+# analyses: one visitor waiting does not stall the next, and a CPU host (each analysis uses every
+# core) is not overrun; the API, which a script can fill, has a lane of its own for each verb.
+QUEUES = {kind: dict(concurrency_limit=limit, concurrency_id=kind) for kind, limit in (
+    ("analyse", 2), ("example", 2), ("live-clip", 2), ("predict", 1), ("rescore", 4), ("rescore-api", 2))}
 
 # A file the browser cannot play ("holiday.mp4" that is text) is reported once, beside the inputs, by the
 # server's check of every upload (`AnalysisService.new_media`); the video player's own "Video not playable"
@@ -143,11 +149,11 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
         api_outputs = [outputs[name] for name in OUTPUT_NAMES]  # without the notes beside the inputs
         templates = [vision_templates, text_templates, audio_templates]
         options = [frames, detect_faces, transcript, clip, whisper, checkpoint]
-        analysis = dict(concurrency_limit=1, concurrency_id="analyse")
-        rescoring_queue = dict(concurrency_limit=4, concurrency_id="rescore")
-        for start in (analyse.click, examples.load_input_event.then):  # an example: its clip, labels, label set
+        rescoring_queue = QUEUES["rescore"]
+        for start, queue in ((analyse.click, QUEUES["analyse"]),  # an example: its clip, labels, label set
+                             (examples.load_input_event.then, QUEUES["example"])):
             start(service.analyse_on_page, [video, other_media, labels, *templates, *options, colours], page_outputs,
-                  api_visibility="private", **analysis)
+                  api_visibility="private", **queue)
         rescoring = [outputs["clip_id"], labels, *templates, outputs["segment_choice"], colours]
         for trigger in (rescore.click, labels.submit, *(t.submit for t in templates)):
             trigger(service.rescore_or_explain, rescoring, page_outputs, api_visibility="private", **rescoring_queue)
@@ -168,7 +174,7 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
             lambda typed: (typed, next((name for name, text in PRESETS.items() if text == typed), CUSTOM)),
             live_labels, [labels, preset], api_visibility="private", queue=False).then(
             service.analyse_on_page, [video, other_media, labels, *templates, *options, colours], page_outputs,
-            api_visibility="private", **analysis)
+            api_visibility="private", **QUEUES["live-clip"])
         preset.input(lambda name: gr.skip() if name == CUSTOM else PRESETS[name], preset, labels,
                      api_visibility="private").then(
             service.rescore_on_page, rescoring, page_outputs, api_visibility="private", **rescoring_queue)
@@ -185,9 +191,10 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
 
         # The API: the same analyses, with a plain error for bad labels (no page to show a note on)
         api = gr.Button(visible=False)
-        api.click(service.predict, [video, labels, *templates, *options], api_outputs, api_name="predict", **analysis)
+        api.click(service.predict, [video, labels, *templates, *options], api_outputs, api_name="predict",
+                  **QUEUES["predict"])
         api.click(service.rescore, [outputs["clip_id"], labels, *templates], api_outputs, api_name="rescore",
-                  **rescoring_queue)
+                  **QUEUES["rescore-api"])
 
         timer = gr.Timer(1.5, active=store.loading)
         timer.tick(lambda: (store.status_markdown(), gr.Timer(active=store.loading)), None, [status, timer],
@@ -247,7 +254,7 @@ def _outputs() -> dict[str, gr.components.Component]:
         "warnings": gr.Markdown(elem_id="warnings", render=False),
         "result": gr.JSON(label="Result", render=False),
         "download": gr.File(label="Download the result", render=False),
-        "clip_id": gr.Textbox(label="clip_id (for the rescore API)", interactive=False, render=False),
+        "clip_id": gr.Textbox(label="clip_id (for the rescore API)", interactive=False, elem_id="clip-id", render=False),
         "segments": DescribedPlot(label="Utterances over time", elem_id="segments", **figure),
         "segment_choice": gr.Dropdown([WHOLE_CLIP], value=WHOLE_CLIP, label="Show every panel for",
                                       elem_id="segment-choice", visible=False, render=False),

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import gradio as gr
 
-from demo.models import ModelChoice, ModelStore
+from demo.models import ModelChoice
 from demo.palette import LabelColours
 from demo.views import STAGE_SLOTS, PageView, build_view, markdown_text, segment_number
+from demo.zero_gpu import next_step
 from merclip import MerClipError
 from merclip.analysis import AnalysisOptions
 from merclip.clip_analysis import ClipAnalysis
@@ -27,7 +29,7 @@ from merclip.labels import parse_labels
 from merclip.limits import Limits
 from merclip.media_probe import inspect_media
 from merclip.result import Prediction
-from merclip.segmented import SegmentPrediction
+from merclip.segmented import SegmentPrediction, SegmentReader
 from merclip.segments import SegmentMode
 from merclip.templates import parse_templates
 
@@ -43,13 +45,29 @@ NO_CLIP_NOTE = "Press **Analyse** first: Enter re-scores a clip that has been an
 STALE_NOTE = "The figures below are for the previous labels: press Enter in the labels box (or Re-score) to update them."
 
 
+class Readers(Protocol):
+    """Where a service's readers come from: a `ModelStore`, or the first screen's `ExampleStore`."""
+
+    default: ModelChoice
+
+    def reader(self, choice: ModelChoice) -> SegmentReader:
+        """The reader of a model choice, loading its models if needed."""
+
+    def find(self, clip_id: str) -> SegmentReader | None:
+        """The reader that holds this analysed clip, if any."""
+
+
 class AnalysisService:
     """Analyses for the page and its API, with the models from a `ModelStore`."""
 
-    def __init__(self, store: ModelStore, served: Path, limits: Limits = Limits()) -> None:
+    def __init__(self, store: Readers, served: Path, limits: Limits = Limits(),
+                 also_holding: Sequence[Readers] = ()) -> None:
+        """`also_holding`: where other clips the page shows are kept (the first screen's example),
+        so that they are re-scored too."""
         self.store = store
         self.served = served
         self.limits = limits
+        self.also_holding = also_holding
 
     def predict(self, video: str | None, labels: str, vision_templates: str = "", text_templates: str = "",
                 audio_templates: str = "", frames: float = Limits.frames, detect_faces: bool = True,
@@ -86,7 +104,7 @@ class AnalysisService:
 
     def _rescored(self, clip_id: str, labels: str, templates: tuple[str, str, str]) -> _Scored:
         _check_labels_and_templates(labels, *templates)
-        reader = self.store.find(clip_id) if clip_id else None
+        reader = self._find(clip_id)
         if reader is None:
             raise MerClipError("no analysed clip to re-score: analyse a clip first (or again, if the server restarted)")
         given = _templates(*templates)
@@ -120,10 +138,18 @@ class AnalysisService:
 
     def _rescore_on_page(self, clip_id: str, labels: str, templates: tuple[str, str, str], choice: str | None,
                          colours: LabelColours, no_clip_note: str) -> tuple:
-        if not clip_id or self.store.find(clip_id) is None:
+        if self._find(clip_id) is None:
             return _on_page(lambda: _checked(labels, *templates), colours, note=no_clip_note)
         return _on_page(lambda: self._outputs(self._rescored(clip_id, labels, templates), same_clip=True,
                                               selected=segment_number(choice), colours=colours), colours)
+
+    def _find(self, clip_id: str) -> SegmentReader | None:
+        """The reader that holds an analysed clip: the store's, or one the page's example keeps."""
+        for finder in (self.store, *self.also_holding) if clip_id else ():
+            reader = finder.find(clip_id)
+            if reader is not None:
+                return reader
+        return None
 
     def new_media(self, path: str | None) -> tuple:
         """A new upload or recording: the analysed clip is forgotten (its clip_id) and the other input
@@ -180,6 +206,8 @@ def _on_page(analyse: Callable[[], tuple], colours: LabelColours, note: str = ""
         return (*_skipped(OUTPUT_NAMES), f"⚠️ {markdown_text(str(mistake))}", gr.skip(), "", colours)
     except MerClipError as mistake:
         said = f"⚠️ {markdown_text(str(mistake))}"
+    except gr.Error as refusal:  # ZeroGPU's (quota, no GPU free, a slot that ran out): its reason, and what to do
+        said = f"⚠️ {markdown_text(_error_line(refusal))} {next_step(refusal)}".rstrip()
     except Exception as exc:  # a bug or an input nobody foresaw: log it, keep serving
         log.exception("merclip: analysis failed")
         said = f"⚠️ internal error while analysing ({type(exc).__name__}); the server keeps running"
@@ -198,6 +226,14 @@ def _check_labels_and_templates(labels: str, vision: str, text: str, audio: str)
     parse_labels(labels)
     for modality, given in _templates(vision, text, audio).items():
         parse_templates(given, modality)
+
+
+def _error_line(error: gr.Error) -> str:
+    """A Gradio error as one sentence: its title (when it has its own) and its text message (an
+    HTML message from `spaces` carries a text one)."""
+    title, message = getattr(error, "title", "Error"), str(error.message).strip()
+    line = message if title == "Error" else f"{title}: {message}"
+    return line if line.endswith(".") else f"{line}."
 
 
 def _skipped(names: tuple[str, ...]) -> tuple:

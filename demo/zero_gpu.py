@@ -28,6 +28,7 @@ except ImportError:  # not on a Space: nothing to do
     spaces = None
     _SpacesConfig = None
 
+import gradio as gr  # noqa: E402
 import torch  # noqa: E402 -- after spaces, which must see CUDA untouched
 
 from merclip.api import MerClip  # noqa: E402
@@ -38,13 +39,24 @@ from merclip.prepared import PreparedClips  # noqa: E402
 # click). The base covers a worker's start and the weights' move to its GPU; the rest is generous
 # for the forwards (milliseconds each on a GPU) and for their CPU side in the worker (CLIP's
 # preprocessing of each crop). ZeroGPU scales a request by 1.5 on its default size and refuses
-# one larger than the visitor's quota left, so small requests keep anonymous visitors analysing;
-# only the time a slot really takes is charged.
-SLOT_BASE_SECONDS = 3.0
+# one larger than the visitor's quota left; only the time a slot really takes is charged. A slot
+# that runs out ends its worker, and the visitor is told so (`ZeroGpuModel.run`).
+SLOT_BASE_SECONDS = 10.0  # guess pending a GPU measurement by `python -m merclip doctor` (a fresh worker's start)
 SECONDS_PER_IMAGE = 0.03
 SECONDS_PER_TEXT_ROW = 0.002
 SECONDS_PER_CLIP = 0.005
 MAX_SLOT_SECONDS = 30
+
+# What `spaces` raises (as gr.Error, spaces/zero/client.py and wrappers.py): the title of a refusal
+# for quota, the start of its messages when no GPU was free, and the message of a worker that
+# ended without a result (ZeroGPU ends a worker whose slot ran out)
+QUOTA_EXCEEDED = "ZeroGPU quota exceeded"
+NO_GPU = "No GPU was available"
+WORKER_ENDED = "GPU task aborted"
+QUOTA_HELP = ("ZeroGPU lends each visitor a few minutes of GPU time a day, more when signed in: "
+              "[sign in to Hugging Face](https://huggingface.co/login) (or [subscribe to PRO]"
+              "(https://huggingface.co/subscribe/pro)) for more, or come back once your time is refilled.")
+NO_GPU_HELP = "Every GPU that serves this Space was busy: try again in a minute."
 
 _MODELS: list[MerClip] = []  # filled before the worker is forked, which inherits them
 
@@ -59,6 +71,15 @@ def slot_seconds(cost: ForwardCost) -> int:
     seconds = (SLOT_BASE_SECONDS + SECONDS_PER_IMAGE * cost.images + SECONDS_PER_TEXT_ROW * cost.text_rows
                + SECONDS_PER_CLIP * cost.clips)
     return min(MAX_SLOT_SECONDS, math.ceil(seconds))
+
+
+def next_step(error: gr.Error) -> str:
+    """What a visitor can do about a ZeroGPU refusal, in Markdown ("" for other errors): `spaces`
+    tells only API callers how to get more GPU time."""
+    message = str(error.message)
+    if message.startswith(NO_GPU):
+        return NO_GPU_HELP
+    return QUOTA_HELP if getattr(error, "title", "") == QUOTA_EXCEEDED else ""
 
 
 def _forward(model_index: int, cost: ForwardCost, forwards: Callable, *args: Any) -> Any:
@@ -87,8 +108,16 @@ class ZeroGpuModel:
     forwards_gathered = True  # each call is a slot: an analysis leaves CLIP on the faces to its one call
 
     def run(self, forwards: Callable, *args: Any, cost: ForwardCost) -> Any:
-        """`forwards(model, *args)` in one GPU slot sized by `cost`."""
-        return _on_gpu(self._index, cost, forwards, *args)
+        """`forwards(model, *args)` in one GPU slot sized by `cost`; a worker that ended without a
+        result is said as such (ZeroGPU's own word for it is "GPU task aborted")."""
+        try:
+            return _on_gpu(self._index, cost, forwards, *args)
+        except gr.Error as error:
+            if str(error.message) != WORKER_ENDED:
+                raise
+            raise gr.Error(f"the GPU worker stopped before finishing, most likely at the end of the {slot_seconds(cost)} s "
+                           "this Space asked for (ZeroGPU ends a worker when its time is up); try again, the server "
+                           "keeps running", title="ZeroGPU slot ran out", print_exception=False) from None
 
     def prepare(self, clips: Sequence) -> PreparedClips:
         """Checked and batched here, on the CPU: the stages' keys and values need the GPU, so each

@@ -21,6 +21,7 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -29,23 +30,40 @@ from pathlib import Path
 
 
 class FakeDeviceApi:
-    """The ZeroGPU device API on loopback; `quota_left` False answers every slot with "quota exceeded"."""
+    """The ZeroGPU device API on loopback. Its answers as on a Space: `quota_left` False refuses every
+    slot for quota (to be tried again in an hour); `gpu_free` False answers that no GPU is available;
+    `slots_run_out` True ends each slot's worker as ZeroGPU ends one whose time is up (a kill of its
+    process; here a fresh worker's, as soon as it reports in: the slot is not offered as idle, so
+    `spaces` starts a fresh one); `hold_next` (an event) keeps the next slot
+    waiting for a GPU until it is set (and `held` is set once that slot waits)."""
 
     def __init__(self) -> None:
         self.quota_left = True
+        self.gpu_free = True
+        self.slots_run_out = False
+        self.hold_next: threading.Event | None = None
+        self.held = threading.Event()
         self.slots: list[int] = []  # seconds asked, per scheduled slot
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 -- http.server's name
                 path, _, query = self.path.partition("?")
+                params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
                 if path == "/schedule":
-                    params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
                     if not api.quota_left:
                         return self._json(429, {"left": 0, "wait": "PT1H"})
+                    if not api.gpu_free:
+                        return self._json(503, {})
+                    hold, api.hold_next = api.hold_next, None
+                    if hold is not None:
+                        api.held.set()
+                        hold.wait(timeout=50)  # within the 60 s `spaces` waits for an answer
                     api.slots.append(int(params.get("durationSeconds", 0)))
-                    return self._json(200, {"idle": True, "nvidiaIndex": 0, "nvidiaUUID": "fake-gpu",
+                    return self._json(200, {"idle": not api.slots_run_out, "nvidiaIndex": 0, "nvidiaUUID": "fake-gpu",
                                             "allowToken": f"token-{len(api.slots)}"})
+                if path == "/allow" and api.slots_run_out:
+                    os.kill(int(params["pid"]), signal.SIGKILL)
                 self._json(200, {})  # /startup-report, /allow, /release
 
             def _json(self, status: int, body: dict) -> None:
