@@ -7,9 +7,10 @@ last frames (a half-life in seconds, so the speed of the camera does not change 
 are). A frame that arrives while the last one is still being scored is dropped, never queued: the
 bars always show the newest face. With the microphone on, each chunk is checked before it is
 converted, and what was said is transcribed as soon as the speaker pauses (or after 4 s of speech
-without a pause), off the stream's own thread, and its words and voice join the text and audio
-stages until the next utterance (or 4 s of silence) replaces them. The last seconds of frames and
-sound are kept (frames as JPEG, sound at the times it was heard) so a full analysis can run on them.
+without a pause), off the stream's own thread (one Whisper for all visitors, each with a short queue
+of their own), and its words and voice join the text and audio stages until the next utterance (or
+4 s of silence) replaces them. The last seconds of frames and sound are kept (frames as JPEG, sound
+at the times it was heard) so a full analysis can run on them.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ KEPT_FRAME_SIDE = 640
 MICROPHONE_RATES = (8000, 192000)  # Hz: telephone quality to studio interfaces
 MICROPHONE_CHANNELS = 2
 CHUNK_SECONDS = KEPT_SECONDS  # the longest chunk: all of it is kept
+# Utterances of one visitor waiting for the listener (the one Whisper all visitors share): a visitor who
+# speaks faster than Whisper hears loses their oldest utterance (and is told), not the others' turn
+WAITING_UTTERANCES = 2
 
 
 @dataclass
@@ -119,6 +123,8 @@ class LiveSession:
         self._heard = ClipFeatures()  # the last utterance: its words and voice, for the next frames
         self._fresh = False  # words or voice arrived since the microphone's last chunk
         self._listening: deque[Future] = deque()  # windows handed to Whisper, not yet collected
+        self._waiting: deque[Future] = deque()  # of those, the utterances Whisper may not have started yet
+        self.skipped_utterances = 0
         self._busy = threading.Lock()
         self._state = threading.Lock()
 
@@ -193,8 +199,9 @@ class LiveSession:
     def hear(self, samples: np.ndarray, rate: int, at: float | None = None) -> bool:
         """Add a chunk of microphone sound that ended at `at`. When it ends an utterance (a pause after
         speech, or 4 s of speech), the utterance goes to Whisper in the background, so neither stream
-        waits for it. True when new words or voice arrived since the last chunk. A chunk that cannot be
-        microphone sound raises a MerClipError."""
+        waits for it. True when new words or voice arrived since the last chunk (or an utterance of this
+        visitor's was dropped untranscribed). A chunk that cannot be microphone sound raises a
+        MerClipError."""
         at = self.now() if at is None else at
         mono = microphone_sound(samples, rate)
         self._collect(wait=False)
@@ -206,9 +213,25 @@ class LiveSession:
             if window is not None and not len(window):  # 4 s of silence: the last words leave the frames
                 self._fresh, self._heard = self._fresh or bool(self._heard.modalities), ClipFeatures()
             elif window is not None:
-                self._listening.append(_LISTENER.submit(self._listen, window))
+                self._hand_to_whisper(window)
             fresh, self._fresh = self._fresh, False
         return fresh
+
+    def _hand_to_whisper(self, window: np.ndarray) -> None:
+        """Queue an utterance behind at most WAITING_UTTERANCES - 1 of this visitor's own (the oldest is
+        dropped, and said): the listener takes utterances in order, so another visitor's waits behind at
+        most WAITING_UTTERANCES of each visitor's, however fast anyone sends them."""
+        waiting = deque(f for f in self._waiting if not f.running() and not f.done())
+        while len(waiting) >= WAITING_UTTERANCES:
+            oldest = waiting.popleft()
+            if oldest.cancel():  # False if Whisper just started it: it is heard
+                self._listening.remove(oldest)
+                self.skipped_utterances += 1
+                self._fresh = True  # a note for the visitor
+        heard = _LISTENER.submit(self._listen, window)
+        waiting.append(heard)
+        self._listening.append(heard)
+        self._waiting = waiting
 
     def settle(self, timeout: float | None = None) -> None:
         """Wait until every utterance handed to Whisper so far has been heard (its failure raises here)."""

@@ -1,6 +1,8 @@
 """Live mode's microphone events take chunks from any client (by fn_index, whatever the page hides): a chunk
-that cannot be microphone sound is refused before it costs memory, and a long one is kept whole."""
+that cannot be microphone sound is refused before it costs memory, a long one is kept whole, and a visitor
+who sends utterances faster than the shared Whisper hears them loses their own oldest, not others' turn."""
 
+import threading
 import tracemalloc
 from types import SimpleNamespace
 
@@ -11,7 +13,7 @@ from demo.live import LiveService
 from merclip.analysis import Analyzer
 from merclip.audio_features import SAMPLE_RATE
 from merclip.features import ClipFeatures
-from merclip.live import LiveSession
+from merclip.live import WAITING_UTTERANCES, LiveSession
 
 LABELS = "happy, sad, neutral"
 
@@ -74,3 +76,39 @@ def test_a_chunk_of_10_s_after_a_pause_is_kept_whole_and_heard(analyzer, monkeyp
     session.hear(_noise(10, 48000), 48000, at=11.0)  # 10 s of speech in one chunk, half a second after the last
     session.settle(30)
     assert heard == [10 * SAMPLE_RATE], "all of it, as one utterance"
+
+
+def test_a_visitor_flooding_the_shared_whisper_loses_their_oldest_utterances_not_the_others_turn(
+        analyzer, tmp_path, monkeypatch):
+    """The listener's queue had no bound per visitor: one client's utterances delayed everyone's words."""
+    service = LiveService(lambda: analyzer, tmp_path, "the CPU")
+    flooder, polite = SimpleNamespace(session_hash="flooder"), SimpleNamespace(session_hash="polite")
+    sessions = {service.session(v.session_hash, LABELS): v.session_hash for v in (flooder, polite)}
+    order, inside, release = [], threading.Event(), threading.Event()
+
+    def transcribe_slowly(session, window):
+        order.append(sessions[session])
+        inside.set()
+        release.wait(30)
+        return ClipFeatures(words=[sessions[session]])
+
+    monkeypatch.setattr(LiveSession, "_features_of", transcribe_slowly)
+
+    def utterance(visitor) -> str:
+        service.on_sound((SAMPLE_RATE, _noise(1)), visitor)
+        return service.on_sound((SAMPLE_RATE, np.zeros(SAMPLE_RATE // 2, np.int16)), visitor)  # the pause ends it
+
+    try:
+        utterance(flooder)
+        assert inside.wait(30), "Whisper is busy with the flooder's first utterance"
+        said = [utterance(flooder) for _ in range(6)]
+        utterance(polite)
+    finally:
+        release.set()
+    for session in sessions:
+        session.settle(30)
+    assert order == ["flooder"] * (1 + WAITING_UTTERANCES) + ["polite"], order
+    assert "⚠️ 4 of your utterances went untranscribed" in said[-1], "said when they are dropped"
+    quiet = (SAMPLE_RATE, np.zeros(SAMPLE_RATE // 10, np.int16))
+    assert service.on_sound(quiet, flooder).startswith("flooder flooder flooder\n⚠️ 4 of your utterances")
+    assert service.on_sound(quiet, polite) == "polite", "no note for the visitor who waited their turn"
