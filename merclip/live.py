@@ -1,16 +1,16 @@
 """Live mode: one visitor's camera frames (and microphone) scored as they arrive.
 
-Each frame goes the clip path's way, one frame long: the same face detector and crop, CLIP on the
-crop, and the model's own scoring against the cached label embeddings, so a live frame's
-probabilities are exactly what an analysis of that frame alone gives. Bars are smoothed over the
-last frames (a half-life in seconds, so the speed of the camera does not change how smooth they
-are). A frame that arrives while the last one is still being scored is dropped, never queued: the
-bars always show the newest face. With the microphone on, each chunk is checked before it is
-converted, and what was said is transcribed as soon as the speaker pauses (or after 4 s of speech
-without a pause), off the stream's own thread (one Whisper for all visitors, each with a short queue
-of their own), and its words and voice join the text and audio stages until the next utterance (or
-4 s of silence) replaces them. The last seconds of frames and sound are kept (frames as JPEG, sound
-at the times it was heard) so a full analysis can run on them.
+Each frame goes the clip path's way, one frame long: the same downscaling as a still picture's, the
+same face detector and crop, CLIP on the crop, and the model's own scoring against the cached label
+embeddings, so a live frame's probabilities are exactly what an analysis of that frame alone gives.
+Bars are smoothed over the last frames (a half-life in seconds, so the speed of the camera does not
+change how smooth they are). A frame that arrives while the last one is still being scored is
+dropped, never queued: the bars always show the newest face. With the microphone on, each chunk is
+checked before it is converted, and what was said is transcribed as soon as the speaker pauses (or
+after 4 s of speech without a pause), off the stream's own thread (one Whisper for all visitors,
+each with a short queue of their own), and its words and voice join the text and audio stages until
+the next utterance (or 4 s of silence) replaces them. The last seconds of frames and sound are kept
+(frames as JPEG, sound at the times it was heard) so a full analysis can run on them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import cv2
 import librosa
 import numpy as np
 import torch
+from PIL import Image
 
 from merclip.analysis import Analyzer
 from merclip.audio_decode import is_silent
@@ -34,10 +35,12 @@ from merclip.audio_features import SAMPLE_RATE, audio_frame_features
 from merclip.errors import MerClipError
 from merclip.features import ClipFeatures
 from merclip.labels import LabelSet, parse_labels
+from merclip.limits import Limits
 from merclip.live_hearing import WhisperWorker, live_recognizer
 from merclip.result import Prediction
 from merclip.sample_media import write_clip
 from merclip.templates import resolve_templates
+from merclip.video_frames import within_side
 
 HALF_LIFE_SECONDS = 0.5  # a face held for a second moves the bars three quarters of the way
 HISTORY_SECONDS = 30.0  # the rolling chart
@@ -156,6 +159,7 @@ class LiveSession:
 
     def _score(self, frame: np.ndarray, at: float) -> LiveReading:
         started = time.perf_counter()
+        frame = within_side(Image.fromarray(frame), Limits.max_side)  # as a still in a file is
         crops, faces = self.analyzer.face_crops([frame], self.detect_faces)
         features = ClipFeatures(vision=self.analyzer.model.encode_images(crops), frame_times=[at])
         with self._state:
