@@ -191,8 +191,11 @@ class LiveService:
         except Exception as exc:  # keep the microphone stream and the server going; say what happened
             log.exception("merclip: live sound failed")
             return f"⚠️ internal error while listening ({type(exc).__name__}); the stream goes on"
-        words = " ".join(session.transcript)
-        return words or "(nothing recognised in the last window)"
+        heard = " ".join(session.transcript) or "(nothing recognised in the last window)"
+        if session.skipped_utterances:
+            heard += (f"\n⚠️ {session.skipped_utterances} of your utterances went untranscribed: "
+                      "speech recognition is behind, shared with other visitors")
+        return heard
 
     def recent_clip(self, seconds: float, request: gr.Request) -> tuple:
         """The last seconds of the visitor's camera and microphone as a video for the Analyse tab."""

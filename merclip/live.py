@@ -1,16 +1,16 @@
 """Live mode: one visitor's camera frames (and microphone) scored as they arrive.
 
-Each frame goes the clip path's way, one frame long: the same face detector and crop, CLIP
-on the crop, and the model's own scoring against the cached label embeddings, so a live
-frame's probabilities are exactly what an analysis of that frame alone gives. Bars are
-smoothed over the last frames (a half-life in seconds, so the speed of the camera does not
-change how smooth they are). A frame that arrives while the last one is still being scored
-is dropped, never queued: the bars always show the newest face. With the microphone on, what
-was said is transcribed as soon as the speaker pauses (or after 4 s of speech without a
-pause), off the stream's own thread, and its words and voice join the text and audio stages
-until the next utterance (or 4 s of silence) replaces them. The last seconds of frames and
-sound are kept (frames as JPEG, sound at the times it was heard) so a full analysis can run
-on them.
+Each frame goes the clip path's way, one frame long: the same downscaling as a still picture's, the
+same face detector and crop, CLIP on the crop, and the model's own scoring against the cached label
+embeddings, so a live frame's probabilities are exactly what an analysis of that frame alone gives.
+Bars are smoothed over the last frames (a half-life in seconds, so the speed of the camera does not
+change how smooth they are). A frame that arrives while the last one is still being scored is
+dropped, never queued: the bars always show the newest face. With the microphone on, each chunk is
+checked before it is converted, and what was said is transcribed as soon as the speaker pauses (or
+after 4 s of speech without a pause), off the stream's own thread (one Whisper for all visitors,
+each with a short queue of their own), and its words and voice join the text and audio stages until
+the next utterance (or 4 s of silence) replaces them. The last seconds of frames and sound are kept
+(frames as JPEG, sound at the times it was heard) so a full analysis can run on them.
 """
 
 from __future__ import annotations
@@ -27,16 +27,20 @@ import cv2
 import librosa
 import numpy as np
 import torch
+from PIL import Image
 
 from merclip.analysis import Analyzer
 from merclip.audio_decode import is_silent
 from merclip.audio_features import SAMPLE_RATE, audio_frame_features
+from merclip.errors import MerClipError
 from merclip.features import ClipFeatures
 from merclip.labels import LabelSet, parse_labels
+from merclip.limits import Limits
 from merclip.live_hearing import WhisperWorker, live_recognizer
 from merclip.result import Prediction
 from merclip.sample_media import write_clip
 from merclip.templates import resolve_templates
+from merclip.video_frames import within_side
 
 HALF_LIFE_SECONDS = 0.5  # a face held for a second moves the bars three quarters of the way
 HISTORY_SECONDS = 30.0  # the rolling chart
@@ -50,6 +54,14 @@ LOUDNESS_HOP = SAMPLE_RATE // 20  # loudness is read per 50 ms
 RATE_WINDOW_SECONDS = 5.0  # updates per second, measured over this long
 JPEG_QUALITY = 90
 KEPT_FRAME_SIDE = 640
+# A microphone chunk is checked against these before anything is allocated for it: the browser's chunk
+# cannot be trusted (a 40 KB chunk claiming 2 Hz, resampled to 16 kHz, took 3.6 GiB)
+MICROPHONE_RATES = (8000, 192000)  # Hz: telephone quality to studio interfaces
+MICROPHONE_CHANNELS = 2
+CHUNK_SECONDS = KEPT_SECONDS  # the longest chunk: all of it is kept
+# Utterances of one visitor waiting for the listener (the one Whisper all visitors share): a visitor who
+# speaks faster than Whisper hears loses their oldest utterance (and is told), not the others' turn
+WAITING_UTTERANCES = 2
 
 
 @dataclass
@@ -114,6 +126,8 @@ class LiveSession:
         self._heard = ClipFeatures()  # the last utterance: its words and voice, for the next frames
         self._fresh = False  # words or voice arrived since the microphone's last chunk
         self._listening: deque[Future] = deque()  # windows handed to Whisper, not yet collected
+        self._waiting: deque[Future] = deque()  # of those, the utterances Whisper may not have started yet
+        self.skipped_utterances = 0
         self._busy = threading.Lock()
         self._state = threading.Lock()
 
@@ -145,6 +159,7 @@ class LiveSession:
 
     def _score(self, frame: np.ndarray, at: float) -> LiveReading:
         started = time.perf_counter()
+        frame = within_side(Image.fromarray(frame), Limits.max_side)  # as a still in a file is
         crops, faces = self.analyzer.face_crops([frame], self.detect_faces)
         features = ClipFeatures(vision=self.analyzer.model.encode_images(crops), frame_times=[at])
         with self._state:
@@ -188,11 +203,11 @@ class LiveSession:
     def hear(self, samples: np.ndarray, rate: int, at: float | None = None) -> bool:
         """Add a chunk of microphone sound that ended at `at`. When it ends an utterance (a pause after
         speech, or 4 s of speech), the utterance goes to Whisper in the background, so neither stream
-        waits for it. True when new words or voice arrived since the last chunk."""
+        waits for it. True when new words or voice arrived since the last chunk (or an utterance of this
+        visitor's was dropped untranscribed). A chunk that cannot be microphone sound raises a
+        MerClipError."""
         at = self.now() if at is None else at
-        mono = _mono_float(samples)
-        if rate != SAMPLE_RATE and len(mono):
-            mono = librosa.resample(mono, orig_sr=rate, target_sr=SAMPLE_RATE)
+        mono = microphone_sound(samples, rate)
         self._collect(wait=False)
         with self._state:
             if not self._sound and not self._listening:  # the microphone's first chunk: Whisper gets ready
@@ -202,9 +217,25 @@ class LiveSession:
             if window is not None and not len(window):  # 4 s of silence: the last words leave the frames
                 self._fresh, self._heard = self._fresh or bool(self._heard.modalities), ClipFeatures()
             elif window is not None:
-                self._listening.append(_LISTENER.submit(self._listen, window))
+                self._hand_to_whisper(window)
             fresh, self._fresh = self._fresh, False
         return fresh
+
+    def _hand_to_whisper(self, window: np.ndarray) -> None:
+        """Queue an utterance behind at most WAITING_UTTERANCES - 1 of this visitor's own (the oldest is
+        dropped, and said): the listener takes utterances in order, so another visitor's waits behind at
+        most WAITING_UTTERANCES of each visitor's, however fast anyone sends them."""
+        waiting = deque(f for f in self._waiting if not f.running() and not f.done())
+        while len(waiting) >= WAITING_UTTERANCES:
+            oldest = waiting.popleft()
+            if oldest.cancel():  # False if Whisper just started it: it is heard
+                self._listening.remove(oldest)
+                self.skipped_utterances += 1
+                self._fresh = True  # a note for the visitor
+        heard = _LISTENER.submit(self._listen, window)
+        waiting.append(heard)
+        self._listening.append(heard)
+        self._waiting = waiting
 
     def settle(self, timeout: float | None = None) -> None:
         """Wait until every utterance handed to Whisper so far has been heard (its failure raises here)."""
@@ -228,7 +259,7 @@ class LiveSession:
             if abs(start - last_end) <= len(mono) / SAMPLE_RATE:
                 start = last_end
         self._sound.append((start, mono))
-        while self._sound and self._sound[0][0] < at - KEPT_SECONDS:
+        while len(self._sound) > 1 and self._sound[0][0] < at - KEPT_SECONDS:  # the newest stays, however long
             self._sound.popleft()
         self._unheard += len(mono)
 
@@ -304,10 +335,36 @@ class LiveSession:
         return track
 
 
+def microphone_sound(samples: np.ndarray, rate: int) -> np.ndarray:
+    """A microphone chunk as 16 kHz mono float32, or a MerClipError saying why it is refused. Its rate,
+    type, channels and length are checked before it is converted or resampled, so one chunk costs at
+    most a few times CHUNK_SECONDS of 2-channel sound at 192 kHz, whatever its header claims."""
+    low, high = MICROPHONE_RATES
+    if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or not low <= rate <= high:
+        raise MerClipError(f"microphone sound refused: its sample rate must be a whole number of Hz from {low} "
+                           f"to {high}, not {str(rate)[:20]}")
+    samples = np.asarray(samples)
+    if not (np.issubdtype(samples.dtype, np.signedinteger) or np.issubdtype(samples.dtype, np.floating)):
+        raise MerClipError(f"microphone sound refused: its samples must be signed integers or floats, "
+                           f"not {samples.dtype}")
+    if samples.ndim not in (1, 2) or samples.ndim == 2 and not 1 <= samples.shape[1] <= MICROPHONE_CHANNELS:
+        raise MerClipError(f"microphone sound refused: it must be (samples,) or (samples, 1 to {MICROPHONE_CHANNELS} "
+                           f"channels), not {samples.shape}")
+    if len(samples) > CHUNK_SECONDS * rate:
+        raise MerClipError(f"microphone sound refused: a chunk of {len(samples) / rate:.1f} s "
+                           f"(at most {CHUNK_SECONDS:.0f} s at a time)")
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused next
+        mono = _mono_float(samples)
+    if not np.isfinite(mono).all():
+        raise MerClipError("microphone sound refused: it holds samples that are not finite numbers")
+    if rate == SAMPLE_RATE or not len(mono):
+        return mono
+    return librosa.resample(mono, orig_sr=int(rate), target_sr=SAMPLE_RATE)
+
+
 def _mono_float(samples: np.ndarray) -> np.ndarray:
     """Microphone chunks arrive as integers (int16 from the browser) or floats, mono or (n, channels):
     float32 mono in [-1, 1]. Integers are scaled before the channels are averaged (the mean is a float)."""
-    samples = np.asarray(samples)
     scale = np.iinfo(samples.dtype).max if np.issubdtype(samples.dtype, np.integer) else 1.0
     floats = samples.astype(np.float32) / np.float32(scale)
     return floats.mean(axis=1, dtype=np.float32) if floats.ndim == 2 else floats

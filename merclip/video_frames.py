@@ -35,8 +35,7 @@ def sample_frames(info: MediaInfo, limits: Limits, check: Callable[[], None] = l
         with Image.open(info.path) as image:
             upright = ImageOps.exif_transpose(image).convert("RGB")
         source_size = upright.size
-        upright.thumbnail((limits.max_side, limits.max_side))
-        return [SampledFrame(0.0, np.asarray(upright), source_size)], []
+        return [SampledFrame(0.0, within_side(upright, limits.max_side), source_size)], []
     span = min(info.duration, limits.max_seconds)
     with open_container(info.path) as container:
         stream = container.streams.video[0]
@@ -63,6 +62,13 @@ def sample_frames(info: MediaInfo, limits: Limits, check: Callable[[], None] = l
             "the file may be truncated"
         )
     return frames, warnings
+
+
+def within_side(picture: Image.Image, max_side: int) -> np.ndarray:
+    """A still picture's RGB pixels, downscaled in place (PIL's thumbnail) so its longest side is at most
+    `max_side`. Live camera frames go through this too, so a frame scores the same live as in a file."""
+    picture.thumbnail((max_side, max_side))
+    return np.asarray(picture)
 
 
 def frames_at(info: MediaInfo, times: list[float], limits: Limits) -> list[SampledFrame]:

@@ -41,6 +41,21 @@ def test_each_live_frame_scores_as_the_clip_path_on_that_frame(analyzer, tmp_pat
     assert [at for at, _, _ in session.history] == [0.0, 0.2, 0.4]
 
 
+def test_a_frame_larger_than_the_largest_side_scores_live_as_the_same_picture_in_a_file(
+        analyzer, tmp_path, monkeypatch):
+    """A file's pictures are downscaled to Limits.max_side before their faces are found; live frames were not
+    (a 1600 px frame scored 8.7e-4 apart with the tiny model). Now both take the same pixels the same way."""
+    frame = face_frames(1, size=Limits.max_side + 64)[0]
+    searched = []
+    find = analyzer.face_crops
+    monkeypatch.setattr(analyzer, "face_crops", lambda images, *args: searched.append(images[0]) or find(images, *args))
+    live = LiveSession(analyzer, LABELS).offer(frame, at=0.0)
+    clip = _clip_path(analyzer, frame, tmp_path, "large")
+    assert searched[0].shape == searched[1].shape == (Limits.max_side, Limits.max_side, 3)
+    assert np.array_equal(searched[0], searched[1]), "the same downscaled pixels"
+    assert np.array_equal(live.probs, clip.probs)
+
+
 def test_a_model_with_its_own_templates_scores_live_frames_with_them(tiny_model, tmp_path):
     from dataclasses import replace
 
