@@ -63,17 +63,17 @@ def read_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tens
     folder = checkpoint_folder(path)
     config = read_checkpoint_config(folder)
     weights_path = folder / WEIGHTS_FILE
-    check_shapes(config, stored_shapes(weights_path), str(path))
+    _check_shapes(config, _stored_shapes(weights_path), str(path))
     try:
         state = load_file(str(weights_path))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise _corrupt(weights_path, exc) from exc
     for name, tensor in state.items():
-        check_values(name, tensor, str(path))
+        _check_values(name, tensor, str(path))
     return config, state
 
 
-def stored_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
+def _stored_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
     """Each tensor's shape, from the safetensors header alone; only floating-point tensors are weights."""
     try:
         with safe_open(str(weights_path), framework="pt") as stored:
@@ -88,7 +88,7 @@ def stored_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def check_shapes(config: ModelConfig, stored: dict[str, tuple[int, ...]], source: str) -> None:
+def _check_shapes(config: ModelConfig, stored: dict[str, tuple[int, ...]], source: str) -> None:
     """The head `config` describes must have exactly the stored tensors and shapes. The head is built on
     PyTorch's meta device (shapes, no memory); a width that differs is named by the config field that sets it."""
     with torch.device("meta"):
@@ -109,7 +109,7 @@ def check_shapes(config: ModelConfig, stored: dict[str, tuple[int, ...]], source
     _check_names_and_shapes(expected, stored, source)
 
 
-def check_values(name: str, tensor: torch.Tensor, source: str) -> None:
+def _check_values(name: str, tensor: torch.Tensor, source: str) -> None:
     """Every weight finite as the head computes it (float32: 1e39 there is inf) and within MAX_WEIGHT, an
     attention temperature within MAX_TEMPERATURE: so no forward can overflow into NaN probabilities."""
     values = tensor.float()
