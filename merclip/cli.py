@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from merclip.clip_loader import DEFAULT_CLIP
 from merclip.errors import MerClipError
 from merclip.limits import Limits
+from merclip.result import strict_json
 from merclip.transcribe import DEFAULT_WHISPER
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def _predict(args: argparse.Namespace) -> int:
         for output in outputs:  # --csv of one file: its rows, unless the table has them already
             if record_name(file) not in output.done:
                 output.add({"file": record_name(file), "result": result})
-    print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
+    print(strict_json(result) if args.json else format_table(result))
     return 0
 
 
@@ -193,7 +193,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise MerClipError(f"--repeat must be at least 1 and --frames within 1-{Limits.max_frames}")
     report = run_bench(args.clip, args.whisper, args.media, args.frames, args.device, args.repeat,
                        scaling=not args.no_scaling)
-    print(json.dumps(report) if args.json else format_report(report))
+    print(strict_json(report) if args.json else format_report(report))
     return 0
 
 
@@ -201,7 +201,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from merclip.doctor import format_report, run_doctor
 
     report = run_doctor(args.clip, args.whisper)
-    print(json.dumps(report) if args.json else format_report(report))
+    print(strict_json(report) if args.json else format_report(report))
     return 0 if report["ok"] else 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -14,6 +15,9 @@ from merclip.templates import DEFAULT_TEMPLATES, MODALITIES, resolve_templates
 
 CONFIG_FORMAT = "merclip/1"
 PRIOR_MODALITIES = ("vision", "text")  # audio has no CLIP tower, hence no CLIP prior
+MAX_WIDTH = 4096  # the widest layer a head may have: CLIP's widest joint space is 1280, datasets' features ~2048
+MAX_TEMPERATURE = 1e4  # an attention tau far below float32's overflow of exp(log tau) x a cosine
+MAX_PRIOR_WEIGHT = 1e6  # the prior weights are renormalised (only their ratios matter); float32 must hold their sum
 
 
 @dataclass
@@ -57,32 +61,35 @@ class ModelConfig:
     trained_stages: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        self.stage_order = tuple(self.stage_order)
+        """Every field checked before anything is built from it: a config from a stranger's checkpoint
+        must not size an allocation, nor put a NaN, an infinity or a wrong type into the head."""
+        if not isinstance(self.clip, str) or not self.clip.strip():
+            raise MerClipError(f"clip must be a CLIP SPEC such as \"{DEFAULT_CLIP}\" (got {_shown(self.clip)})")
+        self.embed_dim = _whole("embed_dim", self.embed_dim, 1)
+        self.audio_feature_dim = _whole("audio_feature_dim", self.audio_feature_dim, 1)
+        if self.vision_feature_dim is not None:
+            self.vision_feature_dim = _whole("vision_feature_dim", self.vision_feature_dim, 1)
+        self.stage_order = _stages("stage_order", self.stage_order, MODALITIES)
+        if not self.stage_order:
+            raise MerClipError(f"stage_order is empty: expected distinct modalities from {', '.join(MODALITIES)}")
         if self.trained_stages is not None:
-            self.trained_stages = tuple(self.trained_stages)
-            if any(m not in self.stage_order for m in self.trained_stages):
-                raise MerClipError(f"trained stages {list(self.trained_stages)}: expected stages of "
-                                   f"{list(self.stage_order)}")
-        if not self.stage_order or len(set(self.stage_order)) != len(self.stage_order) or any(
-            m not in MODALITIES for m in self.stage_order
-        ):
-            raise MerClipError(
-                f"stage order {list(self.stage_order)}: expected distinct modalities from {', '.join(MODALITIES)}"
-            )
-        self.templates = resolve_templates(self.templates)
-        unknown = set(self.prior_weights) - set(PRIOR_MODALITIES)
-        if unknown or any(not (w >= 0 and math.isfinite(w)) for w in self.prior_weights.values()):
-            raise MerClipError(
-                f"prior weights {self.prior_weights}: expected non-negative numbers for {', '.join(PRIOR_MODALITIES)}"
-            )
-        for name in ("embed_dim", "audio_feature_dim", "vision_feature_dim"):
-            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
-                raise MerClipError(f"model config: {name} must be a positive integer")
-        features = self.interaction_features
-        if features is not None and (not isinstance(features, int) or isinstance(features, bool) or features < 0):
-            raise MerClipError(f"model config: interaction_features must be a whole number, 0 or more (got {features!r})")
+            self.trained_stages = _stages("trained_stages", self.trained_stages, self.stage_order)
+        self.templates = _templates(self.templates)
+        if not isinstance(self.prior_weights, dict) or set(self.prior_weights) - set(PRIOR_MODALITIES):
+            raise MerClipError(f"prior_weights must map {' and '.join(PRIOR_MODALITIES)} to weights "
+                               f"(got {_shown(self.prior_weights)})")
+        self.prior_weights = {m: _real(f"prior_weights.{m}", w, 0.0, MAX_PRIOR_WEIGHT)
+                              for m, w in self.prior_weights.items()}
+        self.attention_temperature = _real("attention_temperature", self.attention_temperature, 0.0, MAX_TEMPERATURE,
+                                           above_low=True)
+        self.mlp_ratio = _real("mlp_ratio", self.mlp_ratio, 0.0, MAX_WIDTH / self.embed_dim, above_low=True)
+        if int(self.embed_dim * self.mlp_ratio) < 1:
+            raise MerClipError(f"mlp_ratio {self.mlp_ratio!r} x embed_dim {self.embed_dim} leaves the stages' MLP "
+                               "no hidden unit")
+        if self.interaction_features is not None:
+            self.interaction_features = _whole("interaction_features", self.interaction_features, 0)
         if not isinstance(self.attention, bool):
-            raise MerClipError(f"model config: attention must be true or false (got {self.attention!r})")
+            raise MerClipError(f"attention must be true or false (got {_shown(self.attention)})")
 
     @property
     def interaction_width(self) -> int:
@@ -122,8 +129,50 @@ class ModelConfig:
         data = {"interaction_features": 0, **data}  # written by every config since; before, the readout was linear
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
-        except (TypeError, ValueError) as exc:
-            raise MerClipError(f"{source} is invalid: {exc}") from exc
+        except MerClipError as exc:
+            raise MerClipError(f"{source}: {exc}") from exc
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+
+def _whole(name: str, value: Any, low: int, high: int = MAX_WIDTH) -> int:
+    """`value` as an int within [low, high]; a bool, a float or a string is refused, not converted."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not low <= value <= high:
+        raise MerClipError(f"{name} must be a whole number from {low} to {high} (got {_shown(value)})")
+    return int(value)
+
+
+def _real(name: str, value: Any, low: float, high: float, above_low: bool = False) -> float:
+    """`value` as a finite float within [low, high] (above `low`, with `above_low`)."""
+    if (not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value)
+            or not low <= value <= high or (above_low and value == low)):
+        bounds = f"above {low:g} and at most {high:g}" if above_low else f"from {low:g} to {high:g}"
+        raise MerClipError(f"{name} must be a number {bounds} (got {_shown(value)})")
+    return float(value)
+
+
+def _stages(name: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """Distinct names from `allowed`, given as a list."""
+    if (not isinstance(value, (list, tuple)) or any(not isinstance(m, str) or m not in allowed for m in value)
+            or len(set(value)) != len(value)):
+        raise MerClipError(f"{name} {_shown(value)}: expected distinct modalities from {', '.join(allowed)}")
+    return tuple(value)
+
+
+def _templates(value: Any) -> dict[str, tuple[str, ...]]:
+    """Each modality's templates, a list of strings each: checked as the user's own templates are."""
+    if not isinstance(value, dict) or any(
+        not isinstance(t, (list, tuple)) or any(not isinstance(x, str) for x in t) for t in value.values()
+    ):
+        raise MerClipError(f"templates must map modalities to lists of strings (got {_shown(value)})")
+    try:
+        return resolve_templates(value)
+    except MerClipError as exc:
+        raise MerClipError(f"templates: {exc}") from exc
+
+
+def _shown(value: Any) -> str:
+    """A stranger's value in one of our messages: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,3 +87,25 @@ class Prediction:
             },
             "clip_id": self.clip_id,
         }
+
+
+def strict_json(data: dict[str, Any]) -> str:
+    """`data` as JSON that strict readers accept: Python would write a NaN or an infinity as the bare
+    `NaN`/`Infinity` that JSON does not have. Each becomes null, and `non_finite` lists where (so a null
+    there reads "not a finite number", not "absent")."""
+    places: list[str] = []
+    cleaned = _finite_or_null(data, "", places)
+    if places:
+        cleaned["non_finite"] = places
+    return json.dumps(cleaned, ensure_ascii=False, allow_nan=False)
+
+
+def _finite_or_null(value: Any, place: str, places: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        places.append(place)
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v, f"{place}.{k}" if place else str(k), places) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v, f"{place}[{i}]", places) for i, v in enumerate(value)]
+    return value

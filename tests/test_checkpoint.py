@@ -8,6 +8,7 @@ import torch
 from merclip import MerClipError, load_model
 from merclip.api import MerClip, build_head
 from merclip.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from merclip.cli import main as merclip_main
 
 LABELS = "pleased, upset, furious"
 TINY = "merclip-tiny:random"
@@ -75,7 +76,7 @@ def test_config_that_does_not_match_the_weights_is_a_clear_error(trained, tmp_pa
     config = json.loads((tmp_path / CONFIG_FILE).read_text())
     config["audio_feature_dim"] = 12
     (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
-    with pytest.raises(MerClipError, match="does not match its architecture: .*audio_adapter"):
+    with pytest.raises(MerClipError, match="audio_feature_dim .*audio_adapter"):
         load_model(checkpoint=tmp_path, device="cpu")
 
 
@@ -140,3 +141,139 @@ def test_replacing_a_local_clip_weights_file_changes_the_model_name(tmp_path):
     save_file({k: v.contiguous() * 1.01 for k, v in weights.items()}, str(path))
     os.utime(path, ns=(1, 10**18))
     assert load_model(f"merclip-tiny:{path}", device="cpu").fingerprint != before
+
+
+HUGE = 10_000_000  # 5 GB of float32 for a 128-wide layer reading that many features
+
+
+def hostile(folder, **fields):
+    """`folder`'s checkpoint with these config.json fields (NaN and infinities written as Python's json does)."""
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    (folder / CONFIG_FILE).write_text(json.dumps({**config, **fields}))
+    return folder
+
+
+def predict_error(capsys, astronaut, folder):
+    """`merclip predict --json --checkpoint folder` on a real face: exit 2, one line on stderr, and how much the
+    process's peak memory grew meanwhile (the refusal must come before any allocation the config sizes)."""
+    import resource
+
+    astronaut.save(folder.parent / "face.png")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    status = merclip_main(["predict", str(folder.parent / "face.png"), "--labels", LABELS, "--json",
+                           "--checkpoint", str(folder), "--device", "cpu"])
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024
+    out, err = capsys.readouterr()
+    assert status == 2 and out == "" and err.count("\n") == 1 and err.startswith("merclip: error: "), err
+    return err, grown_mb
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("field, value", [
+    *[(dim, bad) for dim in ("embed_dim", "audio_feature_dim", "vision_feature_dim", "interaction_features")
+      for bad in (HUGE, -1, NAN, 1e39, "128", True, 128.5)],
+    ("embed_dim", 0), ("audio_feature_dim", 0), ("vision_feature_dim", 0),
+    *[("mlp_ratio", bad) for bad in (NAN, INF, -2.0, 0, 1e9, "2", True)],
+    *[("attention_temperature", bad) for bad in (NAN, INF, -1.0, 0, 1e39, "14", True)],
+    *[("prior_weights", bad) for bad in ({"vision": 1e39}, {"vision": NAN}, {"text": -1}, {"vision": "0.7"},
+                                         {"text": True}, "heavy", [0.7, 0.3])],
+    *[("stage_order", bad) for bad in ("text", 5, ["text", "text"], [1], [])],
+    *[("trained_stages", bad) for bad in ("text", [5], ["smell"])],
+    *[("templates", bad) for bad in ("a {} face", {"text": 5}, {"text": [5]}, {"text": ["no slot"]})],
+    ("clip", 5), ("clip", ""), ("attention", "no"), ("attention", 1),
+    # within the limits, yet not what the weights were trained with: read from the file's header
+    ("embed_dim", 256), ("audio_feature_dim", 12), ("vision_feature_dim", 35), ("interaction_features", 64),
+    ("interaction_features", 0), ("mlp_ratio", 3.0), ("stage_order", ["text", "vision"]),
+])
+def test_every_hostile_config_field_is_one_line_naming_it_before_any_allocation(
+        trained, astronaut, tmp_path, capsys, field, value):
+    trained.save(tmp_path / "ck")
+    err, grown_mb = predict_error(capsys, astronaut, hostile(tmp_path / "ck", **{field: value}))
+    assert field in err
+    assert grown_mb < 256, f"peak memory grew {grown_mb:.0f} MB before the refusal"
+
+
+def hostile_weights(folder, name, value, dtype=torch.float32):
+    """`folder`'s checkpoint with weight `name` filled with `value`, stored as `dtype`."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(folder / WEIGHTS_FILE))
+    state[name] = torch.full_like(state[name], value, dtype=dtype)
+    save_file(state, str(folder / WEIGHTS_FILE))
+    return folder
+
+
+@pytest.mark.parametrize("name, value, dtype", [
+    ("readout.weight", NAN, torch.float32),
+    ("audio_adapter.0.weight", -INF, torch.float32),
+    ("interaction.weight", 1e39, torch.float64),  # finite in float64, inf in the head's float32
+    ("decoder.stages.vision.mlp.2.weight", 2e4, torch.float32),  # finite, but large enough to overflow
+    ("decoder.stages.text.log_tau", 100.0, torch.float32),  # tau = e^100 is inf in float32
+    ("evidence_mean", INF, torch.float16),
+    ("mean_updates", -1.0, torch.float32),
+    ("readout.bias", 1, torch.int64),
+])
+def test_non_finite_or_overflowing_weights_are_one_line_naming_the_tensor(
+        trained, astronaut, tmp_path, capsys, name, value, dtype):
+    trained.save(tmp_path / "ck")
+    err, _ = predict_error(capsys, astronaut, hostile_weights(tmp_path / "ck", name, value, dtype))
+    assert name in err
+
+
+def test_the_largest_weights_a_checkpoint_may_hold_keep_a_full_size_head_finite():
+    """Every weight at +-MAX_WEIGHT (all the same sign: the worst case) and every temperature at its
+    largest: a 512-dim head (ViT-B's) still scores finite numbers, so refusing beyond them is enough."""
+    import math
+
+    from merclip.checkpoint import MAX_WEIGHT
+    from merclip.config import MAX_TEMPERATURE, ModelConfig
+    from merclip.features import ModalityInput
+
+    head = build_head(ModelConfig(embed_dim=512, audio_feature_dim=20)).eval()
+    with torch.no_grad():
+        for name, parameter in head.named_parameters():
+            parameter.fill_(math.log(MAX_TEMPERATURE) if name.endswith("log_tau") else MAX_WEIGHT)
+    generator = torch.Generator().manual_seed(0)
+    unit = lambda *shape: torch.nn.functional.normalize(torch.rand(*shape, generator=generator), dim=-1)  # noqa: E731
+    inputs = {m: ModalityInput(unit(2, 5, 20 if m == "audio" else 512), torch.ones(2, 5, dtype=torch.bool))
+              for m in ("text", "audio", "vision")}
+    with torch.no_grad():
+        out = head(inputs, {m: unit(3, 512) for m in inputs}, logit_scale=100.0)
+    assert torch.isfinite(out.logits).all() and out.logits.abs().max() > 1e20, "the worst case is exercised"
+
+
+def test_a_hostile_checkpoint_is_shown_in_the_page_not_a_traceback(trained, tmp_path):
+    """`app.py --checkpoint` hands the folder to the page's ModelStore: the field's one line is its status."""
+    from demo.models import ModelChoice, ModelStore
+
+    trained.save(tmp_path / "ck")
+    hostile(tmp_path / "ck", attention_temperature=-1.0)
+    default = ModelChoice(TINY, "none", "ck")
+    store = ModelStore(default, device="cpu", checkpoints={"ck": str(tmp_path / "ck")})
+    with pytest.raises(MerClipError, match="attention_temperature"):
+        store.analyzer(default)
+    status = store.status_markdown()
+    assert "attention_temperature must be a number above 0" in status and "Traceback" not in status
+
+
+def test_json_output_is_strict_json_with_non_finite_numbers_as_null(tiny_model, astronaut, tmp_path, capsys,
+                                                                     monkeypatch):
+    """Whatever a result holds, --json prints what strict readers accept: a NaN is null, and `non_finite`
+    says where."""
+    from merclip.result import Prediction
+
+    real = Prediction.to_dict
+    monkeypatch.setattr(Prediction, "to_dict", lambda self: {**real(self), "sentiment": NAN,
+                                                             "probs": [INF, *real(self)["probs"][1:]]})
+    astronaut.save(tmp_path / "face.png")
+    assert merclip_main(["predict", str(tmp_path / "face.png"), "--labels", LABELS, "--json", "--clip", TINY,
+                         "--device", "cpu", "--whisper", "none"]) == 0
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in the output")
+
+    result = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert result["sentiment"] is None and result["probs"][0] is None and result["probs"][1] is not None
+    assert result["non_finite"] == ["probs[0]", "sentiment"]

@@ -79,3 +79,21 @@ def test_merclip_predict_reads_a_cached_hub_checkpoint(tiny_model, hub_cache, as
                          "hf-hub:merclip-org/tiny-head", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
     record = json.loads(out.read_text().splitlines()[0])
     assert record["settings"]["checkpoint"] == "hf-hub:merclip-org/tiny-head"
+
+
+@pytest.mark.parametrize("field, value", [("mlp_ratio", float("nan")), ("audio_feature_dim", 12)])
+def test_a_hostile_hub_checkpoint_is_one_line_naming_the_field(tiny_model, hub_cache, astronaut, tmp_path, capsys,
+                                                               field, value):
+    """The same checks as a local folder's: a NaN (refused in the config) and a width the weights contradict
+    (read from the cached file's header)."""
+    MerClip(tiny_model.clip, build_head(tiny_model.config)).save(tmp_path / "run")
+    config = json.loads((tmp_path / "run" / CONFIG_FILE).read_text())
+    (tmp_path / "run" / CONFIG_FILE).write_text(json.dumps({**config, field: value}))
+    publish(hub_cache, tmp_path / "run")
+    with pytest.raises(MerClipError, match=field):
+        load_model(checkpoint="hf-hub:merclip-org/tiny-head", device="cpu")
+    astronaut.save(tmp_path / "face.png")
+    assert merclip_main(["predict", str(tmp_path / "face.png"), "--labels", LABELS, "--checkpoint",
+                         "hf-hub:merclip-org/tiny-head", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and field in err, err
