@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from merclip.errors import MerClipError
+from merclip.result import strict_json
 
 try:
     import fcntl
@@ -169,7 +170,7 @@ class JsonLines(ResultFile):
         return done, end
 
     def _encode(self, record: dict[str, Any]) -> bytes:
-        return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        return (strict_json(record) + "\n").encode("utf-8")
 
 
 class CsvTable(ResultFile):

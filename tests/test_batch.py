@@ -306,6 +306,17 @@ def test_a_crash_at_any_byte_of_a_record_leaves_a_file_that_resumes_to_whole_rec
             assert path.read_bytes() == whole, "appended after a repair: the same bytes as without a crash"
 
 
+def test_a_result_holding_a_non_finite_number_is_written_as_strict_json(tmp_path):
+    """--out is read by strict JSON readers too, which refuse Python's bare NaN."""
+    path = tmp_path / "r.jsonl"
+    with JsonLines(path, SETTINGS, ["happy", "sad"]) as output:
+        output.add(record("a.mp4", ["hello"]) | {"result": {"labels": ["happy", "sad"], "probs": [float("nan"), 0.4]}})
+    line = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda name: pytest.fail(f"bare {name}"))
+    assert line["result"]["probs"] == [None, 0.4] and line["non_finite"] == ["result.probs[0]"]
+    with JsonLines(path, SETTINGS, ["happy", "sad"]) as output:
+        assert output.done == {"/media/a.mp4"}, "a record with a null reads back as done"
+
+
 def test_a_record_damaged_before_the_end_is_refused_not_cut_off(tmp_path):
     path = tmp_path / "r.jsonl"
     good = json.dumps({"file": "a", "settings": SETTINGS, "error": "x"})
