@@ -23,10 +23,8 @@ from typing import Any
 
 try:
     import spaces
-    from spaces.config import Config as _SpacesConfig
 except ImportError:  # not on a Space: nothing to do
     spaces = None
-    _SpacesConfig = None
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402 -- after spaces, which must see CUDA untouched
@@ -34,6 +32,7 @@ import torch  # noqa: E402 -- after spaces, which must see CUDA untouched
 from merclip.api import MerClip  # noqa: E402
 from merclip.forwards import ForwardCost  # noqa: E402
 from merclip.prepared import PreparedClips  # noqa: E402
+from merclip.zero_gpu_mode import zero_gpu_mode  # noqa: E402
 
 # Seconds asked per slot, from what the slot's forwards weigh (merclip/forwards.py: one slot per
 # click). The base covers a worker's start and the weights' move to its GPU; the rest is generous
@@ -63,7 +62,7 @@ _MODELS: list[MerClip] = []  # filled before the worker is forked, which inherit
 
 def active() -> bool:
     """True on a ZeroGPU Space (the `spaces` package in its ZeroGPU mode)."""
-    return _SpacesConfig is not None and _SpacesConfig.zero_gpu
+    return zero_gpu_mode()
 
 
 def slot_seconds(cost: ForwardCost) -> int:
@@ -115,7 +114,8 @@ class ZeroGpuModel:
         except gr.Error as error:
             if str(error.message) != WORKER_ENDED:
                 raise
-            raise gr.Error(f"the GPU worker stopped before finishing, most likely at the end of the {slot_seconds(cost)} s "
+            raise gr.Error(f"the GPU slot ran out: its worker stopped before finishing, most likely at the end of the "
+                           f"{slot_seconds(cost)} s "
                            "this Space asked for (ZeroGPU ends a worker when its time is up); try again, the server "
                            "keeps running", title="ZeroGPU slot ran out", print_exception=False) from None
 
