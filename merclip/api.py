@@ -297,16 +297,18 @@ def changed_stages(head: MerClipHead, seed: int = RANDOM_SEED) -> tuple[str, ...
     return tuple(changed)
 
 
-def load_model(clip: str | None = None, checkpoint: str | Path | None = None, device: str = "auto") -> MerClip:
+def load_model(clip: str | None = None, checkpoint: str | Path | None = None, device: str = "auto",
+               precision: str | None = None) -> MerClip:
     """Load CLIP (SPEC, default ViT-B-32:openai) and either a trained checkpoint or an untrained head.
 
     With a checkpoint, its config names the CLIP; `clip` overrides it (same embedding size required).
+    `precision` overrides the device's CLIP precision (`load_clip`).
     """
     if checkpoint is None:
-        bundle = load_clip(clip or DEFAULT_CLIP, device)
+        bundle = load_clip(clip or DEFAULT_CLIP, device, precision)
         return MerClip(bundle, build_head(ModelConfig(clip=bundle.spec.text, embed_dim=bundle.embed_dim)))
     config, state = read_checkpoint(checkpoint)
-    bundle = load_clip(clip or config.clip, device)
+    bundle = load_clip(clip or config.clip, device, precision)
     if bundle.embed_dim != config.embed_dim:
         raise MerClipError(
             f"checkpoint {checkpoint} was trained on a {config.embed_dim}-dim CLIP ({config.clip}); "

@@ -46,14 +46,14 @@ def slot_times(clip: str, device: str, media: Path, transcript: str, labels: str
 def _measure(clip: str, device: str, media: str, transcript: str, labels: str) -> SlotTimes:
     """In the fresh process: the model built on the CPU in `device`'s precision (as ZeroGPU's main
     process holds it), the media read there, then the timed slot twice."""
+    import torch
+
     from merclip.analysis import AnalysisOptions, Analyzer
-    from merclip.api import MerClip, build_head
-    from merclip.clip_loader import load_clip
-    from merclip.config import ModelConfig
+    from merclip.api import load_model
+    from merclip.clip_loader import default_precision
     from merclip.forwards import encode_and_predict
 
-    bundle = load_clip(clip, "cpu", precision="fp16" if device.startswith("cuda") else "fp32")
-    model = MerClip(bundle, build_head(ModelConfig(clip=bundle.spec.text, embed_dim=bundle.embed_dim)))
+    model = load_model(clip, device="cpu", precision=default_precision(torch.device(device)))
     model.forwards_gathered = True  # as on ZeroGPU: the reading leaves CLIP on the faces to the slot
     analyzer = Analyzer(model, whisper="none")
     options = AnalysisOptions(transcript=transcript)
