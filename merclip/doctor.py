@@ -5,8 +5,9 @@ pasted into an issue: versions, devices, where each model runs and in which prec
 which weights are at hand, and a timed analysis of a built-in clip on every device,
 compared across devices, with the time a ZeroGPU slot of it takes on a GPU. What stops
 the app is a problem (exit status 1); what the app opens with and explains itself (no
-hub, uncached weights) is a warning. Each comes with its fix on one line. Nothing is downloaded unless the hub is reachable and the default
-CLIP is missing, as the app itself would do.
+hub, uncached weights) is a warning. Each comes with its fix on one line. Nothing is
+downloaded unless the hub is reachable and the default CLIP is missing, as the app itself
+would do.
 """
 
 from __future__ import annotations
