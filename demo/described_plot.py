@@ -18,9 +18,9 @@ from typing import Any
 
 import gradio as gr
 from gradio.components.plot import PlotData
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image
+
+from demo.plots import drawn
 
 
 class DescribedPlotData(PlotData):
@@ -28,12 +28,9 @@ class DescribedPlotData(PlotData):
 
 
 def png_data_url(figure: Figure) -> str:
-    """The figure drawn once and encoded as a PNG data URL (opaque white: no alpha channel to encode)."""
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    """The figure drawn once (`drawn`) and encoded as a PNG data URL."""
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="png", compress_level=1)
+    drawn(figure).save(buffer, format="png", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

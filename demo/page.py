@@ -132,6 +132,7 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
                     outputs["gallery"].render()
                     outputs["transcript"].render()
                 outputs["timeline"].render()
+                outputs["figures_image"].render()
                 with gr.Accordion("Full result (JSON)", open=False):
                     outputs["result"].render()
                     outputs["download"].render()
@@ -254,6 +255,8 @@ def _outputs() -> dict[str, gr.components.Component]:
         "warnings": gr.Markdown(elem_id="warnings", render=False),
         "result": gr.JSON(label="Result", render=False),
         "download": gr.File(label="Download the result", render=False),
+        "figures_image": gr.File(label="Download these figures as one image (PNG)", elem_id="figures-image",
+                                 render=False),
         "clip_id": gr.Textbox(label="clip_id (for the rescore API)", interactive=False, elem_id="clip-id", render=False),
         "segments": DescribedPlot(label="Utterances over time", elem_id="segments", **figure),
         "segment_choice": gr.Dropdown([WHOLE_CLIP], value=WHOLE_CLIP, label="Show every panel for",

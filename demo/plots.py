@@ -17,10 +17,12 @@ of every draw), and text that could collide is spread, wrapped or shortened with
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Mapping, Sequence
 
 import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PatchCollection
 from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure
@@ -28,8 +30,9 @@ from matplotlib.font_manager import FontProperties, findfont, get_font
 from matplotlib.ft2font import LoadFlags
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
+from PIL import Image
 
-from demo.palette import COLOUR_NAMES, NEUTRAL, LabelColours
+from demo.palette import COLOUR_NAMES, LabelColours, contrast
 from merclip.result import Prediction, StageAttention
 from merclip.segmented import SegmentPrediction
 
@@ -51,6 +54,7 @@ MAX_WORD_LINES = 50  # 300 words; the JSON result has every word's attention
 MAX_TICK_WORD = 12  # characters of a word under a heatmap column (the rest as "…")
 MAX_TIME_COLUMNS = 48  # more audio or video elements are pooled into this many time bins
 MAX_TIME_TICKS = 6
+FIGURE_GAP = 12  # white pixels between the figures of the figures image
 EVEN_SHADE = 3.0  # the colour scale tops out at 3x the even share at least, so even attention stays dark
 TIMELINE_NAMED = 3  # the top labels drawn thick and named at their line's end; the rest thin
 MAX_LABEL_WIDTH = 0.4 * WIDTH  # a label's name beside a bar or heatmap row; longer ones shortened in the middle
@@ -139,20 +143,17 @@ def wrap(text: str, width: float, size: float, bold: bool = False) -> str:
 
 # --- colours -------------------------------------------------------------------------------------
 
-def label_colours(prediction: Prediction, parts: Sequence[SegmentPrediction] = (),
-                  palette: LabelColours | None = None) -> dict[str, str]:
-    """The colours of one prediction's figures, from the visitor's `palette` (a fresh one without).
-    With more than 12 labels the coloured ones are the utterances' top labels (the timeline tells
-    them apart by colour) and then the most probable; the rest are grey in every figure."""
-    ranked = [prediction.labels[i] for i in np.argsort(prediction.probs)[::-1]]
-    prominent = [p.prediction.top_label for p in parts] + ranked
-    return (palette or LabelColours()).of(prediction.labels, prominent)
+def label_colours(prediction: Prediction, palette: LabelColours | None = None) -> dict[str, str]:
+    """The colours of one prediction's figures, from the visitor's `palette` (a fresh one without):
+    every label its own, kept for the visit."""
+    return (palette or LabelColours()).of(prediction.labels)
 
 
 def _colours_of(labels: Sequence[str], colours: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The figure's colours: the ones given (every label must have one: no grey stand-in), or a fresh palette's."""
     if colours is None:
         return LabelColours().of(labels)
-    return {label: colours.get(label, NEUTRAL) for label in labels}
+    return {label: colours[label] for label in labels}
 
 
 def colour_key(colours: Mapping[str, str], labels: Sequence[str]) -> str:
@@ -162,9 +163,9 @@ def colour_key(colours: Mapping[str, str], labels: Sequence[str]) -> str:
 
 
 def _ink_on(colour: str) -> str:
-    """Black or white, whichever reads better on `colour`."""
-    r, g, b = to_rgb(colour)
-    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "white"
+    """Black or white, whichever contrasts more with `colour` (one of them always reaches 4.5:1)."""
+    colour = matplotlib.colors.to_hex(colour)
+    return "black" if contrast(colour, "#000000") >= contrast(colour, "#ffffff") else "white"
 
 
 # --- figure scaffolding --------------------------------------------------------------------------
@@ -224,6 +225,13 @@ def weighted_cosine(prediction: Prediction) -> list[float]:
     return total.tolist()
 
 
+def percent_decimals(values: Sequence[float], most: int = 2) -> int:
+    """The fewest decimals (up to `most`) with which different percentages read differently: 64 labels
+    near 1.6% each all read "2%" with none, and their order is what a visitor wants to see."""
+    distinct = len({round(float(v), most + 2) for v in values})
+    return next((d for d in range(most) if len({f"{v:.{d}%}" for v in values}) == distinct), most)
+
+
 def similarity_bars(prediction: Prediction, colours: Mapping[str, str] | None = None) -> Figure:
     """Labels sorted by probability, each bar in its label's colour, the winner outlined and its
     name bold; each bar says probability and raw cosine."""
@@ -232,7 +240,8 @@ def similarity_bars(prediction: Prediction, colours: Mapping[str, str] | None = 
     labels = [prediction.labels[i] for i in order]
     probs = [float(prediction.probs[i]) for i in order]
     cosines = weighted_cosine(prediction) if prediction.prior_weights else None
-    values = [f"{prediction.probs[i]:.0%}" + (f" · cos {cosines[i]:+.3f}" if cosines else "") for i in order]
+    decimals = percent_decimals(probs)
+    values = [f"{prediction.probs[i]:.{decimals}%}" + (f" · cos {cosines[i]:+.3f}" if cosines else "") for i in order]
     names = [_shorten(label, MAX_LABEL_WIDTH, SMALL, bold=True) for label in labels]
     xlabel = "probability" + ("\ncos: raw CLIP cosine, weighted over the modalities" if cosines else "")
     left = PAD + max(text_width(n, SMALL, bold=True) for n in names) + 0.08
@@ -264,7 +273,7 @@ def similarity_bars(prediction: Prediction, colours: Mapping[str, str] | None = 
     axes.xaxis.set_label_coords(-(left - PAD) / span, -(text_height(1, SMALL) + 0.1) / axes_height)
     axes.spines[["top", "right"]].set_visible(False)
     ranked = np.argsort(prediction.probs)[::-1]
-    figure.set_label("Label probabilities: " + ", ".join(f"{prediction.labels[i]} {prediction.probs[i]:.0%}"
+    figure.set_label("Label probabilities: " + ", ".join(f"{prediction.labels[i]} {prediction.probs[i]:.{decimals}%}"
                                                          for i in ranked)
                      + f". {colour_key(colours, [prediction.labels[i] for i in ranked])}. Bar")
     return figure
@@ -283,7 +292,9 @@ def stage_heatmaps(prediction: Prediction, colours: Mapping[str, str] | None = N
 
 
 def _heatmap_title(stage: StageAttention, labels: Sequence[str], top: int) -> str:
-    return _stage_title(stage, f"the top label '{labels[top]}' only" if _wrapped(stage, labels) else "")
+    if _wrapped(stage, labels):
+        return _stage_title(stage, f"the top label '{labels[top]}' only")
+    return _stage_title(stage, _pooling_note(len(stage.elements)) if stage.modality != "text" else "")
 
 
 def stage_heatmap(stage: StageAttention, labels: Sequence[str], top: int, colours: Mapping[str, str] | None = None,
@@ -379,11 +390,11 @@ def _colour_bar(figure: Figure, norm: Normalize, left: float) -> None:
 def _label_rows(stage: StageAttention, labels: Sequence[str], top: int, attention: np.ndarray,
                 colours: Mapping[str, str], height: float) -> Figure:
     elements = list(stage.elements)
-    if stage.modality != "text" and attention.shape[1] > MAX_TIME_COLUMNS:
-        attention, elements = _pooled(attention, elements, MAX_TIME_COLUMNS)
     relative = attention * attention.shape[1]
+    if stage.modality != "text" and relative.shape[1] > MAX_TIME_COLUMNS:
+        relative, elements = _pooled(relative, elements, MAX_TIME_COLUMNS)
     columns = relative.shape[1]
-    figure, title_height = _figure(height, _stage_title(stage))
+    figure, title_height = _figure(height, _heatmap_title(stage, labels, top))
     left = _label_column(labels)
     if stage.modality == "text":
         words = _tick_words(elements)
@@ -450,11 +461,26 @@ def _stage_title(stage: StageAttention, rows: str = "") -> str:
     return f"{name} stage\n{caption}" + (f",\n{rows}" if rows else "")
 
 
-def _pooled(attention: np.ndarray, elements: list, bins: int) -> tuple[np.ndarray, list]:
-    """Attention summed over `bins` consecutive runs of elements; each bin named by its first element."""
-    edges = np.linspace(0, attention.shape[1], bins + 1).round().astype(int)
-    pooled = np.add.reduceat(attention, edges[:-1], axis=1)
+def _bin_edges(count: int, bins: int) -> np.ndarray:
+    return np.linspace(0, count, bins + 1).round().astype(int)
+
+
+def _pooled(relative: np.ndarray, elements: list, bins: int) -> tuple[np.ndarray, list]:
+    """Attention (as multiples of the even share) averaged over `bins` consecutive runs of elements,
+    so that even attention still reads 1 in every bin (a sum read 1 or 2 by the bin's size); each
+    bin named by its first element."""
+    edges = _bin_edges(relative.shape[1], bins)
+    pooled = np.add.reduceat(relative, edges[:-1], axis=1) / np.diff(edges)
     return pooled, [elements[start] for start in edges[:-1]]
+
+
+def _pooling_note(count: int) -> str:
+    """What a column of a time heatmap of `count` elements shows, when it pools several."""
+    if count <= MAX_TIME_COLUMNS:
+        return ""
+    sizes = np.diff(_bin_edges(count, MAX_TIME_COLUMNS))
+    low, high = int(sizes.min()), int(sizes.max())
+    return f"each column the mean of {low if low == high else f'{low}-{high}'} frames"
 
 
 def _element_label(element: str | float) -> str:
@@ -480,10 +506,11 @@ def spread(positions: Sequence[float], gap: float, low: float, high: float) -> l
     return result
 
 
-def frame_timeline(prediction: Prediction, colours: Mapping[str, str] | None = None) -> Figure | None:
+def frame_timeline(prediction: Prediction, colours: Mapping[str, str] | None = None, part: str = "") -> Figure | None:
     """Each label's cosine with each sampled frame's face over the clip (None without video frames),
     each line in its label's colour; the top labels thick and named at their line's end (the winner
-    thickest, its name bold), the others thin."""
+    thickest, its name bold), the others thin. `part`: the part of the clip `prediction` is of
+    ("utterance 2 (3.1-5.4 s)"), said in the title."""
     if prediction.frame_similarity is None:
         return None
     colours = _colours_of(prediction.labels, colours)
@@ -492,24 +519,24 @@ def frame_timeline(prediction: Prediction, colours: Mapping[str, str] | None = N
     named = ranked[:TIMELINE_NAMED]
     names = [_shorten(prediction.labels[r], 1.6, SMALL, bold=k == 0) for k, r in enumerate(named)]
     others = len(prediction.labels) - len(named)
-    xlabel = "time (s)" + (f"; thin lines: the other {others} labels" if others else "")
+    xlabel = "time (s)" + (f"; thin lines: {_the_other(others)}" if others else "")
     low, high = float(np.nanmin(similarity)), float(np.nanmax(similarity))
     margin = max(high - low, 1e-3) * 0.08
     ylim = (low - margin, high + margin)
     ticks = _nice_ticks(*ylim)
     decimals = next((d for d in range(2, 5) if all(abs(round(t, d) - t) < 1e-9 for t in ticks)), 4)
-    ytick_labels = [f"{t + 0.0:+.{decimals}f}".replace("-0.00", "0.00") for t in ticks]
+    ytick_labels = [tick_text(t, decimals, signed=True) for t in ticks]
     left = PAD + text_height(1, SMALL) + 0.06 + max(text_width(t, SMALL) for t in ytick_labels) + 0.1
     right = max(text_width(n, SMALL, bold=True) for n in names) + 0.12 + PAD
     bottom = PAD + text_height(1, SMALL) * 2 + 0.12
     plot_height = 2.1
-    figure, top = _figure(plot_height + bottom + 0.05, "Face only: each label's similarity\nto each sampled frame")
+    where = f" in {part}" if part else ""
+    figure, top = _figure(plot_height + bottom + 0.05, f"Face only{where}: each label's similarity\nto each sampled frame")
     axes = _axes(figure, left, right, top, bottom)
     times = list(prediction.frame_times)
     for row in [r for r in range(len(prediction.labels)) if r not in named]:
         colour = colours[prediction.labels[row]]
-        axes.plot(times, similarity[row], color=colour, linewidth=1.0, alpha=0.75 if colour != NEUTRAL else 0.6,
-                  zorder=1, label=prediction.labels[row])
+        axes.plot(times, similarity[row], color=colour, linewidth=1.0, alpha=0.75, zorder=1, label=prediction.labels[row])
     for k, row in reversed(list(enumerate(named))):
         axes.plot(times, similarity[row], color=colours[prediction.labels[row]], linewidth=3.2 if k == 0 else 1.8,
                   marker="o", markersize=4 if k == 0 else 3, zorder=3 + (k == 0), label=prediction.labels[row])
@@ -535,13 +562,23 @@ def frame_timeline(prediction: Prediction, colours: Mapping[str, str] | None = N
 
 
 def _readable(colour: str) -> str:
-    """`colour` darkened until text in it reads on white (sand and sky blue are too light as text)."""
-    r, g, b = to_rgb(colour)
-    luma = 0.299 * r + 0.587 * g + 0.114 * b
-    if luma <= 0.55:
-        return colour
-    scale = 0.55 / luma
-    return matplotlib.colors.to_hex((r * scale, g * scale, b * scale))
+    """`colour` darkened until text in it reads on white (4.5:1; sand and sky blue are too light as text)."""
+    rgb = np.array(to_rgb(colour))
+    darker = matplotlib.colors.to_hex(rgb)
+    while contrast(darker, "#ffffff") < 4.5:
+        rgb *= 0.95
+        darker = matplotlib.colors.to_hex(rgb)
+    return darker
+
+
+def _the_other(count: int) -> str:
+    return "the other label" if count == 1 else f"the other {count} labels"
+
+
+def tick_text(value: float, decimals: int, signed: bool = False) -> str:
+    """A tick's number with `decimals` decimals; zero (also a value that rounds to it) as "0", never "-0"."""
+    value = round(value, decimals) + 0.0
+    return f"{value:{'+' if signed and value else ''}.{decimals}f}"
 
 
 def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -549,7 +586,7 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     magnitude = 10 ** np.floor(np.log10(step))
     step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step), default=step)
     first = np.ceil(low / step) * step
-    return [round(float(t), 6) for t in np.arange(first, high + 1e-12, step)]
+    return [round(float(t), 6) + 0.0 for t in np.arange(first, high + 1e-12, step)]  # + 0.0: -0.0 becomes 0.0
 
 
 # --- the utterance timeline ----------------------------------------------------------------------
@@ -580,7 +617,7 @@ def segment_timeline(parts: Sequence[SegmentPrediction], labels: Sequence[str],
     axes = _axes(figure, left, right, top, bottom)
     inches_per_second = span_width / max(end, 1e-6)
     for number, part in enumerate(parts, start=1):
-        colour = colours.get(part.prediction.top_label, NEUTRAL)
+        colour = colours[part.prediction.top_label]
         chosen = number == selected
         faded = selected and not chosen
         width = max(part.end - part.start, 0.05)
@@ -644,6 +681,38 @@ def _legend(figure: Figure, entries, colours: Mapping[str, str], top: float) -> 
     for label, name, x, line in entries:
         y = top - (line + 0.5) * line_height
         boxes.append(Rectangle(((PAD + x) / width, (y - 0.07) / height), 0.14 / width, 0.14 / height,
-                               facecolor=colours.get(label, NEUTRAL), edgecolor="none"))
+                               facecolor=colours[label], edgecolor="none"))
         figure.text((PAD + x + 0.22) / width, y / height, name, va="center", ha="left", fontsize=SMALL)
     figure.add_artist(PatchCollection(boxes, match_original=True, transform=figure.transFigure))
+
+
+# --- the figures as one image --------------------------------------------------------------------
+
+def drawn(figure: Figure) -> Image.Image:
+    """The figure as an RGB image (opaque white: no alpha channel to encode). A figure drawn before and
+    unchanged since is not drawn again: the page's figures image and its panels share one draw."""
+    canvas = figure.canvas
+    if not isinstance(canvas, FigureCanvasAgg) or figure.stale:
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+    return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
+
+
+def caption_figure(text: str) -> Figure:
+    """A figure of one title only: what a figures image shows (the clip, the part of it)."""
+    figure, _ = _figure(0.02, text)
+    return figure
+
+
+def figures_png(figures: Sequence[Figure]) -> bytes:
+    """The figures one under the other as one PNG: a result to keep or share as it was seen."""
+    images = [drawn(figure) for figure in figures]
+    sheet = Image.new("RGB", (max(i.width for i in images), sum(i.height for i in images)
+                              + FIGURE_GAP * (len(images) - 1)), "white")
+    top = 0
+    for image in images:
+        sheet.paste(image, (0, top))
+        top += image.height + FIGURE_GAP
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()

@@ -23,7 +23,7 @@ from demo.views import STAGE_SLOTS, PageView, build_view, markdown_text, segment
 from demo.zero_gpu import next_step
 from merclip import MerClipError
 from merclip.analysis import AnalysisOptions
-from merclip.clip_analysis import ClipAnalysis
+from merclip.clip_analysis import ClipAnalysis, SampledFrame
 from merclip.errors import LabelError
 from merclip.labels import parse_labels
 from merclip.limits import Limits
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 OUTPUT_NAMES = ("bars", *(f"stage_{i + 1}" for i in range(STAGE_SLOTS)), "timeline", "gallery", "transcript", "summary",
                 "warnings", "result", "download", "clip_id", "untrained", "segments", "segment_choice", "segments_csv",
-                "heading")
+                "heading", "figures_image")
 # the page also says what went wrong beside the input at fault: the labels box, or the media inputs
 PAGE_OUTPUT_NAMES = (*OUTPUT_NAMES, "label_note", "stale", "media_note")
 UTTERANCES = SegmentMode("utterance")  # the page reads every clip by utterance (in windows without speech)
@@ -86,7 +86,7 @@ class AnalysisService:
         """Score an analysed clip against other labels or templates; no encoder runs again."""
         with _user_errors():
             return self._outputs(self._rescored(clip_id, labels, (vision_templates, text_templates, audio_templates)),
-                                 same_clip=True)
+                                 crops=False)
 
     def _analysed(self, video: str | None, labels: str, templates: tuple[str, str, str], frames: float,
                   detect_faces: bool, transcript: str, choice: ModelChoice, progress: gr.Progress) -> _Scored:
@@ -100,7 +100,8 @@ class AnalysisService:
         prediction, parts = reader.predict(video, labels, UTTERANCES, _templates(*templates), options,
                                            progress=lambda fraction, what: progress(fraction, desc=what),
                                            frame_cap=options.limits.frames)
-        return _Scored(prediction, reader.analyzer.cached(prediction.clip_id), parts)
+        return _Scored(prediction, reader.analyzer.cached(prediction.clip_id), parts,
+                       reader.sampled_frames(prediction.clip_id))
 
     def _rescored(self, clip_id: str, labels: str, templates: tuple[str, str, str]) -> _Scored:
         _check_labels_and_templates(labels, *templates)
@@ -109,7 +110,7 @@ class AnalysisService:
             raise MerClipError("no analysed clip to re-score: analyse a clip first (or again, if the server restarted)")
         given = _templates(*templates)
         prediction, parts = reader.rescore(clip_id, labels, given) or (reader.analyzer.rescore(clip_id, labels, given), [])
-        return _Scored(prediction, reader.analyzer.cached(clip_id), parts)
+        return _Scored(prediction, reader.analyzer.cached(clip_id), parts, reader.sampled_frames(clip_id))
 
     def analyse_on_page(self, video: str | None, other_media: str | None, labels: str, vision_templates: str,
                         text_templates: str, audio_templates: str, frames: float, detect_faces: bool, transcript: str,
@@ -140,7 +141,7 @@ class AnalysisService:
                          colours: LabelColours, no_clip_note: str) -> tuple:
         if self._find(clip_id) is None:
             return _on_page(lambda: _checked(labels, *templates), colours, note=no_clip_note)
-        return _on_page(lambda: self._outputs(self._rescored(clip_id, labels, templates), same_clip=True,
+        return _on_page(lambda: self._outputs(self._rescored(clip_id, labels, templates),
                                               selected=segment_number(choice), colours=colours), colours)
 
     def _find(self, clip_id: str) -> SegmentReader | None:
@@ -166,25 +167,28 @@ class AnalysisService:
     def cleared() -> tuple:
         """The page's outputs emptied (the video was removed)."""
         empty = {"gallery": [], "transcript": [], "result": None, "download": None, "bars": None, "segments_csv": None,
+                 "figures_image": None,
                  "segment_choice": gr.update(choices=[], value=None, visible=False)}
         figures = {f"stage_{i + 1}" for i in range(STAGE_SLOTS)} | {"timeline", "segments"}
         return tuple(gr.update(value=None, visible=True) if name in figures else empty.get(name, "")
                      for name in PAGE_OUTPUT_NAMES)
 
-    def _outputs(self, scored: _Scored, same_clip: bool = False, selected: int = 0,
+    def _outputs(self, scored: _Scored, crops: bool = True, selected: int = 0,
                  colours: LabelColours | None = None) -> tuple:
-        """The outputs in OUTPUT_NAMES order; re-scoring leaves the crops gallery as it is (saves re-encoding it)."""
-        view: PageView = build_view(scored.prediction, scored.analysis, self.served, crops=not same_clip,
-                                    parts=scored.parts, selected=selected, colours=colours)
+        """The outputs in OUTPUT_NAMES order; the page's crops follow the part chosen (`selected`), the
+        API's re-score (`crops=False`) leaves them out (its caller has them)."""
+        view: PageView = build_view(scored.prediction, scored.analysis, self.served, crops=crops,
+                                    parts=scored.parts, selected=selected, colours=colours, frames=scored.frames)
         shown = view.shown
         stages = [gr.update(value=figure, visible=figure is not None) for figure in shown.stages]
         timeline = gr.update(value=view.timeline, visible=view.timeline is not None)
         segments = gr.update(value=shown.segments, visible=shown.segments is not None)
         choice = gr.update(choices=view.segment_choices, value=view.segment_choice,
                            visible=len(view.segment_choices) > 1)
-        return (shown.bars, *stages, timeline, gr.skip() if same_clip else view.gallery, shown.transcript,
-                shown.summary, view.warnings, view.result, view.download, view.clip_id, shown.untrained, segments,
-                choice, view.segments_csv, shown.heading)
+        gallery = gr.update(value=view.gallery, label=view.gallery_label) if crops else gr.skip()
+        return (shown.bars, *stages, timeline, gallery, shown.transcript, shown.summary, view.warnings, view.result,
+                view.download, view.clip_id, shown.untrained, segments, choice, view.segments_csv, shown.heading,
+                view.figures_image)
 
 
 @dataclass
@@ -192,6 +196,7 @@ class _Scored:
     prediction: Prediction
     analysis: ClipAnalysis | None
     parts: list[SegmentPrediction]
+    frames: list[SampledFrame]  # the clip's sampled frames, with those added for short parts
 
 
 def _on_page(analyse: Callable[[], tuple], colours: LabelColours, note: str = "",

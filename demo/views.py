@@ -13,17 +13,19 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from demo.plots import (STAGE_NAMES, frame_timeline, label_colours, segment_timeline, similarity_bars,
-                        stage_heatmaps)
+from demo.plots import (STAGE_NAMES, caption_figure, figures_png, frame_timeline, label_colours, segment_timeline,
+                        similarity_bars, stage_heatmaps)
 from demo.palette import LabelColours
 from demo.served_files import prune, write_image, write_once
-from merclip.clip_analysis import ClipAnalysis
+from merclip.clip_analysis import ClipAnalysis, SampledFrame
 from merclip.batch import csv_writer, rows_of
 from merclip.result import Prediction
 from merclip.segmented import SegmentPrediction
+from merclip.segments import Segment, within
 
 STAGE_SLOTS = 3  # one heatmap slot per modality the decoder can have
 WHOLE_CLIP = "Whole clip"
+WHOLE_CLIP_CROPS = "Sampled face crops"
 
 
 @dataclass
@@ -45,8 +47,10 @@ class PageView:
     """The values of the page's outputs, `OUTPUT_NAMES` lists their order."""
 
     shown: SelectionView
-    timeline: Figure | None
+    timeline: Figure | None  # of the part shown, as the gallery
     gallery: list[tuple[str, str]]
+    gallery_label: str
+    figures_image: str  # the figures shown as one PNG file
     warnings: str
     result: dict
     download: str
@@ -62,20 +66,34 @@ class PageView:
 
 def build_view(prediction: Prediction, analysis: ClipAnalysis | None, served: Path, crops: bool = True,
                parts: Sequence[SegmentPrediction] = (), selected: int = 0, colours: LabelColours | None = None,
-               source_name: str = "") -> PageView:
+               source_name: str = "", frames: Sequence[SampledFrame] | None = None) -> PageView:
     """Figures, texts and the files to serve (written into `served`, which keeps only the newest);
-    `crops=False` leaves the gallery empty (a re-score shows the crops already on the page);
+    `crops=False` leaves the gallery empty (the API's re-score: its caller has the crops);
     `parts`: the clip's utterances (or windows), drawn on a timeline and listed to choose from;
     `selected`: the utterance the page shows (1-based; 0 or out of range: the whole clip);
-    `colours`: the visitor's colour of each label, the same in every figure of the session."""
-    palette = label_colours(prediction, parts, colours)
+    `colours`: the visitor's colour of each label, the same in every figure of the session;
+    `frames`: the clip's sampled frames, with those added for short utterances (the analysis' own without)."""
+    palette = label_colours(prediction, colours)
     selected = selected if 0 < selected <= len(parts) else 0
     result = prediction.to_dict() | ({"segments": [part.to_dict() for part in parts]} if parts else {})
     name = source_name or (Path(analysis.info.path).name if analysis is not None else "clip")
+    part = part_name(parts, selected)
+    shown = build_selection_view(prediction, parts, selected, palette)
+    timeline = frame_timeline(parts[selected - 1].prediction if selected else prediction, palette, part)
+    if frames is None:
+        frames = analysis.sampled_frames() if analysis is not None else []
+    if selected:  # the chosen part's frames, as its face timeline has them
+        frames = [frames[i] for i in within([f.time for f in frames], [Segment(p.start, p.end) for p in parts],
+                                            selected - 1)]
+    shown_figures = [shown.bars, shown.segments, *shown.stages, timeline]
+    image = figures_png([caption_figure(f"MER-CLIP · {name}" + (f" · {part}" if part else " · the whole clip")),
+                         *(figure for figure in shown_figures if figure is not None)])
     view = PageView(
-        shown=build_selection_view(prediction, parts, selected, palette),
-        timeline=frame_timeline(prediction, colours=palette),
-        gallery=face_gallery(analysis, served) if crops and analysis is not None else [],
+        shown=shown,
+        timeline=timeline,
+        gallery=face_gallery(frames, analysis.face_detection, served) if crops and analysis is not None else [],
+        gallery_label=f"Face crops in {part}" if part else WHOLE_CLIP_CROPS,
+        figures_image=str(write_once(served, image, f"{_file_stem(name)}-figures", ".png")),
         warnings=warnings_markdown(prediction.warnings),
         result=result,
         download=str(write_result(result, served, name)),
@@ -105,9 +123,21 @@ def build_selection_view(whole: Prediction, parts: Sequence[SegmentPrediction], 
     )
 
 
+def part_name(parts: Sequence[SegmentPrediction], selected: int) -> str:
+    """"utterance 2 (3.1-5.4 s)" for the part shown (1-based), "" for the whole clip."""
+    if not selected:
+        return ""
+    part = parts[selected - 1]
+    return f"{_kind(parts)} {selected} ({part.start:.1f}-{part.end:.1f} s)"
+
+
+def _kind(parts: Sequence[SegmentPrediction]) -> str:
+    return "utterance" if any(p.text for p in parts) else "window"
+
+
 def selection_heading(whole: Prediction, parts: Sequence[SegmentPrediction], selected: int) -> str:
     """One line at the top of the results saying which part of the clip every panel describes."""
-    kind = "utterance" if any(p.text for p in parts) else "window"
+    kind = _kind(parts)
     if selected:
         part = parts[selected - 1]
         said = f" · {markdown_text(_quoted(part.text))}" if part.text else ""
@@ -152,14 +182,12 @@ def untrained_note(prediction: Prediction) -> str:
             "trained with `train/` on data with this modality draws it.*")
 
 
-def face_gallery(analysis: ClipAnalysis, served: Path) -> list[tuple[str, str]]:
+def face_gallery(frames: Sequence[SampledFrame], face_detection: bool, served: Path) -> list[tuple[str, str]]:
     """Each sampled crop as a file, captioned with its time and whether a face was found there."""
-    times = analysis.features.frame_times or [0.0] * len(analysis.crops)
-    if not analysis.face_detection:
-        return [(str(write_image(served, crop)), f"{t:.1f} s · face detection off: whole frame")
-                for crop, t in zip(analysis.crops, times)]
-    return [(str(write_image(served, crop)), f"{t:.1f} s" + ("" if face else " · no face: whole frame"))
-            for crop, t, face in zip(analysis.crops, times, analysis.faces)]
+    if not face_detection:
+        return [(str(write_image(served, f.crop)), f"{f.time:.1f} s · face detection off: whole frame") for f in frames]
+    return [(str(write_image(served, f.crop)), f"{f.time:.1f} s" + ("" if f.face else " · no face: whole frame"))
+            for f in frames]
 
 
 def shaded_transcript(prediction: Prediction) -> list[tuple[str, float | None]]:

@@ -14,6 +14,16 @@ from merclip.transcribe import Transcript
 
 
 @dataclass
+class SampledFrame:
+    """A sampled frame as a page shows it: its time, its crop (the face, or the whole frame) and the
+    face found there (None: none found, or detection off)."""
+
+    time: float
+    crop: np.ndarray
+    face: Face | None
+
+
+@dataclass
 class ClipAnalysis:
     """Model inputs plus what the UI shows: face crops, the face found in each frame, the transcript."""
 
@@ -26,6 +36,11 @@ class ClipAnalysis:
     warnings: list[str]
     timings_ms: dict[str, float] = field(default_factory=dict)
     key: str = ""  # the cache key: content hash + analysis options + models (the API's clip_id)
+
+    def sampled_frames(self) -> list[SampledFrame]:
+        """The frames sampled over the clip, with their crops and faces."""
+        times = self.features.frame_times or [0.0] * len(self.crops)
+        return [SampledFrame(t, crop, face) for t, crop, face in zip(times, self.crops, self.faces)]
 
     def face_records(self) -> list[dict] | None:
         """Each sampled frame's face for the JSON result (None when detection was off): its box in

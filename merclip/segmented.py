@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from merclip.analysis import AnalysisOptions, Analyzer, Progress
-from merclip.clip_analysis import ClipAnalysis
+from merclip.clip_analysis import ClipAnalysis, SampledFrame
 from merclip.features import ClipFeatures
 from merclip.forwards import Encoding, cost_of, encode_and_predict, predict_many, segmented_features
 from merclip.labels import LabelSet
@@ -54,6 +54,7 @@ class SegmentedClip:
     warnings: list[str]
     parts: list[ClipFeatures]  # each segment's own features
     prepared: PreparedClips | None = None  # the whole clip and its parts ready for any labels, from the first re-score
+    extra_frames: list[SampledFrame] = field(default_factory=list)  # the frames added for short segments
 
     def scorable(self) -> list[ClipFeatures]:
         return [self.analysis.features, *self.parts]
@@ -117,7 +118,8 @@ class SegmentReader:
         partial = found.analysis or reading.partial
         words = reading.words if reading else partial.features.words
         segments, warnings = self._cut(partial, mode, options)
-        extra_times, extra_crops = self._short_segment_frames(partial, segments, options)
+        extra = self._short_segment_frames(partial, segments, options)
+        extra_times, extra_crops = [f.time for f in extra], [f.crop for f in extra]
         segments, left_out = with_content(segments, [*partial.features.frame_times, *extra_times,
                                                      *partial.features.audio_times], bool(words))
         warnings += left_out
@@ -129,7 +131,7 @@ class SegmentReader:
             cost=cost_of(self.analyzer.model, encoding, 1 + len(segments), labels, templates))
         analysis = found.analysis or self.analyzer.keep(found, reading, encoded)
         features, parts = segmented_features(analysis.features, encoded, extra_times, segments)
-        clip = SegmentedClip(analysis, features, segments, encoded.sentences, warnings, parts)
+        clip = SegmentedClip(analysis, features, segments, encoded.sentences, warnings, parts, extra_frames=extra)
         with self._lock:
             self._kept[key] = clip
             while len(self._kept) > self.keep:
@@ -139,13 +141,26 @@ class SegmentReader:
     def rescore(self, clip_id: str, labels: str | LabelSet, templates: dict[str, str] | None = None
                 ) -> tuple[Prediction, list[SegmentPrediction]] | None:
         """New labels for a clip segmented before (by its clip_id): no encoder runs. None if it is not kept."""
-        with self._lock:
-            clip = next((c for key, c in reversed(self._kept.items()) if key[0] == clip_id), None)
+        clip = self._kept_clip(clip_id)
         if clip is None:
             return None
         if clip.prepared is None:  # kept from here on: a clip re-scored once is likely re-scored again
             clip.prepared = self.analyzer.model.prepare(clip.scorable())
         return self._score(clip, labels, templates, cached=True)
+
+    def sampled_frames(self, clip_id: str) -> list[SampledFrame]:
+        """The frames sampled from an analysed clip, with those added for its short segments, in time
+        order (what a page shows as the crops of the clip or of one segment); [] if it is not held."""
+        clip = self._kept_clip(clip_id)
+        analysis = clip.analysis if clip is not None else self.analyzer.cached(clip_id)
+        if analysis is None:
+            return []
+        extra = clip.extra_frames if clip is not None else []
+        return sorted(analysis.sampled_frames() + extra, key=lambda frame: frame.time)
+
+    def _kept_clip(self, clip_id: str) -> SegmentedClip | None:
+        with self._lock:
+            return next((c for key, c in reversed(self._kept.items()) if key[0] == clip_id), None)
 
     def _score(self, clip: SegmentedClip, labels: str | LabelSet, templates: dict[str, str] | None,
                cached: bool) -> tuple[Prediction, list[SegmentPrediction]]:
@@ -189,22 +204,22 @@ class SegmentReader:
         return segments, warnings
 
     def _short_segment_frames(self, analysis: ClipAnalysis, segments: list[Segment], options: AnalysisOptions
-                              ) -> tuple[list[float], list]:
+                              ) -> list[SampledFrame]:
         """Times and crops of more frames for the segments that hold fewer than two: the frames on
         screen at their thirds, kept only if new and starting inside a segment that asked (with a
         variable frame rate the frame on screen may have started segments earlier)."""
         times, info = analysis.features.frame_times, analysis.info
         if not times or not info.has_video or info.kind == "image":
-            return [], []
+            return []
         short = [i for i in range(len(segments)) if len(within(times, segments, i)) < MIN_SEGMENT_FRAMES]
         wanted = [segments[i].start + segments[i].seconds * k / 3 for i in short for k in (1, 2)]
         sampled = set(times)
         frames = [f for f in (frames_at(info, wanted, options.limits) if wanted else [])
                   if f.time not in sampled and any(within([f.time], segments, i) for i in short)]
         if not frames:
-            return [], []
-        crops, _ = self.analyzer.face_crops([f.image for f in frames], options.detect_faces)
-        return [f.time for f in frames], crops
+            return []
+        crops, faces = self.analyzer.face_crops([f.image for f in frames], options.detect_faces)
+        return [SampledFrame(f.time, crop, face) for f, crop, face in zip(frames, crops, faces)]
 
 
 def read_span(analysis: ClipAnalysis, max_seconds: float) -> float:
