@@ -507,3 +507,159 @@ def test_choosing_an_utterance_makes_every_panel_describe_it(tmp_path):
         return dict(pair.split(" = ") for pair in figure.get_label().split("Colours: ")[1][:-len(". Bar")].split(", "))
 
     assert key(again.shown.bars) == key(chosen.shown.bars), "a label keeps its colour"
+
+
+# --- issue 35: colours for a whole visit, the chosen part's crops and face chart, small figure texts -------------
+
+def bar_colours(figure) -> dict[str, str]:
+    axes = figure.axes[0]
+    return {t.get_text(): hex_of(bar.get_facecolor()) for t, bar in zip(texts(axes, "row-name"), axes.patches)}
+
+
+def is_grey(colour: str) -> bool:
+    r, g, b = to_rgb(colour)
+    return max(r, g, b) - min(r, g, b) < 0.12
+
+
+def test_a_label_keeps_its_colour_for_the_whole_visit_and_none_is_grey_past_twelve_labels():
+    """The review's visit: Ekman's seven, then 14 labels with 'neutral' and 'rage' (where 'neutral' took the
+    green 'angry' had and 'rage' took 'happy''s blue), then 64 labels (where 'happy' turned grey)."""
+    ekman = ["happy", "sad", "angry", "surprised", "fearful", "disgusted", "contemptuous"]
+    fourteen = ["neutral", "rage", "calm", "bored", "proud", "tense", "relieved", "curious", "shy", "jealous",
+                "hopeful", "sad", "happy", "angry"]
+    sixty_four = [f"feeling {i}" for i in range(61)] + ["happy", "neutral", "rage"]
+    palette, first_colour, holder = LabelColours(), {}, {}
+    rng = np.random.default_rng(3)
+    for labels in (ekman, fourteen, ekman, sixty_four, fourteen):
+        probs = np.sort(rng.dirichlet(np.ones(len(labels))))  # the labels met first rank lowest
+        result = prediction(labels=labels, probs=probs.tolist(), logits=probs.tolist(), stages=[], prior_weights={},
+                            cosines={}, frame_similarity=None, frame_times=[])
+        shown = bar_colours(similarity_bars(result, label_colours(result, palette)))
+        assert set(shown) == set(labels) and len(set(shown.values())) == len(labels), "one colour per label"
+        for label, colour in shown.items():
+            assert not is_grey(colour), f"{label} is grey among {len(labels)} labels"
+            assert first_colour.setdefault(label, colour) == colour, f"{label} changed colour"
+            assert holder.setdefault(colour, label) == label, f"{label} took {holder.get(colour)}'s colour"
+
+
+def test_colours_past_twelve_stay_apart_and_text_on_and_in_them_reads():
+    """A set of 64 gets 64 colours as far apart as they go (worst of normal, deuteranope and protanope
+    eyes), each with a name of its own for the alt texts; the names at the face chart's line ends and
+    the numbers on the utterance spans keep 4.5:1 contrast whatever the colour."""
+    from demo.palette import seen_lab
+
+    lab = seen_lab(COLOURS[:64])
+    distance = np.linalg.norm(lab[:, :, None] - lab[:, None], axis=3).min(axis=0) + np.eye(64) * 1e9
+    assert distance.min() >= 7, f"the closest two of 64 colours are {distance.min():.1f} apart in CIELAB"
+    assert all(np.hypot(a, b) >= 25 for _, a, b in lab[0]), "none of them nearly grey"
+    assert len(set(COLOUR_NAMES.values())) == len(COLOURS) == len(COLOUR_NAMES), "each colour its own name"
+    labels = [f"feeling {i}" for i in range(64)]
+    for shift in range(0, 64, 3):  # each colour in turn among the three named lines
+        probs = np.roll(np.linspace(1, 2, 64), shift)
+        result = prediction(labels=labels, probs=(probs / probs.sum()).tolist(), frame_times=[0.5, 1.5],
+                            frame_similarity=np.random.default_rng(shift).normal(0.2, 0.02, (64, 2)))
+        for name in texts(frame_timeline(result).axes[0], "line-name"):
+            assert contrast(to_hex(name.get_color()), "#ffffff") >= 4.5, name.get_text()
+    palette = LabelColours()
+    for first in range(0, 64, 8):  # eight spans a figure, wide enough for their numbers
+        parts = [SegmentPrediction(i - first, i - first + 1.0, "", prediction(labels=labels, probs=np.eye(64)[i].tolist()))
+                 for i in range(first, first + 8)]
+        spans = segment_timeline(parts, labels, palette.of(labels)).axes[0]
+        numbers = [t for t in spans.texts if t.get_text().isdigit()]
+        assert len(numbers) == 8
+        for number, span in zip(numbers, spans.collections):
+            assert contrast(to_hex(number.get_color()), hex_of(span.get_facecolor()[0])) >= 4.5, number.get_text()
+
+
+def test_zero_never_reads_minus_zero_and_every_tick_keeps_its_sign():
+    import re
+
+    positive = [replace(p, prediction=replace(p.prediction, sentiment=abs(p.prediction.sentiment))) for p in PARTS]
+    result = prediction(frame_similarity=np.array([[-0.012, 0.012], [-0.004, 0.006], [0.0, -0.01]]))
+    for figure in (segment_timeline(positive, LABELS), frame_timeline(result)):
+        figure.savefig(__import__("io").BytesIO(), format="png")
+        for axes in figure.axes:
+            for tick, text in zip(axes.get_yticks(), axes.get_yticklabels()):
+                shown = text.get_text().replace("−", "-")
+                if not shown:
+                    continue
+                assert not re.fullmatch(r"-0(\.0*)?", shown), f"'{shown}' in {title_of(figure)!r}"
+                assert float(shown) == pytest.approx(tick, abs=1e-9), f"'{shown}' for a tick at {tick}"
+
+
+def test_the_face_chart_says_the_other_label_in_the_singular():
+    labels = ["happy", "sad", "angry", "calm"]
+    result = prediction(labels=labels, probs=[0.4, 0.3, 0.2, 0.1], frame_similarity=np.full((4, 2), 0.2))
+    assert frame_timeline(result).axes[0].get_xlabel().endswith("thin lines: the other label")
+    assert frame_timeline(prediction(labels=labels + ["bored"], probs=[0.3, 0.3, 0.2, 0.1, 0.1],
+                                     frame_similarity=np.full((5, 2), 0.2))).axes[0].get_xlabel().endswith(
+        "thin lines: the other 2 labels")
+
+
+def test_even_attention_reads_even_in_every_pooled_column_and_the_title_says_what_a_column_is():
+    for count in (49, 70, 400):
+        audio = StageAttention("stage 2: audio", "audio", [i / 20 for i in range(count)], np.full((3, count), 1 / count))
+        figure = stage_heatmap(audio, LABELS, top=0)
+        shown = np.asarray(figure.axes[0].images[0].get_array())
+        assert shown.shape == (3, 48) and np.allclose(shown, 1.0), f"{count} frames: {shown.min():.2f}-{shown.max():.2f}"
+        sizes = np.diff(np.linspace(0, count, 49).round()).astype(int)
+        said = f"{sizes.min()}-{sizes.max()}" if sizes.min() != sizes.max() else f"{sizes.min()}"
+        assert f"each column the mean of {said} frames" in title_of(figure).replace("\n", " ")
+    short = StageAttention("stage 2: audio", "audio", [0.1, 0.2], np.full((3, 2), 0.5))
+    assert "each column" not in title_of(stage_heatmap(short, LABELS, top=0)), "nothing pooled, nothing said"
+
+
+def test_close_probabilities_are_shown_with_the_decimals_that_rank_them():
+    """64 labels near 1.6% each all read "2%"; the bars are sorted, and their numbers must say why."""
+    probs = np.random.default_rng(5).dirichlet(np.ones(64) * 50)
+    result = prediction(labels=[f"feeling {i}" for i in range(64)], probs=probs.tolist(), logits=probs.tolist(),
+                        cosines={"vision": [0.2] * 64, "text": [0.2] * 64})
+    figure = similarity_bars(result)
+    shown = [t.get_text().split(" · ")[0] for t in texts(figure.axes[0], "value")]
+    assert len(set(shown)) == len({round(p, 4) for p in probs}), f"ties where the values differ: {shown}"
+    assert [float(s.rstrip("%")) for s in shown] == sorted(float(s.rstrip("%")) for s in shown)
+    assert f"{result.top_label} {max(probs):.2%}" in figure.get_label(), "the alt text says the same numbers"
+    assert [t.get_text().split(" · ")[0] for t in texts(similarity_bars(prediction()).axes[0], "value")] == \
+        ["10%", "20%", "70%"], "numbers far apart keep no decimals"
+
+
+def test_the_figures_image_holds_every_figure_shown_one_under_the_other(tmp_path):
+    from demo.plots import FIGURE_GAP, drawn
+
+    view = build_view(prediction(), None, tmp_path, crops=False, parts=PARTS, selected=2, colours=LabelColours())
+    figures = [view.shown.bars, view.shown.segments, *[f for f in view.shown.stages if f is not None], view.timeline]
+    with Image.open(view.figures_image) as sheet:
+        sheet = sheet.convert("RGB")
+    assert Path(view.figures_image).name.startswith("clip-figures-") and sheet.width == 500
+    images = [drawn(figure) for figure in figures]
+    top = sheet.height - sum(i.height + FIGURE_GAP for i in images)  # a caption line above them
+    assert 0 < top < 60
+    for figure, image in zip(figures, images):
+        top += FIGURE_GAP
+        part = sheet.crop((0, top, image.width, top + image.height))
+        assert np.array_equal(np.asarray(part), np.asarray(image)), f"{title_of(figure)!r} is in the image as shown"
+        top += image.height
+
+
+def test_a_chosen_part_has_its_own_crops_and_face_chart_and_says_so(tiny_model, tmp_path):
+    from merclip.segmented import SegmentReader
+    from merclip.segments import SegmentMode
+
+    clip = speech_clip(tmp_path / "clip.mp4", seconds=6)
+    reader = SegmentReader(Analyzer(tiny_model, whisper="none"))
+    whole, parts = reader.predict(clip, "happy, sad", SegmentMode("window", 2.0),
+                                  options=AnalysisOptions(transcript="what a day"))
+    analysis, frames = reader.analyzer.cached(whole.clip_id), reader.sampled_frames(whole.clip_id)
+    assert len(parts) == 3
+    for selected, part in enumerate(parts, start=1):
+        view = build_view(whole, analysis, tmp_path / "served", parts=parts, selected=selected, frames=frames)
+        span = f"window {selected} ({part.start:.1f}-{part.end:.1f} s)"
+        assert view.gallery_label == f"Face crops in {span}"
+        times = [float(caption.split(" s")[0]) for _, caption in view.gallery]
+        assert times and all(part.start - 0.05 <= t <= part.end + 0.05 for t in times), (span, times)
+        assert times == [round(t, 1) for t in part.prediction.frame_times], "the crops are the face chart's frames"
+        assert title_of(view.timeline).startswith(f"Face only in {span}")
+        assert list(view.timeline.axes[0].lines[0].get_xdata()) == part.prediction.frame_times
+    view = build_view(whole, analysis, tmp_path / "served", parts=parts, selected=0, frames=frames)
+    assert view.gallery_label == "Sampled face crops" and len(view.gallery) == len(analysis.crops)
+    assert title_of(view.timeline).startswith("Face only: ")
