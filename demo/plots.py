@@ -555,7 +555,7 @@ def frame_timeline(prediction: Prediction, colours: Mapping[str, str] | None = N
     axes.set_xlabel(_shorten(xlabel, WIDTH - left - PAD, SMALL), fontsize=SMALL, labelpad=2)
     axes.set_ylabel("cosine with the label", fontsize=SMALL, labelpad=4)
     axes.grid(alpha=0.3)
-    figure.set_label("Face similarity over time: " + ", ".join(
+    figure.set_label(f"Face similarity over time{where}: " + ", ".join(
         f"{prediction.labels[r]} from {similarity[r][0]:+.2f} to {similarity[r][-1]:+.2f}" for r in named)
         + f". {colour_key(colours, [prediction.labels[r] for r in named])}. Line")
     return figure

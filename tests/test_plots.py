@@ -442,25 +442,29 @@ def test_the_palette_survives_a_deep_copy_and_threads():
     assert all(len(set(r.values())) == 12 for r in results)
 
 
+def linear(colour):
+    c = np.array(to_rgb(colour))
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def lab(rgb):
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ np.clip(rgb, 0, 1)
+    f = np.cbrt(np.maximum(xyz / np.array([0.95047, 1.0, 1.08883]), 0.008856))
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+EYES = [np.eye(3), np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                             [-0.011820, 0.042940, 0.968881]]),
+        np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                  [-0.003882, -0.048116, 1.051998]])]  # normal, deuteranope, protanope (Machado et al. 2009)
+
+
 def test_the_palettes_colours_stay_apart_for_colour_blind_eyes_too():
     """CIELAB distance >= 13 between any two colours, as seen with normal vision, deuteranopia and
     protanopia (Machado et al. 2009), and none of them grey."""
-    def linear(colour):
-        c = np.array(to_rgb(colour))
-        return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-    def lab(rgb):
-        xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ np.clip(rgb, 0, 1)
-        f = np.cbrt(np.maximum(xyz / np.array([0.95047, 1.0, 1.08883]), 0.008856))
-        return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
-
-    views = [np.eye(3), np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
-                                  [-0.011820, 0.042940, 0.968881]]),
-             np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
-                       [-0.003882, -0.048116, 1.051998]])]
     colours = [*PALETTE, "#c4c4c4"]  # the grey a label without a colour had
     assert len(PALETTE) == 12
-    for view in views:
+    for view in EYES:
         points = [lab(view @ linear(c)) for c in colours]
         for i in range(len(points)):
             for j in range(i + 1, len(points)):
@@ -534,7 +538,7 @@ def test_a_label_keeps_its_colour_for_the_whole_visit_and_none_is_grey_past_twel
         probs = np.sort(rng.dirichlet(np.ones(len(labels))))  # the labels met first rank lowest
         result = prediction(labels=labels, probs=probs.tolist(), logits=probs.tolist(), stages=[], prior_weights={},
                             cosines={}, frame_similarity=None, frame_times=[])
-        shown = bar_colours(similarity_bars(result, label_colours(result, palette)))
+        shown = bar_colours(similarity_bars(result, label_colours(result, palette=palette)))
         assert set(shown) == set(labels) and len(set(shown.values())) == len(labels), "one colour per label"
         for label, colour in shown.items():
             assert not is_grey(colour), f"{label} is grey among {len(labels)} labels"
@@ -546,12 +550,10 @@ def test_colours_past_twelve_stay_apart_and_text_on_and_in_them_reads():
     """A set of 64 gets 64 colours as far apart as they go (worst of normal, deuteranope and protanope
     eyes), each with a name of its own for the alt texts; the names at the face chart's line ends and
     the numbers on the utterance spans keep 4.5:1 contrast whatever the colour."""
-    from demo.palette import seen_lab
-
-    lab = seen_lab(COLOURS[:64])
-    distance = np.linalg.norm(lab[:, :, None] - lab[:, None], axis=3).min(axis=0) + np.eye(64) * 1e9
-    assert distance.min() >= 7, f"the closest two of 64 colours are {distance.min():.1f} apart in CIELAB"
-    assert all(np.hypot(a, b) >= 25 for _, a, b in lab[0]), "none of them nearly grey"
+    points = np.array([[lab(eye @ linear(c)) for c in COLOURS[:64]] for eye in EYES])
+    distance = np.linalg.norm(points[:, :, None] - points[:, None], axis=3).min(axis=0) + np.eye(64) * 1e9
+    assert len(COLOURS) >= 64 and distance.min() >= 7, f"the closest two of 64 colours: {distance.min():.1f} apart"
+    assert all(np.hypot(a, b) >= 25 for _, a, b in points[0]), "none of them nearly grey"
     assert len(set(COLOUR_NAMES.values())) == len(COLOURS) == len(COLOUR_NAMES), "each colour its own name"
     labels = [f"feeling {i}" for i in range(64)]
     for shift in range(0, 64, 3):  # each colour in turn among the three named lines
@@ -659,6 +661,7 @@ def test_a_chosen_part_has_its_own_crops_and_face_chart_and_says_so(tiny_model, 
         assert times and all(part.start - 0.05 <= t <= part.end + 0.05 for t in times), (span, times)
         assert times == [round(t, 1) for t in part.prediction.frame_times], "the crops are the face chart's frames"
         assert title_of(view.timeline).startswith(f"Face only in {span}")
+        assert view.timeline.get_label().startswith(f"Face similarity over time in {span}: "), "the alt text too"
         assert list(view.timeline.axes[0].lines[0].get_xdata()) == part.prediction.frame_times
     view = build_view(whole, analysis, tmp_path / "served", parts=parts, selected=0, frames=frames)
     assert view.gallery_label == "Sampled face crops" and len(view.gallery) == len(analysis.crops)
