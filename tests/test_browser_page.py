@@ -296,3 +296,73 @@ def test_no_panel_tag_covers_a_figure_and_every_figure_has_alt_text(browser, ser
                 box["y"] < title_area[3] and title_area[1] < box["y"] + box["height"]
             assert not overlaps, f"a panel tag covers {figure}'s title"
     page.close()
+
+
+def rescored_key(page, labels: list[str]) -> dict[str, str]:
+    """Type `labels`, press Enter, and return the new bars' colour key once it names exactly them."""
+    box = page.locator("#labels textarea")
+    type_into(box, ", ".join(labels))
+    box.press("Enter")
+    page.wait_for_function(
+        """(labels) => { const alt = document.querySelector('#bars img')?.alt || '';
+           const key = alt.split('Colours: ').pop();
+           return (key.match(/ = /g) || []).length === labels.length
+                  && labels.every(l => key.startsWith(l + ' = ') || key.includes(', ' + l + ' = ')); }""",
+        arg=labels, timeout=60_000)
+    return colours_in(bars_alt(page))
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_label_keeps_its_colour_across_label_sets_of_more_than_twelve_and_none_is_grey(browser, server, viewport):
+    """The review's visit: the example's seven labels, 14 with 'neutral' and 'rage' ('neutral' took the green
+    'angry' had, 'rage' took 'happy''s blue), 64 ('happy' turned grey), then the seven again."""
+    from demo.palette import COLOUR_NAMES
+
+    page = open_page(browser, server, viewport)
+    first_screen(page)
+    seven = [label.strip() for label in page.locator("#labels textarea").input_value().split(",")]
+    fourteen = ["neutral", "rage", "calm", "bored", "proud", "tense", "relieved", "curious", "shy", "jealous",
+                "hopeful", "sad", "happy", "angry"]
+    sixty_four = [f"feeling {i}" for i in range(61)] + ["happy", "neutral", "rage"]
+    seen, holder = {}, {}
+    for labels in (seven, fourteen, sixty_four, seven):
+        key = colours_in(bars_alt(page)) if labels is seven and not seen else rescored_key(page, labels)
+        assert len(set(key.values())) == len(key) == len(labels), f"{len(labels)} labels, one colour each: {key}"
+        for label, colour in key.items():
+            assert colour in COLOUR_NAMES.values() and colour != "grey", f"{label}: {colour}"
+            assert seen.setdefault(label, colour) == colour, f"{label} was {seen[label]}, now {colour}"
+            assert holder.setdefault(colour, label) == label, f"{label} took {holder[colour]}'s {colour}"
+    assert not error_badges(page)
+    page.close()
+
+
+def crops(page) -> tuple[str, list[float]]:
+    """The face crops panel's label and the time of each crop its captions say."""
+    label = page.locator("#crops [data-testid='block-label']").inner_text().strip()
+    captions = page.locator("#crops .caption-label").all_inner_texts()
+    return label, [float(caption.split(" s")[0]) for caption in captions]
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_chosen_utterance_has_its_own_face_crops_and_face_chart(browser, server, viewport):
+    page = open_page(browser, server, viewport)
+    run_example(page, "A rough day (sentiment)")
+    whole_label, whole_times = crops(page)
+    assert whole_label == "Sampled face crops" and len(whole_times) >= 4, (whole_label, whole_times)
+    assert page.locator("#timeline img").get_attribute("alt").startswith("Face similarity over time: ")
+    page.locator("#segment-choice input").click()
+    option = page.get_by_role("option").filter(has_text="2 · ")
+    start, end = (float(t) for t in option.inner_text().split(" · ")[1].removesuffix(" s").split("-"))
+    option.click()
+    span = f"utterance 2 ({start:.1f}-{end:.1f} s)"
+    page.locator("#crops").get_by_text(f"Face crops in {span}").wait_for(timeout=30_000)
+    label, times = crops(page)
+    assert times and all(start - 0.05 <= t <= end + 0.05 for t in times), f"{span}: crops at {times}"
+    assert page.locator("#timeline img").get_attribute("alt").startswith(f"Face similarity over time in {span}: ")
+    assert page.locator("#figures-image").get_by_text(".png").count() >= 1, "the figures as one image to download"
+    page.locator("#segment-choice input").click()
+    page.get_by_role("option", name="Whole clip").click()
+    page.locator("#crops").get_by_text("Sampled face crops").wait_for(timeout=30_000)
+    assert crops(page)[1] == whole_times, "the whole clip's crops again"
+    assert not error_badges(page)
+    page.close()
