@@ -122,7 +122,7 @@ class AnalysisService:
                              checkpoint or self.store.default.checkpoint)
         return _on_page(lambda: self._outputs(self._analysed(
             video or other_media, labels, (vision_templates, text_templates, audio_templates), frames, detect_faces,
-            transcript, choice, progress), colours=colours), colours, mistakes_beside="media")
+            transcript, choice, progress), colours=colours, on_page=True), colours, mistakes_beside="media")
 
     def rescore_on_page(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
                         audio_templates: str, choice: str | None, colours: LabelColours) -> tuple:
@@ -142,7 +142,7 @@ class AnalysisService:
         if self._find(clip_id) is None:
             return _on_page(lambda: _checked(labels, *templates), colours, note=no_clip_note)
         return _on_page(lambda: self._outputs(self._rescored(clip_id, labels, templates),
-                                              selected=segment_number(choice), colours=colours), colours)
+                                              selected=segment_number(choice), colours=colours, on_page=True), colours)
 
     def _find(self, clip_id: str) -> SegmentReader | None:
         """The reader that holds an analysed clip: the store's, or one the page's example keeps."""
@@ -174,9 +174,10 @@ class AnalysisService:
                      for name in PAGE_OUTPUT_NAMES)
 
     def _outputs(self, scored: _Scored, crops: bool = True, selected: int = 0,
-                 colours: LabelColours | None = None) -> tuple:
-        """The outputs in OUTPUT_NAMES order; the page's crops follow the part chosen (`selected`), the
-        API's re-score (`crops=False`) leaves them out (its caller has them)."""
+                 colours: LabelColours | None = None, on_page: bool = False) -> tuple:
+        """The outputs in OUTPUT_NAMES order; the page's crops follow the part chosen (`selected`) and
+        their panel says which (`on_page`; the API's are plain values), the API's re-score
+        (`crops=False`) leaves them out (its caller has them)."""
         view: PageView = build_view(scored.prediction, scored.analysis, self.served, crops=crops,
                                     parts=scored.parts, selected=selected, colours=colours, frames=scored.frames)
         shown = view.shown
@@ -185,7 +186,9 @@ class AnalysisService:
         segments = gr.update(value=shown.segments, visible=shown.segments is not None)
         choice = gr.update(choices=view.segment_choices, value=view.segment_choice,
                            visible=len(view.segment_choices) > 1)
-        gallery = gr.update(value=view.gallery, label=view.gallery_label) if crops else gr.skip()
+        gallery = view.gallery if crops else gr.skip()
+        if crops and on_page:
+            gallery = gr.update(value=view.gallery, label=view.gallery_label)
         return (shown.bars, *stages, timeline, gallery, shown.transcript, shown.summary, view.warnings, view.result,
                 view.download, view.clip_id, shown.untrained, segments, choice, view.segments_csv, shown.heading,
                 view.figures_image)
