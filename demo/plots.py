@@ -531,7 +531,9 @@ def frame_timeline(prediction: Prediction, colours: Mapping[str, str] | None = N
     bottom = PAD + text_height(1, SMALL) * 2 + 0.12
     plot_height = 2.1
     where = f" in {part}" if part else ""
-    figure, top = _figure(plot_height + bottom + 0.05, f"Face only{where}: each label's similarity\nto each sampled frame")
+    title = f"Face only{where}:\neach label's similarity to each sampled frame" if part else \
+        "Face only: each label's similarity\nto each sampled frame"
+    figure, top = _figure(plot_height + bottom + 0.05, title)
     axes = _axes(figure, left, right, top, bottom)
     times = list(prediction.frame_times)
     for row in [r for r in range(len(prediction.labels)) if r not in named]:

@@ -661,6 +661,7 @@ def test_a_chosen_part_has_its_own_crops_and_face_chart_and_says_so(tiny_model, 
         assert times and all(part.start - 0.05 <= t <= part.end + 0.05 for t in times), (span, times)
         assert times == [round(t, 1) for t in part.prediction.frame_times], "the crops are the face chart's frames"
         assert title_of(view.timeline).startswith(f"Face only in {span}")
+        check_layout(view.timeline)
         assert view.timeline.get_label().startswith(f"Face similarity over time in {span}: "), "the alt text too"
         assert list(view.timeline.axes[0].lines[0].get_xdata()) == part.prediction.frame_times
     view = build_view(whole, analysis, tmp_path / "served", parts=parts, selected=0, frames=frames)
