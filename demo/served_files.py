@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,9 @@ from PIL import Image
 # An original only has to outlive Gradio's copy of it, taken as its answer is sent; a few
 # hundred is many times what the concurrent answers of the page (32 crops at most each) hold.
 KEPT_FILES = 512
+ENCODED_IMAGES = 256  # crops whose file names are remembered, so that a re-score does not encode them again
+_encoded: OrderedDict[tuple[Path, str], Path] = OrderedDict()
+_encoded_lock = threading.Lock()
 
 
 def write_once(folder: Path, data: bytes, kind: str, suffix: str) -> Path:
@@ -34,10 +40,27 @@ def write_once(folder: Path, data: bytes, kind: str, suffix: str) -> Path:
 
 
 def write_image(folder: Path, image: np.ndarray) -> Path:
-    """An RGB array as a WebP file (what Gradio's gallery itself would make of it)."""
+    """An RGB array as a WebP file (what Gradio's gallery itself would make of it). An image written
+    before and still there is not encoded again (a re-score shows the same crops; hashing a crop
+    takes a fraction of a millisecond, encoding it ~10 ms): its file is made the newest instead."""
+    key = (folder, hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest())
+    with _encoded_lock:
+        path = _encoded.get(key)
+    if path is not None:
+        try:
+            os.utime(path)  # kept by `prune` as if written now
+            return path
+        except FileNotFoundError:  # pruned meanwhile: written again below
+            pass
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="WEBP")
-    return write_once(folder, buffer.getvalue(), "crop", ".webp")
+    path = write_once(folder, buffer.getvalue(), "crop", ".webp")
+    with _encoded_lock:
+        _encoded[key] = path
+        _encoded.move_to_end(key)
+        while len(_encoded) > ENCODED_IMAGES:
+            _encoded.popitem(last=False)
+    return path
 
 
 def prune(folder: Path, keep: int = KEPT_FILES) -> None:
