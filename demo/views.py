@@ -72,7 +72,8 @@ def build_view(prediction: Prediction, analysis: ClipAnalysis | None, served: Pa
     `parts`: the clip's utterances (or windows), drawn on a timeline and listed to choose from;
     `selected`: the utterance the page shows (1-based; 0 or out of range: the whole clip);
     `colours`: the visitor's colour of each label, the same in every figure of the session;
-    `frames`: the clip's sampled frames, with those added for short utterances (the analysis' own without)."""
+    `frames`: the clip's sampled frames with those added for short utterances, of which a chosen
+    utterance shows its own (without: the analysis' frames); the whole clip shows the analysis' frames."""
     palette = label_colours(prediction, colours)
     selected = selected if 0 < selected <= len(parts) else 0
     result = prediction.to_dict() | ({"segments": [part.to_dict() for part in parts]} if parts else {})
@@ -80,11 +81,13 @@ def build_view(prediction: Prediction, analysis: ClipAnalysis | None, served: Pa
     part = part_name(parts, selected)
     shown = build_selection_view(prediction, parts, selected, palette)
     timeline = frame_timeline(parts[selected - 1].prediction if selected else prediction, palette, part)
-    if frames is None:
-        frames = analysis.sampled_frames() if analysis is not None else []
+    whole = analysis.sampled_frames() if analysis is not None else []
     if selected:  # the chosen part's frames, as its face timeline has them
+        frames = whole if frames is None else frames
         frames = [frames[i] for i in within([f.time for f in frames], [Segment(p.start, p.end) for p in parts],
                                             selected - 1)]
+    else:  # the whole clip's, as its face timeline has them
+        frames = whole
     shown_figures = [shown.bars, shown.segments, *shown.stages, timeline]
     image = figures_png([caption_figure(f"MER-CLIP · {name}" + (f" · {part}" if part else " · the whole clip")),
                          *(figure for figure in shown_figures if figure is not None)])

@@ -17,6 +17,7 @@ from demo.plots import (OUTLINE, frame_timeline, label_colours, segment_timeline
 from demo.served_files import prune
 from demo.views import build_view, shaded_transcript, summary_markdown, untrained_note, warnings_markdown, write_result
 from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.limits import Limits
 from merclip.result import Prediction, StageAttention
 from merclip.sample_media import speech_clip
 from merclip.segmented import SegmentPrediction
@@ -649,10 +650,10 @@ def test_a_chosen_part_has_its_own_crops_and_face_chart_and_says_so(tiny_model, 
 
     clip = speech_clip(tmp_path / "clip.mp4", seconds=6)
     reader = SegmentReader(Analyzer(tiny_model, whisper="none"))
-    whole, parts = reader.predict(clip, "happy, sad", SegmentMode("window", 2.0),
-                                  options=AnalysisOptions(transcript="what a day"))
+    whole, parts = reader.predict(clip, "happy, sad", SegmentMode("window", 1.0), frame_cap=4,  # as the page: no more
+                                  options=AnalysisOptions(Limits(frames=4), transcript="what a day"))
     analysis, frames = reader.analyzer.cached(whole.clip_id), reader.sampled_frames(whole.clip_id)
-    assert len(parts) == 3
+    assert len(parts) == 6 and len(frames) > len(analysis.crops), "some windows had frames added"
     for selected, part in enumerate(parts, start=1):
         view = build_view(whole, analysis, tmp_path / "served", parts=parts, selected=selected, frames=frames)
         span = f"window {selected} ({part.start:.1f}-{part.end:.1f} s)"
@@ -666,4 +667,6 @@ def test_a_chosen_part_has_its_own_crops_and_face_chart_and_says_so(tiny_model, 
         assert list(view.timeline.axes[0].lines[0].get_xdata()) == part.prediction.frame_times
     view = build_view(whole, analysis, tmp_path / "served", parts=parts, selected=0, frames=frames)
     assert view.gallery_label == "Sampled face crops" and len(view.gallery) == len(analysis.crops)
+    assert [caption for _, caption in view.gallery] == [f"{t:.1f} s" for t in whole.frame_times], \
+        "the whole clip's crops are its face chart's frames"
     assert title_of(view.timeline).startswith("Face only: ")
