@@ -225,7 +225,7 @@ def weighted_cosine(prediction: Prediction) -> list[float]:
     return total.tolist()
 
 
-def percent_decimals(values: Sequence[float], most: int = 2) -> int:
+def _percent_decimals(values: Sequence[float], most: int = 2) -> int:
     """The fewest decimals (up to `most`) with which different percentages read differently: 64 labels
     near 1.6% each all read "2%" with none, and their order is what a visitor wants to see."""
     distinct = len({round(float(v), most + 2) for v in values})
@@ -240,7 +240,7 @@ def similarity_bars(prediction: Prediction, colours: Mapping[str, str] | None = 
     labels = [prediction.labels[i] for i in order]
     probs = [float(prediction.probs[i]) for i in order]
     cosines = weighted_cosine(prediction) if prediction.prior_weights else None
-    decimals = percent_decimals(probs)
+    decimals = _percent_decimals(probs)
     values = [f"{prediction.probs[i]:.{decimals}%}" + (f" · cos {cosines[i]:+.3f}" if cosines else "") for i in order]
     names = [_shorten(label, MAX_LABEL_WIDTH, SMALL, bold=True) for label in labels]
     xlabel = "probability" + ("\ncos: raw CLIP cosine, weighted over the modalities" if cosines else "")
@@ -525,7 +525,7 @@ def frame_timeline(prediction: Prediction, colours: Mapping[str, str] | None = N
     ylim = (low - margin, high + margin)
     ticks = _nice_ticks(*ylim)
     decimals = next((d for d in range(2, 5) if all(abs(round(t, d) - t) < 1e-9 for t in ticks)), 4)
-    ytick_labels = [tick_text(t, decimals, signed=True) for t in ticks]
+    ytick_labels = [_signed_tick(t, decimals) for t in ticks]
     left = PAD + text_height(1, SMALL) + 0.06 + max(text_width(t, SMALL) for t in ytick_labels) + 0.1
     right = max(text_width(n, SMALL, bold=True) for n in names) + 0.12 + PAD
     bottom = PAD + text_height(1, SMALL) * 2 + 0.12
@@ -577,10 +577,11 @@ def _the_other(count: int) -> str:
     return "the other label" if count == 1 else f"the other {count} labels"
 
 
-def tick_text(value: float, decimals: int, signed: bool = False) -> str:
-    """A tick's number with `decimals` decimals; zero (also a value that rounds to it) as "0", never "-0"."""
-    value = round(value, decimals) + 0.0
-    return f"{value:{'+' if signed and value else ''}.{decimals}f}"
+def _signed_tick(value: float, decimals: int) -> str:
+    """A tick's number with its sign and `decimals` decimals; zero (also a value that rounds to it)
+    without a sign ("0.00", never "-0.00" or "+0.00")."""
+    value = round(value, decimals) + 0.0  # + 0.0: -0.0 becomes 0.0
+    return f"{value:{'+' if value else ''}.{decimals}f}"
 
 
 def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
