@@ -54,11 +54,35 @@ QUEUES = {kind: dict(concurrency_limit=limit, concurrency_id=kind) for kind, lim
 # A file the browser cannot play ("holiday.mp4" that is text) is reported once, beside the inputs, by the
 # server's check of every upload (`AnalysisService.new_media`); the video player's own "Video not playable"
 # toast would say it a second time, in another place. Its error events are stopped before they reach it.
+# A file over the upload limit is stopped before Gradio refuses it with a toast (and leaves the note of the
+# file before): its name and size go to the hidden `#media-refused` box, and the server words the note.
 PAGE_HEAD = """<script>
 document.addEventListener('error', (event) => {
   if (event.target instanceof HTMLVideoElement && event.target.closest('#video')) event.stopPropagation();
 }, true);
+const merclipRefuse = (event, files) => {
+  const big = [...(files || [])].find((file) => file.size > MERCLIP_MAX_BYTES);
+  if (!big) return;
+  event.stopImmediatePropagation();
+  event.preventDefault();
+  if (event.type === 'change') event.target.value = '';
+  const box = document.querySelector('#media-refused textarea');
+  box.value = JSON.stringify({name: big.name, bytes: big.size, at: Date.now()});
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+};
+document.addEventListener('change', (event) => {
+  if (event.target.matches?.('#video input[type=file], #other-media input[type=file]')) merclipRefuse(event, event.target.files);
+}, true);
+document.addEventListener('drop', (event) => {
+  if (event.target.closest?.('#video, #other-media')) merclipRefuse(event, event.dataTransfer?.files);
+}, true);
 </script>"""
+
+
+def page_head(max_file_mb: float) -> str:
+    """The page's script, refusing files over the server's upload limit (Gradio's `max_file_size`)."""
+    return PAGE_HEAD.replace("MERCLIP_MAX_BYTES", str(int(max_file_mb) * 2**20))
+
 
 # A result the visitor asked for, off-screen (below: on a phone the input column comes first; above: the
 # visitor scrolled down to an example), is scrolled into view. The first screen's example is not asked for:
@@ -94,6 +118,7 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
                         other_media = gr.File(label="…or a photo or a sound file", file_types=["image", "audio"],
                                               elem_id="other-media")
                         outputs["media_note"].render()
+                        refused = gr.Textbox(visible="hidden", elem_id="media-refused")  # filled by `PAGE_HEAD`
                         with gr.Row(equal_height=True):
                             preset.render()
                             labels.render()
@@ -199,6 +224,7 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
                                         (other_media, other_media.upload, video)):
             new_media(service.new_media, given, [outputs["clip_id"], other, given, outputs["media_note"]],
                       api_visibility="private")
+        refused.change(service.refused_upload, refused, outputs["media_note"], api_visibility="private", queue=False)
         video.clear(service.cleared, None, [outputs[name] for name in PAGE_OUTPUT_NAMES], api_visibility="private",
                     queue=False)
 
