@@ -343,7 +343,7 @@ def test_charts_the_table_the_label_set_menu_and_the_footer_are_readable_whole(b
     assert page.evaluate("document.documentElement.scrollWidth") <= size["width"], "the page itself never scrolls sideways"
     table, summary = page.locator("#summary table").bounding_box(), page.locator("#summary").bounding_box()
     assert table["x"] + table["width"] <= summary["x"] + summary["width"], "the summary table is not cut"
-    chosen = page.locator("#preset input")
+    chosen = page.get_by_label("Label set")
     assert chosen.evaluate("i => i.scrollWidth <= i.clientWidth"), "the label set's name is shown whole"
     chosen.scroll_into_view_if_needed()
     chosen.click()
