@@ -381,7 +381,7 @@ def hold_the_first_screen(page, server):
         with page.expect_response(lambda r: "queue/join" in r.url and
                                   (r.request.post_data_json or {}).get("fn_index") == last, timeout=30_000):
             held.pop().continue_()
-        page.wait_for_timeout(2000)  # its outputs (a prepared example's: milliseconds) have arrived
+        page.wait_for_timeout(2000)  # for a prepared example, milliseconds: what it would replace is replaced by now
 
     return release
 
@@ -404,6 +404,7 @@ def test_a_late_example_never_replaces_what_the_visitor_set(browser, server, vie
     load(page, server.url)
     type_into(page.locator("#labels textarea"), "calm, tense")  # typed before the example arrives
     release()
+    page.locator("#heading").get_by_text("Example: Great news!").wait_for(timeout=RESULT_TIMEOUT)  # it arrived
     assert page.locator("#labels textarea").input_value() == "calm, tense", "the visitor's labels stay"
     assert page.get_by_label("Label set").input_value() == "Custom"
     assert "for the previous labels" in page.locator("#stale").inner_text(), "the example is marked as for other labels"
