@@ -378,6 +378,9 @@ def hold_the_first_screen(page, server):
                if (route.request.post_data_json or {}).get("fn_index") == waiting else route.continue_())
 
     def release() -> None:
+        deadline = time.monotonic() + 30
+        while not held and time.monotonic() < deadline:  # the page may ask only now (a loaded host)
+            page.wait_for_timeout(50)
         with page.expect_response(lambda r: "queue/join" in r.url and
                                   (r.request.post_data_json or {}).get("fn_index") == last, timeout=30_000):
             held.pop().continue_()
