@@ -95,7 +95,10 @@ def test_an_example_runs_on_a_click_and_its_result_is_in_view(browser, server, v
     page = open_page(browser, server, viewport)
     first_screen(page)
     example = page.get_by_role("button", name="A rough day (sentiment)")
-    assert example.bounding_box()["y"] < 1100, "the examples sit by the video input, not at the bottom"
+    buttons = page.locator("#rescore").bounding_box()
+    below_buttons = example.bounding_box()["y"] - (buttons["y"] + buttons["height"])
+    assert 0 < below_buttons < 100 and example.bounding_box()["y"] < 1300, \
+        "the examples sit under the input's buttons (on a phone: before the result), not at the bottom"
     page.mouse.wheel(0, 500)  # a visitor who scrolled down to the examples: the result must come into view anyway
     page.wait_for_timeout(300)
     run_example(page, "A rough day (sentiment)")
