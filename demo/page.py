@@ -105,7 +105,7 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
         # side by side on a laptop; on a phone (a column under 2 x 200 px) one under the other, so the set's
         # name and its menu are shown whole
         preset = gr.Dropdown([*PRESETS, CUSTOM], value=DEFAULT_PRESET, label="Label set", render=False,
-                             min_width=200, elem_id="preset")
+                             min_width=200)
         labels = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (Enter re-scores)", lines=1, max_lines=4,
                             info="comma-separated; synonyms with |; numeric anchors with =", elem_id="labels",
                             render=False, min_width=200)
