@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     from demo.models import ModelChoice, ModelStore, find_checkpoints
     from demo.live import DEVICE_NOTE_HEAD, MICROPHONE_FOLLOWS_CAMERA_HEAD, live_service
     from demo.first_screen import ExampleStore, FirstScreen
-    from demo.page import ASSETS, EXAMPLES, PAGE_HEAD, build_page
+    from demo.page import ASSETS, EXAMPLES, build_page, page_head
     from demo.presets import PRESETS
     from demo.service import AnalysisService
     from merclip import MerClipError
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host, server_port=args.port, share=args.share,
         max_file_size=f"{int(limits.max_file_mb)}mb", allowed_paths=[str(ASSETS)],
         state_session_capacity=args.max_sessions,  # Gradio's default, 10,000, would grow to ~10 GB
-        theme=style.theme(), css=style.CSS, head=DEVICE_NOTE_HEAD + MICROPHONE_FOLLOWS_CAMERA_HEAD + PAGE_HEAD,
+        theme=style.theme(), css=style.CSS, head=DEVICE_NOTE_HEAD + MICROPHONE_FOLLOWS_CAMERA_HEAD + page_head(limits.max_file_mb),
     )
 
 

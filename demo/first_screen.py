@@ -26,7 +26,8 @@ from matplotlib.figure import Figure
 from demo.described_plot import DescribedPlot
 from demo.models import ModelChoice
 from demo.palette import LabelColours
-from demo.service import OUTPUT_NAMES, AnalysisService
+from demo.presets import DEFAULT_PRESET, PRESETS
+from demo.service import OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from merclip.analysis import Analyzer
 from merclip.segmented import SegmentReader
 
@@ -62,8 +63,12 @@ class ExampleStore:
 class FirstScreen:
     """The example's page outputs, computed once (`prepare`) and handed to every new page (`on_load`)."""
 
-    def __init__(self, service: AnalysisService, clip: Path, preset: str, labels: str, title: str) -> None:
+    def __init__(self, service: AnalysisService, clip: Path, preset: str, labels: str, title: str,
+                 start: tuple[str, str] = (DEFAULT_PRESET, PRESETS[DEFAULT_PRESET])) -> None:
+        """`start`: the label set and labels a new page shows before the example arrives (any other
+        value then is the visitor's)."""
         self.service, self.clip, self.preset, self.labels, self.title = service, clip, preset, labels, title
+        self.start_preset, self.start_labels = start
         self._outputs: tuple | None = None
         self._retry_at = 0.0  # monotonic seconds
         self._retry_after = FIRST_RETRY_SECONDS
@@ -90,18 +95,30 @@ class FirstScreen:
                 self._outputs = tuple(encoded_for_browser(value) for value in outputs)
             return self._outputs
 
-    def on_load(self, colours: LabelColours) -> tuple:
+    def ready(self) -> None:
+        """The page's first step: returns once the example is analysed (at once, but right after the
+        server starts), so that the second (`on_load`) reads what the visitor has set meanwhile."""
+        self.prepare()
+
+    def on_load(self, colours: LabelColours, video: str | None, other_media: str | None, preset: str,
+                labels: str) -> tuple:
         """A new page: the example's clip, labels and result, marked as the example; the visitor's
-        colours start from the example's labels, so re-scoring it keeps them."""
+        colours start from the example's labels, so re-scoring it keeps them. The visitor's own input
+        wins over an example that arrives late: a video or file of theirs keeps the page as it is (and
+        the result of any analysis they started); their labels or label set are kept, and the example's
+        figures marked as being for other labels. Outputs: video, preset, labels, `OUTPUT_NAMES`, the
+        stale-figures note, colours."""
         outputs = self.prepare()
-        if outputs is None:
-            return (gr.skip(), gr.skip(), gr.skip(), *(gr.skip() for _ in OUTPUT_NAMES), colours)
+        if outputs is None or video or other_media:
+            return (gr.skip(), gr.skip(), gr.skip(), *(gr.skip() for _ in OUTPUT_NAMES), gr.skip(), colours)
         outputs = copy.deepcopy(outputs)  # Gradio rewrites the update dicts it is given in place
         colours.of(outputs[OUTPUT_NAMES.index("result")]["labels"])
         heading = (f"**Example: {self.title}**, analysed in advance. Type other labels and press "
                    "Enter, or upload or record your own clip and press **Analyse**.")
         shown = dict(zip(OUTPUT_NAMES, outputs)) | {"heading": heading}
-        return (str(self.clip), self.preset, self.labels, *(shown[name] for name in OUTPUT_NAMES), colours)
+        typed = (preset, labels) != (self.start_preset, self.start_labels)
+        return (str(self.clip), gr.skip() if typed else self.preset, gr.skip() if typed else self.labels,
+                *(shown[name] for name in OUTPUT_NAMES), STALE_NOTE if typed else gr.skip(), colours)
 
 
 def encoded_for_browser(value: Any) -> Any:

@@ -54,18 +54,44 @@ QUEUES = {kind: dict(concurrency_limit=limit, concurrency_id=kind) for kind, lim
 # A file the browser cannot play ("holiday.mp4" that is text) is reported once, beside the inputs, by the
 # server's check of every upload (`AnalysisService.new_media`); the video player's own "Video not playable"
 # toast would say it a second time, in another place. Its error events are stopped before they reach it.
+# A file over the upload limit is stopped before Gradio refuses it with a toast (and leaves the note of the
+# file before): its name and size go to the hidden `#media-refused` box, and the server words the note.
 PAGE_HEAD = """<script>
 document.addEventListener('error', (event) => {
   if (event.target instanceof HTMLVideoElement && event.target.closest('#video')) event.stopPropagation();
 }, true);
+const merclipRefuse = (event, files) => {
+  const big = [...(files || [])].find((file) => file.size > MERCLIP_MAX_BYTES);
+  if (!big) return;
+  event.stopImmediatePropagation();
+  event.preventDefault();
+  if (event.type === 'change') event.target.value = '';
+  const box = document.querySelector('#media-refused textarea');
+  box.value = JSON.stringify({name: big.name, bytes: big.size, at: Date.now()});
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+};
+document.addEventListener('change', (event) => {
+  if (event.target.matches?.('#video input[type=file], #other-media input[type=file]')) merclipRefuse(event, event.target.files);
+}, true);
+document.addEventListener('drop', (event) => {
+  if (event.target.closest?.('#video, #other-media')) merclipRefuse(event, event.dataTransfer?.files);
+}, true);
 </script>"""
 
-# A new result off-screen (below: on a phone the input column comes first; above: the visitor scrolled
-# down to an example) is scrolled into view
+
+def page_head(max_file_mb: float) -> str:
+    """The page's script, refusing files over the server's upload limit (Gradio's `max_file_size`)."""
+    return PAGE_HEAD.replace("MERCLIP_MAX_BYTES", str(int(max_file_mb) * 2**20))
+
+
+# A result the visitor asked for, off-screen (below: on a phone the input column comes first; above: the
+# visitor scrolled down to an example), is scrolled into view. The first screen's example is not asked for:
+# a phone visitor first meets the title and the inputs (the flag is set by `ASKED`, on the visitor's actions).
 SHOW_RESULT = """(figure) => { const bars = document.querySelector('#bars');
   const top = bars ? bars.getBoundingClientRect().top : 0;
-  if (figure && bars && (top > window.innerHeight * 0.6 || top < 0)) window.scrollBy(0, top - 8);
+  if (window.merclipAsked && figure && bars && (top > window.innerHeight * 0.6 || top < 0)) window.scrollBy(0, top - 8);
   return figure; }"""
+ASKED = "() => { window.merclipAsked = true; }"
 
 
 def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
@@ -73,13 +99,16 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
     """The page; `first_screen`: the example's finished analysis that a new page opens with."""
     with gr.Blocks(title="MER-CLIP", delete_cache=(600, 3600)) as page:  # every 10 min, files over an hour old
         gr.Markdown(INTRO)
-        status = gr.Markdown(store.status_markdown, elem_id="model-status")
+        status = gr.Markdown(store.status_markdown, label="Model status", elem_id="model-status")
         outputs = _outputs()
         colours = gr.State(LabelColours())  # a label keeps its colour in every figure for the whole visit
-        preset = gr.Dropdown([*PRESETS, CUSTOM], value=DEFAULT_PRESET, label="Label set", render=False)
+        # side by side on a laptop; on a phone (a column under 2 x 200 px) one under the other, so the set's
+        # name and its menu are shown whole
+        preset = gr.Dropdown([*PRESETS, CUSTOM], value=DEFAULT_PRESET, label="Label set", render=False,
+                             min_width=200)
         labels = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (Enter re-scores)", lines=1, max_lines=4,
                             info="comma-separated; synonyms with |; numeric anchors with =", elem_id="labels",
-                            render=False)
+                            render=False, min_width=200)
         with gr.Tabs(elem_id="modes") as tabs:
             with gr.Tab("Analyse a clip", id="clip"):
                 with gr.Row():
@@ -89,6 +118,7 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
                         other_media = gr.File(label="…or a photo or a sound file", file_types=["image", "audio"],
                                               elem_id="other-media")
                         outputs["media_note"].render()
+                        refused = gr.Textbox(visible="hidden", elem_id="media-refused")  # filled by `PAGE_HEAD`
                         with gr.Row(equal_height=True):
                             preset.render()
                             labels.render()
@@ -142,9 +172,14 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
             with gr.Tab("Live webcam", id="live", elem_id="live-tab"):
                 live_parts = _live_tab(live)
         page.unload(live.leave)
-        if first_screen is not None:  # waits for the example's analysis only on a server's first visit
-            page.load(first_screen.on_load, colours, [video, preset, labels, *(outputs[n] for n in OUTPUT_NAMES), colours],
-                      api_visibility="private", concurrency_limit=None, show_progress="minimal")
+        if first_screen is not None:
+            # Waits for the example's analysis (only right after a server starts), then reads what the visitor has
+            # set meanwhile: the second step's inputs are taken when it starts, so the visitor's own input wins.
+            page.load(first_screen.ready, None, None, api_visibility="private", concurrency_limit=None,
+                      show_progress="hidden").then(
+                first_screen.on_load, [colours, video, other_media, preset, labels],
+                [video, preset, labels, *(outputs[n] for n in OUTPUT_NAMES), outputs["stale"], colours],
+                api_visibility="private", concurrency_limit=None, show_progress="minimal")
 
         page_outputs = [*outputs.values(), colours]
         api_outputs = [outputs[name] for name in OUTPUT_NAMES]  # without the notes beside the inputs
@@ -182,11 +217,15 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
         labels.input(lambda clip_id: (CUSTOM, STALE_NOTE if clip_id else ""), outputs["clip_id"], [preset, outputs["stale"]],
                      api_visibility="private", queue=False)
         outputs["bars"].change(None, outputs["bars"], js=SHOW_RESULT, api_visibility="private", queue=False)
+        gr.on([analyse.click, examples.dataset.click, rescore.click, labels.submit, preset.input,
+               outputs["segment_choice"].input, live_parts["analyse"].click], None, js=ASKED, api_visibility="private",
+              queue=False)
         # new media forgets the analysed clip and empties the other input (an example sets its own clip_id)
         for given, new_media, other in ((video, video.upload, other_media), (video, video.stop_recording, other_media),
                                         (other_media, other_media.upload, video)):
             new_media(service.new_media, given, [outputs["clip_id"], other, given, outputs["media_note"]],
                       api_visibility="private")
+        refused.change(service.refused_upload, refused, outputs["media_note"], api_visibility="private", queue=False)
         video.clear(service.cleared, None, [outputs[name] for name in PAGE_OUTPUT_NAMES], api_visibility="private",
                     queue=False)
 
@@ -245,14 +284,15 @@ def _outputs() -> dict[str, gr.components.Component]:
         "bars": DescribedPlot(label="Label similarity", elem_id="bars", **figure),
         **{f"stage_{i + 1}": DescribedPlot(label=f"Decoder stage {i + 1}", elem_id=f"stage-{i + 1}", **figure)
            for i in range(STAGE_SLOTS)},
-        "untrained": gr.Markdown(elem_id="untrained", render=False),
+        "untrained": gr.Markdown(label="Stages not drawn (untrained)", elem_id="untrained", render=False),
         "timeline": DescribedPlot(label="Face similarity over the clip", elem_id="timeline", **figure),
         "gallery": gr.Gallery(label="Sampled face crops", columns=4, elem_id="crops", render=False),
         "transcript": gr.HighlightedText(
             label="Transcript: each word shaded by how much the top label's Words stage looked at it (darker = more)",
             show_legend=False, elem_id="transcript", render=False),
-        "summary": gr.Markdown(elem_id="summary", render=False),
-        "warnings": gr.Markdown(elem_id="warnings", render=False),
+        "summary": gr.Markdown(label="Summary: top label, modalities, contributions, timings", elem_id="summary",
+                               render=False),
+        "warnings": gr.Markdown(label="Warnings about the input", elem_id="warnings", render=False),
         "result": gr.JSON(label="Result", render=False),
         "download": gr.File(label="Download the result", render=False),
         "figures_image": gr.File(label="Download these figures as one image (PNG)", elem_id="figures-image",
@@ -265,6 +305,6 @@ def _outputs() -> dict[str, gr.components.Component]:
         "label_note": gr.Markdown(elem_id="label-note", render=False),
         "stale": gr.Markdown(elem_id="stale", render=False),
         "media_note": gr.Markdown(elem_id="media-note", render=False),
-        "heading": gr.Markdown(elem_id="heading", render=False),
+        "heading": gr.Markdown(label="What the panels show", elem_id="heading", render=False),
     }
     return {name: components[name] for name in PAGE_OUTPUT_NAMES}

@@ -8,6 +8,7 @@ request never takes the server down or leaks a stack trace into the page.
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -160,8 +161,19 @@ class AnalysisService:
         try:
             inspect_media(path, self.limits)  # the server's own limits (--max-mb, --max-seconds)
         except MerClipError as exc:  # nothing else changes: the clip on screen is still the one analysed
-            return gr.skip(), gr.skip(), None, f"⚠️ {markdown_text(str(exc))}"
+            return gr.skip(), gr.skip(), None, _media_note(Path(path).name, str(exc))
         return "", None, gr.skip(), ""
+
+    def refused_upload(self, refused: str) -> str:
+        """The note for a file the page refused to upload (over the limit; `page.PAGE_HEAD` sends its
+        name and size as JSON): the file named, beside the inputs, instead of Gradio's toast."""
+        try:
+            given = json.loads(refused)
+            name, size_mb = str(given["name"]), float(given["bytes"]) / 2**20
+        except (ValueError, KeyError, TypeError):  # sent by a client, not necessarily the page
+            return gr.skip()
+        return _media_note(name, f"the file is {size_mb:.0f} MB; the limit is {self.limits.max_file_mb:.0f} MB. "
+                                 "It was not uploaded")
 
     @staticmethod
     def cleared() -> tuple:
@@ -221,6 +233,12 @@ def _on_page(analyse: Callable[[], tuple], colours: LabelColours, note: str = ""
         said = f"⚠️ internal error while analysing ({type(exc).__name__}); the server keeps running"
     beside_media = mistakes_beside == "media"
     return (*_skipped(OUTPUT_NAMES), "" if beside_media else said, gr.skip(), said if beside_media else "", colours)
+
+
+def _media_note(name: str, problem: str) -> str:
+    """A media file's problem, beside the inputs, naming the file (once)."""
+    said = problem if name in problem else f"{name}: {problem}"
+    return f"⚠️ {markdown_text(said)}"
 
 
 def _checked(labels: str, *templates: str) -> tuple:

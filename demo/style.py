@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from demo.plots import DPI, WIDTH
+
 HINT_TEXT = "#4b5563"  # on white: 7.6:1
 HINT_TEXT_DARK = "#d1d5db"  # on Gradio's dark background
 BUTTON = "#c2410c"  # white text on it: 5.2:1
@@ -23,6 +25,17 @@ def theme() -> gr.themes.Base:
         button_primary_text_color="white", button_primary_text_color_dark="white",
     )
 
+
+# A phone shows a figure at its own width (at most two-thirds of the rest is a sideways scroll away): shrunk
+# to a 390 px screen's column (~324 px), its smallest text (8 pt at 100 dpi) would be 7 px; at 500 px it is 11.
+PHONE_FIGURE = round(WIDTH * DPI)
+
+PHONE_CSS = f"""@media (max-width: 640px) {{
+  .figure .matplotlib {{ overflow-x: auto; align-items: flex-start !important; }}
+  .figure img {{ width: max(100%, {PHONE_FIGURE}px); max-width: none; flex-shrink: 0; }}
+  #summary td, #summary th {{ padding: 2px 3px; }}
+}}
+"""
 
 CSS = """
 #label-note p { color: #b91c1c; font-weight: 600; margin: 0; }
@@ -43,4 +56,6 @@ CSS = """
 #crops { height: auto !important; }
 #segment-choice input { padding-right: 2em; text-overflow: ellipsis; }
 #live-microphone .record-button, #live-microphone .stop-button { display: none; }  /* the camera's Record drives it */
-"""
+footer, footer a, footer button { color: var(--block-info-text-color) !important; }
+.meta-text, .meta-text-center, .progress-text { font-size: var(--text-lg) !important; font-family: var(--font) !important; }
+""" + PHONE_CSS

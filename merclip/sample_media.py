@@ -9,6 +9,7 @@ the example-building script all use these builders.
 from __future__ import annotations
 
 import itertools
+import wave
 from fractions import Fraction
 from pathlib import Path
 
@@ -135,3 +136,28 @@ def _mux_audio(out: av.container.OutputContainer, stream: av.audio.stream.AudioS
 def speech_clip(path: str | Path, seconds: float = 10.0, fps: float = 15, size: int = 384) -> Path:
     """A clip of a real face and real speech, `seconds` long."""
     return write_clip(path, face_frames(int(seconds * fps), size), fps=fps, audio=speech_track(seconds))
+
+
+def write_fake_camera(path: str | Path, frames: list[np.ndarray], fps: int = 30) -> Path:
+    """Frames as plain YUV4MPEG2 (4:2:0), the file Chromium's fake camera plays in a loop
+    (`--use-file-for-fake-video-capture`): a browser test or a screenshot gets a real face on camera."""
+    height, width = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            ycbcr = np.asarray(Image.fromarray(rgb).convert("YCbCr"))
+            out.write(b"FRAME\n" + ycbcr[:, :, 0].tobytes())
+            for channel in (1, 2):  # chroma at half resolution
+                out.write(np.asarray(Image.fromarray(ycbcr[:, :, channel]).resize((width // 2, height // 2))).tobytes())
+    return Path(path)
+
+
+def write_fake_microphone(path: str | Path, waveform: np.ndarray) -> Path:
+    """A 16 kHz mono waveform as 16-bit PCM WAV, the file Chromium's fake microphone plays in a loop
+    (`--use-file-for-fake-audio-capture`)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes((np.clip(waveform, -1, 1) * 32767).astype(np.int16).tobytes())
+    return Path(path)

@@ -84,3 +84,12 @@ def test_four_concurrent_requests_each_get_their_own_answer(tiny_app, clip_path,
         assert answer["result"]["labels"] == [label.strip() for label in labels.split(",")]
         last_frame = answer["result"]["frame_similarity"]["times"][-1]
         assert durations[str(media)] - 1 < last_frame < durations[str(media)], "each answer is for its own clip"
+
+
+def test_every_output_of_the_api_has_a_name(tiny_app):
+    """A script reads the API page (or `view_api`) to know what each output is: no `value_11`."""
+    endpoints = Client(tiny_app.url, verbose=False).view_api(return_format="dict", print_info=False)["named_endpoints"]
+    for name in ("/predict", "/rescore"):
+        labels = [output["label"] for output in endpoints[name]["returns"]]
+        assert len(labels) == len(OUTPUT_NAMES) and not [label for label in labels if label.startswith("value_")], labels
+        assert len(set(labels)) == len(labels), f"{name}: two outputs share a name: {labels}"

@@ -10,11 +10,11 @@ from merclip.segmented import KEPT_CLIPS
 from tests.page_events import page_event
 
 pytestmark = pytest.mark.slow
-OPENED = ("video", "preset", "labels", *OUTPUT_NAMES, "colours")  # what a new page is given
+OPENED = ("video", "preset", "labels", *OUTPUT_NAMES, "stale", "colours")  # what a new page is given
 
 
 def test_the_example_a_page_opens_with_is_re_scored_after_more_clips_than_the_server_keeps(tiny_app, tmp_path):
-    opened = dict(zip(OPENED, page_event(tiny_app.url, None, "load", {}, api_name="on_load").outputs))
+    opened = dict(zip(OPENED, page_event(tiny_app.url, None, "then", {}, api_name="on_load").outputs))
     assert "Example:" in opened["heading"] and opened["clip_id"]
     client = Client(tiny_app.url, verbose=False)
     noise = np.random.default_rng(0)

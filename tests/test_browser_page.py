@@ -18,19 +18,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from demo.plots import DPI, frame_timeline, label_colours, segment_timeline, similarity_bars, stage_heatmaps
 from merclip.audio_features import SAMPLE_RATE
 from merclip.sample_media import face_frames, recordings
 from tests.app_server import AppServer
 from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
+from tests.test_plots import drawn_texts, scene
 
 pytestmark = pytest.mark.slow
 VIEWPORTS = {"laptop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
 RESULT_TIMEOUT = 180_000
+MAX_MB = 2  # the server's upload limit: every file these tests upload is smaller, but one
+READABLE_PX = 11  # the smallest text a visitor is asked to read, in CSS pixels
 
 
 @pytest.fixture(scope="module")
 def server():
-    app = AppServer("--clip", os.environ.get("MERCLIP_BROWSER_CLIP", "ViT-B-32:random"), "--device", "cpu")
+    app = AppServer("--clip", os.environ.get("MERCLIP_BROWSER_CLIP", "ViT-B-32:random"), "--device", "cpu",
+                    "--max-mb", str(MAX_MB))
     yield app
     app.stop()
 
@@ -90,7 +95,10 @@ def test_an_example_runs_on_a_click_and_its_result_is_in_view(browser, server, v
     page = open_page(browser, server, viewport)
     first_screen(page)
     example = page.get_by_role("button", name="A rough day (sentiment)")
-    assert example.bounding_box()["y"] < 1100, "the examples sit by the video input, not at the bottom"
+    buttons = page.locator("#rescore").bounding_box()
+    below_buttons = example.bounding_box()["y"] - (buttons["y"] + buttons["height"])
+    assert 0 < below_buttons < 100 and example.bounding_box()["y"] < 1300, \
+        "the examples sit under the input's buttons (on a phone: before the result), not at the bottom"
     page.mouse.wheel(0, 500)  # a visitor who scrolled down to the examples: the result must come into view anyway
     page.wait_for_timeout(300)
     run_example(page, "A rough day (sentiment)")
@@ -169,6 +177,7 @@ def test_enter_rescores_and_a_label_mistake_is_said_by_the_box_while_the_figures
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_choosing_an_utterance_redraws_every_panel_for_it(browser, server, viewport):
     page = open_page(browser, server, viewport)
+    first_screen(page)  # the example a page opens with, then the visitor's click (the late example: its own test)
     run_example(page, "A rough day (sentiment)")
     timeline = page.locator("#segments img").get_attribute("alt")
     assert timeline.startswith("Utterances over time: ") and timeline.count(" s ") >= 2, timeline
@@ -365,4 +374,133 @@ def test_the_chosen_utterance_has_its_own_face_crops_and_face_chart(browser, ser
     page.locator("#crops").get_by_text("Sampled face crops").wait_for(timeout=30_000)
     assert crops(page)[1] == whole_times, "the whole clip's crops again"
     assert not error_badges(page)
+    page.close()
+
+
+def smallest_text_pt() -> float:
+    """The smallest font size any figure draws (points at `DPI`), read from the figures of a full scene."""
+    result, parts = scene(7, 28)
+    colours = label_colours(result)
+    figures = [similarity_bars(result, colours), frame_timeline(result, colours), *stage_heatmaps(result, colours),
+               segment_timeline(parts, result.labels, colours, selected=2)]
+    return min(text.get_fontsize() for figure in figures for text in drawn_texts(figure))
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_first_visit_starts_at_the_title_and_the_inputs(browser, server, viewport):
+    """The example's result arrives by itself: the page stays where the visitor is (the top), where the
+    title says what the app is and the video input where to put a clip (a phone was scrolled 1394 px down)."""
+    page = open_page(browser, server, viewport)
+    first_screen(page)
+    page.wait_for_timeout(500)  # the result's own scrolling, if any, has run
+    assert page.evaluate("window.scrollY") == 0
+    title, video = page.get_by_role("heading", level=1).bounding_box(), page.locator("#video").bounding_box()
+    assert title["y"] >= 0 and video["y"] < VIEWPORTS[viewport]["height"], (title, video)
+    run_example(page, "A rough day (sentiment)")  # a result the visitor asked for is brought into view
+    page.wait_for_timeout(500)
+    bars = page.locator("#bars").bounding_box()
+    assert 0 <= bars["y"] < VIEWPORTS[viewport]["height"], bars
+    page.close()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_charts_the_table_the_label_set_menu_and_the_footer_are_readable_whole(browser, server, viewport):
+    page = open_page(browser, server, viewport)
+    first_screen(page)
+    size = VIEWPORTS[viewport]
+    if viewport == "phone":  # "at least 11 px on a 390 px screen": each chart's smallest text, as drawn there
+        smallest = smallest_text_pt() * DPI / 72
+        for figure in ("#bars", "#stage-1", "#stage-2", "#timeline", "#segments"):
+            natural, shown = page.locator(f"{figure} img").evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width]")
+            assert smallest * shown / natural >= READABLE_PX, f"{figure}: {smallest * shown / natural:.1f} px"
+    assert page.evaluate("document.documentElement.scrollWidth") <= size["width"], "the page itself never scrolls sideways"
+    table, summary = page.locator("#summary table").bounding_box(), page.locator("#summary").bounding_box()
+    assert table["x"] + table["width"] <= summary["x"] + summary["width"], "the summary table is not cut"
+    chosen = page.get_by_label("Label set")
+    assert chosen.evaluate("i => i.scrollWidth <= i.clientWidth"), "the label set's name is shown whole"
+    chosen.scroll_into_view_if_needed()
+    chosen.click()
+    for option in page.get_by_role("option").all():
+        box = option.bounding_box()
+        assert 0 <= box["x"] and box["x"] + box["width"] <= size["width"], f"menu cut at the side: {box}"
+        assert 0 <= box["y"] and box["y"] + box["height"] <= size["height"], f"menu cut at the top or bottom: {box}"
+    page.keyboard.press("Escape")
+    api = page.locator("footer").get_by_text("Use via API")
+    background = api.evaluate("e => { for (let n = e; n; n = n.parentElement) { const c = getComputedStyle(n)"
+                              ".backgroundColor; if (c !== 'rgba(0, 0, 0, 0)') return c; } return 'rgb(255, 255, 255)'; }")
+    assert contrast(api.evaluate("e => getComputedStyle(e).color"), background) >= 4.5
+    # the note a waiting or running analysis shows on its panels ("queue: 1/2 | 3.1s"), as large as body text
+    page.evaluate("""() => { window.noteSizes = []; new MutationObserver(() => document.querySelectorAll('.progress-text')
+        .forEach((e) => window.noteSizes.push(parseFloat(getComputedStyle(e).fontSize)))).observe(document.body,
+        {subtree: true, childList: true, characterData: true}); }""")
+    run_example(page, "A rough day (sentiment)")
+    sizes = page.evaluate("window.noteSizes")
+    assert sizes and min(sizes) >= 14, f"the waiting/progress note's text: {sorted(set(sizes))} px"
+    page.close()
+
+
+def hold_the_first_screen(page, server):
+    """Hold the page's wait for the example (as right after a server starts) until the returned
+    function lets it go; that function waits until the page has asked for the example's outputs."""
+    steps = {d["id"]: d for d in page.request.get(f"{server.url}/config").json()["dependencies"]}
+    waiting = next(i for i, d in steps.items() if any(t[1] == "load" for t in d["targets"])
+                   and d.get("api_name") in ("ready", "on_load"))  # not the model status's own load
+    last = max((i for i, d in steps.items() if d.get("trigger_after") == waiting), default=waiting)
+    held = []
+    page.route("**/gradio_api/queue/join*", lambda route: held.append(route)
+               if (route.request.post_data_json or {}).get("fn_index") == waiting else route.continue_())
+
+    def release() -> None:
+        deadline = time.monotonic() + 30
+        while not held and time.monotonic() < deadline:  # the page may ask only now (a loaded host)
+            page.wait_for_timeout(50)
+        with page.expect_response(lambda r: "queue/join" in r.url and
+                                  (r.request.post_data_json or {}).get("fn_index") == last, timeout=30_000):
+            held.pop().continue_()
+        page.wait_for_timeout(2000)  # for a prepared example, milliseconds: what it would replace is replaced by now
+
+    return release
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_late_example_never_replaces_what_the_visitor_set(browser, server, viewport):
+    page = browser.new_page(viewport=VIEWPORTS[viewport])
+    release = hold_the_first_screen(page, server)
+    load(page, server.url)
+    run_example(page, "A rough day (sentiment)")  # the visitor's own analysis, before the example arrives
+    release()
+    assert page.get_by_label("Label set").input_value() == "Sentiment (3 classes)"
+    assert "rough_day" in page.locator("#video video").get_attribute("src")
+    assert "Example:" not in page.locator("#heading").inner_text(), "the visitor's result stays"
+    assert set(colours_in(bars_alt(page))) == {"positive", "negative", "neutral"}
+    page.close()
+
+    page = browser.new_page(viewport=VIEWPORTS[viewport])
+    release = hold_the_first_screen(page, server)
+    load(page, server.url)
+    type_into(page.locator("#labels textarea"), "calm, tense")  # typed before the example arrives
+    release()
+    page.locator("#heading").get_by_text("Example: Great news!").wait_for(timeout=RESULT_TIMEOUT)  # it arrived
+    assert page.locator("#labels textarea").input_value() == "calm, tense", "the visitor's labels stay"
+    assert page.get_by_label("Label set").input_value() == "Custom"
+    assert "for the previous labels" in page.locator("#stale").inner_text(), "the example is marked as for other labels"
+    page.close()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_an_upload_over_the_limit_is_said_beside_the_inputs_naming_it(browser, server, tmp_path, viewport):
+    page = open_page(browser, server, viewport)
+    first_screen(page)
+    unreadable = tmp_path / "portrait.png"
+    unreadable.write_text("this is a text file, not a picture\n" * 50)
+    page.locator("#other-media input[type=file]").set_input_files(str(unreadable))
+    page.locator("#media-note").get_by_text("portrait.png").wait_for(timeout=30_000)
+    big = tmp_path / "wedding.wav"
+    big.write_bytes(b"\0" * (MAX_MB + 1) * 2**20)
+    page.locator("#other-media input[type=file]").set_input_files(str(big))
+    page.locator("#media-note").get_by_text("wedding.wav").wait_for(timeout=30_000)
+    note = page.locator("#media-note").inner_text()
+    assert "portrait" not in note and f"the limit is {MAX_MB} MB" in note, note
+    assert page.locator(".toast-body").count() == 0, "no toast"
+    assert page.locator("#video video").count() == 1, "the clip before stays"
     page.close()

@@ -23,7 +23,7 @@ from tests.zero_gpu_space import FakeDeviceApi
 
 pytestmark = pytest.mark.slow
 RESULT = OUTPUT_NAMES.index("result")
-OPENED = ("video", "preset", "labels", *OUTPUT_NAMES, "colours")  # what a new page is given
+OPENED = ("video", "preset", "labels", *OUTPUT_NAMES, "stale", "colours")  # what a new page is given
 # the token a Space's page sends with each request (a JWT; `spaces` reads its middle part only)
 VISITOR_TOKEN = "header." + base64.urlsafe_b64encode(json.dumps({}).encode()).decode().rstrip("=") + ".signature"
 
@@ -68,7 +68,7 @@ def test_a_new_page_opens_with_the_example_analysed_without_asking_for_a_gpu_slo
     server, api = space
     wait_for_status(server.url, "on ZeroGPU slots")
     before = len(api.slots)
-    opened = dict(zip(OPENED, page_event(server.url, None, "load", {}, api_name="on_load").outputs))
+    opened = dict(zip(OPENED, page_event(server.url, None, "then", {}, api_name="on_load").outputs))
     assert "Example:" in opened["heading"] and opened["result"]["labels"], opened["heading"]
     assert len(api.slots) == before, "the example was analysed at start-up, on the CPU"
 
