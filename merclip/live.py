@@ -58,6 +58,7 @@ KEPT_FRAME_SIDE = 640
 # cannot be trusted (a 40 KB chunk claiming 2 Hz, resampled to 16 kHz, took 3.6 GiB)
 MICROPHONE_RATES = (8000, 192000)  # Hz: telephone quality to studio interfaces
 MICROPHONE_CHANNELS = 2
+MICROPHONE_JITTER_SECONDS = 0.75  # a chunk arriving this late still continues the last one (see _keep_sound)
 CHUNK_SECONDS = KEPT_SECONDS  # the longest chunk: all of it is kept
 # Utterances of one visitor waiting for the listener (the one Whisper all visitors share): a visitor who
 # speaks faster than Whisper hears loses their oldest utterance (and is told), not the others' turn
@@ -250,13 +251,15 @@ class LiveSession:
                 raise failure
 
     def _keep_sound(self, mono: np.ndarray, at: float) -> None:
-        """Keep a chunk at the time it was heard: right after the last one unless a gap longer than
-        the chunk says the microphone paused (arrival times jitter; the sound itself has no gaps)."""
+        """Keep a chunk at the time it was heard: right after the last one unless it arrived more than
+        MICROPHONE_JITTER_SECONDS after the last one ended, which says the microphone paused (the sound
+        itself has no gaps). Browsers send 0.1 s chunks that arrive up to ~0.6 s late and in bursts: placed
+        at their arrival times they overlapped and left gaps, and the exported seconds were ~70% silence."""
         start = at - len(mono) / SAMPLE_RATE
         if self._sound:
             last_start, last = self._sound[-1]
             last_end = last_start + len(last) / SAMPLE_RATE
-            if abs(start - last_end) <= len(mono) / SAMPLE_RATE:
+            if start - last_end <= MICROPHONE_JITTER_SECONDS:
                 start = last_end
         self._sound.append((start, mono))
         while len(self._sound) > 1 and self._sound[0][0] < at - KEPT_SECONDS:  # the newest stays, however long
