@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html
 import logging
+import os
+import struct
 import tempfile
 import threading
 import time
@@ -29,7 +31,8 @@ from merclip import MerClip, MerClipError
 from merclip.analysis import Analyzer
 from merclip.errors import LabelError
 from merclip.faces import Face
-from merclip.live import LiveReading, LiveSession
+from merclip.live import CHUNK_SECONDS, MICROPHONE_CHANNELS, MICROPHONE_RATES, LiveReading, LiveSession
+from merclip.live_hearing import prepare_live_recognizer
 from merclip.transcribe import SpeechRecognizer
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,8 @@ CHART_STEP_SECONDS = 0.25  # the rolling chart keeps a point every this often
 # the rolling chart is sent at most this often: redrawing its ~800 points in the browser at every
 # frame halved the rate at which the bars could follow the face (3.5 updates/s on 2 cores)
 CHART_EVERY_SECONDS = 1.0
+LISTENING = "listening…"  # the Heard box from Record until the first words
+NOTHING_RECORDED = "⚠️ Nothing recorded yet: press *Record* under the camera first, then analyse its last seconds."
 
 
 class LiveService:
@@ -108,6 +113,20 @@ class LiveService:
         self._seen: dict[str, float] = {}
         self._charted: dict[str, tuple[float, tuple[str, ...]]] = {}  # each visitor's chart: when last sent, its labels
         self._lock = threading.Lock()
+
+    def prepare_in_background(self) -> threading.Thread:
+        """Start live mode's Whisper process now rather than at a visitor's first sound: started then, beside a
+        streaming camera (it runs only on what the frames leave of the CPU), it took ~4 s, and the first words
+        came ~12 s after Record."""
+        thread = threading.Thread(target=self._prepare, name="merclip-live-whisper", daemon=True)
+        thread.start()
+        return thread
+
+    def _prepare(self) -> None:
+        try:
+            prepare_live_recognizer(self.analyzer().recognizer)
+        except MerClipError as exc:  # the page says why the models cannot load; a visitor's first sound says the rest
+            log.warning("merclip: live transcription not started ahead: %s", exc)
 
     @property
     def active_sessions(self) -> int:
@@ -174,35 +193,44 @@ class LiveService:
                 self._charted[key] = (now, labels)
         return history_frame(session, colours) if due else gr.skip()
 
-    def on_sound(self, chunk: tuple[int, np.ndarray] | None, request: gr.Request) -> str | dict:
-        """A microphone chunk: the words heard so far, when a new window was transcribed."""
+    def on_sound(self, chunk: str | None, request: gr.Request) -> str | dict:
+        """A microphone chunk (the path of the WAV the browser sent): the words heard so far, when a new
+        window was transcribed, or "listening…" until the first words."""
         if chunk is None:
             return gr.skip()
-        rate, samples = chunk
         with self._lock:
             session = self._sessions.get(request.session_hash)
         if session is None:  # the camera has not started yet: its first frame makes the session
-            return "The words join once the camera is on."
+            return LISTENING
         try:
+            rate, samples = microphone_wav(chunk)
             if not session.hear(samples, rate):
-                return gr.skip()
-        except MerClipError as exc:
-            return f"⚠️ {html.escape(str(exc))}"
+                return gr.skip() if session.transcript else LISTENING
+        except MerClipError as exc:  # a text box shows text as it is: no HTML escapes
+            return f"⚠️ {exc}"
         except Exception as exc:  # keep the microphone stream and the server going; say what happened
             log.exception("merclip: live sound failed")
             return f"⚠️ internal error while listening ({type(exc).__name__}); the stream goes on"
-        heard = " ".join(session.transcript) or "(nothing recognised in the last window)"
+        heard = " ".join(session.transcript) or LISTENING
         if session.skipped_utterances:
             heard += (f"\n⚠️ {session.skipped_utterances} of your utterances went untranscribed: "
                       "speech recognition is behind, shared with other visitors")
         return heard
 
+    def analyse_note(self, request: gr.Request) -> str:
+        """What stands beside "Analyse the last seconds" when it is pressed: why nothing can be analysed yet
+        (no camera started), or nothing. Said in words there rather than in an error toast."""
+        with self._lock:
+            session = self._sessions.get(request.session_hash)
+        return NOTHING_RECORDED if session is None or not session.has_frames() else ""
+
     def recent_clip(self, seconds: float, request: gr.Request) -> tuple:
-        """The last seconds of the visitor's camera and microphone as a video for the Analyse tab."""
+        """The last seconds of the visitor's camera and microphone as a video for the Analyse tab. Nothing
+        recorded stops the event's chain without a toast (`analyse_note` has said why beside the button)."""
         with self._lock:
             session = self._sessions.get(request.session_hash)
         if session is None:
-            raise gr.Error("start the camera first: there is nothing recorded to analyse yet", print_exception=False)
+            raise gr.Error(NOTHING_RECORDED, visible=False, print_exception=False)
         self.clips.mkdir(parents=True, exist_ok=True)
         prune(self.clips, keep=KEPT_LIVE_CLIPS)
         with tempfile.NamedTemporaryFile(dir=self.clips, prefix="live-", suffix=".mp4", delete=False) as handle:
@@ -214,12 +242,50 @@ class LiveService:
             raise
         if written is None:
             path.unlink(missing_ok=True)
-            raise gr.Error("no frames recorded yet: start the camera first", print_exception=False)
+            raise gr.Error(NOTHING_RECORDED, visible=False, print_exception=False)
         return str(path), gr.Tabs(selected="clip")
 
     def leave(self, request: gr.Request) -> None:
         """The page's unload event."""
         self.forget(request.session_hash)
+
+
+def microphone_wav(path: str | Path) -> tuple[int, np.ndarray]:
+    """(rate, samples) of a microphone chunk as the browser streams it: one WAV header, then every 0.1 s
+    recorded since the last chunk was answered. The header gives the length of the first 0.1 s only, and
+    Gradio's own reader stopped there: ~40% of a visitor's speech was lost on a busy server. All of the data
+    is read here; its size is checked before it is read, and its rate and channels by `microphone_sound`."""
+    with open(path, "rb") as wav:
+        header = wav.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            raise MerClipError("microphone sound refused: it is not a WAV chunk")
+        form = None
+        while (chunk := wav.read(8)) and len(chunk) == 8:
+            kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if kind == b"fmt " and size >= 16 and len(fields := wav.read(16)) == 16:
+                form = struct.unpack("<HHIIHH", fields)
+                wav.seek(size - 16, 1)
+            elif kind == b"data" and form is not None:
+                return _wav_samples(wav, path, form)
+            else:
+                wav.seek(size + size % 2, 1)
+    raise MerClipError("microphone sound refused: its WAV has no format or no data")
+
+
+def _wav_samples(wav, path: str | Path, form: tuple[int, ...]) -> tuple[int, np.ndarray]:
+    """The samples from the reader's position to the end of the file, as the WAV format `form` says."""
+    encoding, channels, rate, _, _, bits = form
+    types = {(1, 16): np.int16, (1, 32): np.int32, (3, 32): np.float32, (3, 64): np.float64}
+    if (encoding, bits) not in types or not 1 <= channels <= MICROPHONE_CHANNELS:
+        raise MerClipError(f"microphone sound refused: {channels} channels of {bits}-bit samples (format "
+                           f"{encoding}); expected 1 or {MICROPHONE_CHANNELS} channels of 16/32-bit PCM or float")
+    frame = channels * bits // 8
+    most = int(CHUNK_SECONDS * min(max(rate, MICROPHONE_RATES[0]), MICROPHONE_RATES[1])) * frame  # before reading
+    if os.path.getsize(path) - wav.tell() > most:
+        raise MerClipError(f"microphone sound refused: a chunk over {CHUNK_SECONDS:.0f} s")
+    data = wav.read()
+    samples = np.frombuffer(data[: len(data) // frame * frame], types[encoding, bits])
+    return rate, samples.reshape(-1, channels) if channels > 1 else samples
 
 
 def live_service(store: ModelStore, clips: Path) -> LiveService:

@@ -36,7 +36,7 @@ from merclip.errors import MerClipError
 from merclip.features import ClipFeatures
 from merclip.labels import LabelSet, parse_labels
 from merclip.limits import Limits
-from merclip.live_hearing import WhisperWorker, live_recognizer
+from merclip.live_hearing import live_recognizer, prepare_live_recognizer
 from merclip.result import Prediction
 from merclip.sample_media import write_clip
 from merclip.templates import resolve_templates
@@ -185,6 +185,11 @@ class LiveSession:
         return LiveReading(at, list(labels.names), probs, smoothed, faces[0] is not None,
                            (time.perf_counter() - started) * 1000, prediction)
 
+    def has_frames(self) -> bool:
+        """Whether any frame is kept for `recent_clip`."""
+        with self._state:
+            return bool(self._frames)
+
     def updates_per_second(self) -> float:
         """Frames scored per second over the last few seconds."""
         with self._state:
@@ -284,10 +289,9 @@ class LiveSession:
         return window[max(0, first - int(LEAD_SECONDS * SAMPLE_RATE)):]
 
     def _start_hearing(self) -> None:
-        """Start live mode's Whisper process (on the listener thread) before the first utterance needs it."""
-        recognizer = live_recognizer(self.analyzer.recognizer)
-        if isinstance(recognizer, WhisperWorker):
-            recognizer.start()
+        """Start live mode's Whisper process (on the listener thread) before the first utterance needs it
+        (a no-op when the page started it already, see `LiveService.prepare_in_background`)."""
+        prepare_live_recognizer(self.analyzer.recognizer)
 
     def _listen(self, window: np.ndarray) -> None:
         """Transcribe an utterance (on the listener thread); its words and voice join the next frames."""

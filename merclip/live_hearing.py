@@ -142,6 +142,13 @@ def live_recognizer(recognizer: SpeechRecognizer | None) -> SpeechRecognizer | W
         return _workers[recognizer.spec]
 
 
+def prepare_live_recognizer(recognizer: SpeechRecognizer | None) -> None:
+    """Start the worker that will hear live speech (a few seconds), so a first utterance does not wait for it."""
+    live = live_recognizer(recognizer)
+    if isinstance(live, WhisperWorker):
+        live.start()
+
+
 # `python -m merclip.live_hearing` without the package's __init__, which loads torch and CLIP (~550 MB
 # the worker never uses): the package is an empty namespace over its folder.
 _WORKER = """
