@@ -63,6 +63,8 @@ CHUNK_SECONDS = KEPT_SECONDS  # the longest chunk: all of it is kept
 # Utterances of one visitor waiting for the listener (the one Whisper all visitors share): a visitor who
 # speaks faster than Whisper hears loses their oldest utterance (and is told), not the others' turn
 WAITING_UTTERANCES = 2
+LOOP_REPEATS = 3  # a phrase said this many times in a row is a loop of Whisper's (see without_loops)
+LOOP_PHRASE_WORDS = 8  # the longest phrase looked for
 
 
 @dataclass
@@ -307,7 +309,7 @@ class LiveSession:
         audio, audio_times = audio_frame_features(window)
         features = ClipFeatures(audio=torch.from_numpy(audio), audio_times=audio_times.tolist())
         recognizer = live_recognizer(self.analyzer.recognizer)  # on the CPU, a process of its own
-        words = [w.word for w in recognizer.transcribe(window).words] if recognizer is not None else []
+        words = without_loops([w.word for w in recognizer.transcribe(window).words]) if recognizer is not None else []
         text = self.analyzer.model.encode_transcript(words) if words else None
         if text is not None:
             features.text, features.text_pooled, features.words = text.elements, text.pooled, text.words
@@ -375,6 +377,27 @@ def _mono_float(samples: np.ndarray) -> np.ndarray:
     scale = np.iinfo(samples.dtype).max if np.issubdtype(samples.dtype, np.integer) else 1.0
     floats = samples.astype(np.float32) / np.float32(scale)
     return floats.mean(axis=1, dtype=np.float32) if floats.ndim == 2 else floats
+
+
+def without_loops(words: list[str]) -> list[str]:
+    """The words with any phrase said LOOP_REPEATS or more times in a row kept once. Whisper, fed a window of
+    noise or of speech with holes, can loop one phrase ("if I don't, if I don't, ..." x9 was seen live);
+    nobody says a phrase three times running, so the repeats are dropped, the phrase kept."""
+    said = [w.lower().strip(".,?!;:") for w in words]
+    kept, i = [], 0
+    while i < len(words):
+        for n in range(1, min(LOOP_PHRASE_WORDS, (len(words) - i) // LOOP_REPEATS) + 1):
+            times = 1
+            while said[i: i + n] == said[i + times * n: i + (times + 1) * n]:
+                times += 1
+            if times >= LOOP_REPEATS:
+                kept += words[i: i + n]
+                i += times * n
+                break
+        else:
+            kept.append(words[i])
+            i += 1
+    return kept
 
 
 def _speech_span(window: np.ndarray) -> tuple[int, int] | None:

@@ -1,6 +1,8 @@
 """Live mode's microphone: chunks in any format the browser sends give the same sound and words, the
 exported last seconds hold the sound when it was heard, and a sentence is heard as soon as it ends."""
 
+from types import SimpleNamespace
+
 import librosa
 import numpy as np
 import pytest
@@ -148,3 +150,18 @@ def test_the_exported_last_seconds_hold_the_speech_when_chunks_arrive_late_and_i
     shift = int(np.argmax(correlate(padded, spoken, mode="valid", method="fft")))  # where its first (late) chunk put it
     similarity = np.corrcoef(padded[shift: shift + len(spoken)], spoken)[0, 1]
     assert similarity > 0.99, f"the sentence whole, in the order it was said: {similarity:.2f} at {shift} samples"
+
+
+def test_a_phrase_whisper_loops_on_shows_once(tiny_model, monkeypatch):
+    """Whisper looped "if I don't" nine times in one window of choppy speech (seen live): it showed nine times."""
+    from merclip.transcribe import Transcript, Word
+
+    analyzer = Analyzer(tiny_model, whisper="none")  # Whisper's answer is the looped one below
+    looped = "If I don't, if I don't, if I don't, if I don't, if I don't, if I don't, if I don't, if I don't, " \
+             "if I don't, I will. I said it, I said it."
+    monkeypatch.setattr("merclip.live.live_recognizer", lambda recognizer: SimpleNamespace(
+        transcribe=lambda window: Transcript(looped, [Word(w, 0.0, 0.1) for w in looped.split()])))
+    session = LiveSession(analyzer, LABELS)
+    _stream(session, np.concatenate([recordings((SENTENCE,))[0], np.zeros(SAMPLE_RATE, np.float32)]), SAMPLE_RATE)
+    session.settle(60)
+    assert " ".join(session.transcript) == "If I don't, I will. I said it, I said it.", "the loop once; a phrase said twice stays"
