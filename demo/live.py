@@ -31,7 +31,8 @@ from merclip import MerClip, MerClipError
 from merclip.analysis import Analyzer
 from merclip.errors import LabelError
 from merclip.faces import Face
-from merclip.live import CHUNK_SECONDS, MICROPHONE_CHANNELS, MICROPHONE_RATES, LiveReading, LiveSession
+from merclip.live import (CHUNK_SECONDS, HISTORY_SECONDS, MICROPHONE_CHANNELS, MICROPHONE_RATES, LiveReading,
+                          LiveSession)
 from merclip.live_hearing import prepare_live_recognizer
 from merclip.transcribe import SpeechRecognizer
 
@@ -183,7 +184,7 @@ class LiveService:
         return bars_frame(reading, shown), self._chart(request.session_hash, session, shown), status_line(
             session, reading, self.where), note
 
-    def _chart(self, key: str, session: LiveSession, colours: Mapping[str, str]) -> gr.LinePlot | dict:
+    def _chart(self, key: str, session: LiveSession, colours: Mapping[str, str]) -> str | dict:
         """The rolling chart, if it was last sent CHART_EVERY_SECONDS ago (or its labels changed)."""
         now, labels = time.monotonic(), tuple(session.labels)
         with self._lock:
@@ -345,18 +346,92 @@ def _fitted(top: float) -> float:
     return max(0.2, min(1.0, np.ceil(top * 1.15 * 10) / 10))
 
 
-def history_frame(session: LiveSession, colours: Mapping[str, str]) -> gr.LinePlot:
-    """The last HISTORY_SECONDS of the current labels' smoothed probabilities, a point every
-    CHART_STEP_SECONDS, each line in its label's colour."""
-    names = tuple(session.labels)
-    rows, last = [], None
-    for at, labels, probs in list(session.history):
-        if labels != names or (last is not None and at - last < CHART_STEP_SECONDS):
+def history_lines(session: LiveSession) -> dict[str, list[tuple[float, float]]]:
+    """Each current label's smoothed probability over the last HISTORY_SECONDS, as (seconds ago, value), a point
+    every CHART_STEP_SECONDS. A label kept across a change of labels keeps its line; a new one starts where it
+    was added (the lines used to vanish at every change)."""
+    history = list(session.history)
+    if not history:
+        return {}
+    now, lines, last = history[-1][0], {label: [] for label in session.labels}, None
+    for at, labels, probs in history:
+        if last is not None and at - last < CHART_STEP_SECONDS:
             continue
         last = at
-        rows += [(round(at, 2), label, round(float(p), 4)) for label, p in zip(labels, probs)]
-    data = pd.DataFrame(rows, columns=["seconds", "label", "probability"])
-    return gr.LinePlot(data, color_map={label: colours[label] for label in names})
+        for label, p in zip(labels, probs):
+            if label in lines:
+                lines[label].append((round(at - now, 2), float(p)))
+    return {label: points for label, points in lines.items() if points}
+
+
+def history_frame(session: LiveSession, colours: Mapping[str, str]) -> str:
+    """The rolling chart as an SVG: seconds ago on x (-30 to 0), a y range fitted to the values, each line in its
+    label's colour and named at its end. Text stays at its size on any screen: only the lines' box stretches."""
+    lines = history_lines(session)
+    if not lines:
+        return HISTORY_EMPTY
+    values = [p for points in lines.values() for _, p in points]
+    low, high = _fitted_range(min(values), max(values))
+    y = lambda p: CHART_TOP + (high - p) / (high - low) * CHART_HEIGHT  # noqa: E731 -- pixels from the top
+    x = lambda t: CHART_LEFT + CHART_WIDTH * (t + HISTORY_SECONDS) / HISTORY_SECONDS  # noqa: E731 -- percent
+    parts = [f'<svg class="live-history" width="100%" height="{CHART_TOP + CHART_HEIGHT + 44}" role="img" '
+             f'aria-label="{html.escape(_history_summary(lines))}" font-size="12" font-family="sans-serif" '
+             'fill="currentColor">',  # the page's text colour, light or dark
+             f'<text x="{CHART_LEFT}%" y="12" font-weight="bold">The last {HISTORY_SECONDS:.0f} seconds '
+             '(smoothed probabilities)</text>']
+    for tick in _ticks(low, high):
+        parts += [f'<line x1="{CHART_LEFT}%" x2="{CHART_LEFT + CHART_WIDTH}%" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+                  f'stroke="#8884" />',
+                  f'<text x="{CHART_LEFT - 1}%" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.0%}</text>']
+    for tick in range(-int(HISTORY_SECONDS), 1, 10):
+        parts.append(f'<text x="{x(tick):.2f}%" y="{CHART_TOP + CHART_HEIGHT + 16}" text-anchor="middle">{tick}</text>')
+    parts.append(f'<text x="{CHART_LEFT + CHART_WIDTH / 2}%" y="{CHART_TOP + CHART_HEIGHT + 34}" '
+                 'text-anchor="middle">seconds ago</text>')
+    # the lines in a box stretched to the plot's width; their strokes keep their width
+    parts.append(f'<svg x="{CHART_LEFT}%" y="{CHART_TOP}" width="{CHART_WIDTH}%" height="{CHART_HEIGHT}" '
+                 f'viewBox="{-HISTORY_SECONDS} 0 {HISTORY_SECONDS} {CHART_HEIGHT}" preserveAspectRatio="none">')
+    for label, points in lines.items():
+        drawn = " ".join(f"{t},{y(p) - CHART_TOP:.1f}" for t, p in points)
+        parts.append(f'<polyline class="live-line" data-label="{html.escape(label)}" points="{drawn}" fill="none" '
+                     f'stroke="{colours[label]}" stroke-width="2.5" vector-effect="non-scaling-stroke" />')
+    parts.append("</svg>")
+    for label, at in _spread({label: y(points[-1][1]) for label, points in lines.items()}).items():
+        parts.append(f'<text class="live-line-name" x="{x(lines[label][-1][0]) + 1:.2f}%" y="{at + 4:.1f}" '
+                     f'fill="{colours[label]}" font-weight="bold">{html.escape(label)} {lines[label][-1][1]:.0%}</text>')
+    return "".join(parts) + "</svg>"
+
+
+HISTORY_EMPTY = f"<p>The last {HISTORY_SECONDS:.0f} seconds: a line per label, from the first frames on.</p>"
+CHART_LEFT, CHART_WIDTH = 11.0, 62.0  # percent of the chart's width: the tick labels, the lines (names to the right)
+CHART_TOP, CHART_HEIGHT = 24, 230  # pixels
+NAME_GAP = 14  # pixels between the names at the lines' ends
+
+
+def _fitted_range(low: float, high: float) -> tuple[float, float]:
+    """The y range: the values with a margin, at least 10 points tall, within 0-1."""
+    middle, half = (low + high) / 2, max((high - low) * 0.6, 0.05)
+    low, high = max(0.0, middle - half), min(1.0, middle + half)
+    return (low, max(high, low + 0.1)) if high - low < 0.1 else (low, high)
+
+
+def _ticks(low: float, high: float) -> list[float]:
+    """Three to six round percentages within the range."""
+    step = next(s for s in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25) if (high - low) / s <= 6)
+    return [i * step for i in range(int(np.ceil(low / step - 1e-9)), int(np.floor(high / step + 1e-9)) + 1)]
+
+
+def _spread(ends: dict[str, float]) -> dict[str, float]:
+    """The names' heights at the lines' ends, moved apart so that none overlaps the next."""
+    placed: dict[str, float] = {}
+    for label, at in sorted(ends.items(), key=lambda item: item[1]):
+        placed[label] = max(at, max(placed.values(), default=-NAME_GAP) + NAME_GAP)
+    return placed
+
+
+def _history_summary(lines: dict[str, list[tuple[float, float]]]) -> str:
+    """The chart in words, for screen readers: each label's value now."""
+    now = sorted(((points[-1][1], label) for label, points in lines.items()), reverse=True)
+    return f"The last {HISTORY_SECONDS:.0f} seconds; now: " + ", ".join(f"{label} {p:.0%}" for p, label in now)
 
 
 def status_line(session: LiveSession, reading: LiveReading, where: str) -> str:

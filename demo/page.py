@@ -16,14 +16,14 @@ import gradio as gr
 
 from demo.described_plot import DescribedPlot
 from demo.first_screen import FirstScreen
-from demo.live import LISTENING, LiveService
+from demo.live import HISTORY_EMPTY, LISTENING, LiveService
 from demo.models import NO_CHECKPOINT, ModelStore
 from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
 from demo.palette import LabelColours
 from demo.service import OUTPUT_NAMES, PAGE_OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.views import STAGE_SLOTS, WHOLE_CLIP
 from merclip.limits import Limits
-from merclip.live import HISTORY_SECONDS, HEARING_WINDOW_SECONDS, KEPT_SECONDS
+from merclip.live import HEARING_WINDOW_SECONDS, KEPT_SECONDS
 from merclip.templates import DEFAULT_TEMPLATES
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -233,9 +233,7 @@ def _live_tab(live: LiveService) -> dict[str, gr.components.Component]:
             parts["analyse"] = gr.Button("Analyse the last seconds", variant="primary", elem_id="analyse-last")
             parts["analyse_note"] = gr.Markdown(elem_id="live-analyse-note")
         with gr.Column(scale=3, min_width=320):
-            parts["history"] = gr.LinePlot(x="seconds", y="probability", color="label", y_lim=[0, 1], height=330,
-                                           label=f"The last {HISTORY_SECONDS:.0f} seconds", color_title="",
-                                           elem_id="live-history")
+            parts["history"] = gr.HTML(HISTORY_EMPTY, elem_id="live-history")  # see history_frame
             parts["transcript"] = gr.Textbox(label="Heard (with the microphone on)", lines=3, max_lines=6,
                                              interactive=False, autoscroll=True, elem_id="live-transcript")
     return parts
