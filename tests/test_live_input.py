@@ -13,6 +13,7 @@ import pytest
 from demo.live import LiveService
 from merclip.analysis import Analyzer
 from merclip.audio_features import SAMPLE_RATE
+from merclip.errors import MerClipError
 from merclip.features import ClipFeatures
 from merclip.live import WAITING_UTTERANCES, LiveSession
 
@@ -153,3 +154,17 @@ def test_chunks_the_browser_sends_under_one_header_after_a_busy_moment_are_all_h
         service.on_sound(microphone.preprocess(FileData(path=_sent(tmp_path, data, name))), visitor)
     session.settle(30)
     assert heard and heard[0] >= SAMPLE_RATE, f"the whole second of speech: {heard}"
+
+
+def test_a_warning_in_the_heard_box_reads_as_plain_text(analyzer, tmp_path, monkeypatch):
+    """The box is a text box: escaped warnings showed as "the microphone&#x27;s ..." there."""
+    service = LiveService(lambda: analyzer, tmp_path, "the CPU")
+    visitor = SimpleNamespace(session_hash="visitor")
+    session = service.session(visitor.session_hash, LABELS)
+
+    def refuse(samples, rate):
+        raise MerClipError("the microphone's sound <refused> & said")
+
+    monkeypatch.setattr(session, "hear", refuse)
+    said = service.on_sound(_sent(tmp_path, wav(np.zeros(1600, np.int16))), visitor)
+    assert said == "⚠️ the microphone's sound <refused> & said"
