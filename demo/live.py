@@ -372,8 +372,13 @@ def history_frame(session: LiveSession, colours: Mapping[str, str]) -> str:
         return HISTORY_EMPTY
     values = [p for points in lines.values() for _, p in points]
     low, high = _fitted_range(min(values), max(values))
-    y = lambda p: CHART_TOP + (high - p) / (high - low) * CHART_HEIGHT  # noqa: E731 -- pixels from the top
-    x = lambda t: CHART_LEFT + CHART_WIDTH * (t + HISTORY_SECONDS) / HISTORY_SECONDS  # noqa: E731 -- percent
+
+    def y(p: float) -> float:  # pixels from the top
+        return CHART_TOP + (high - p) / (high - low) * CHART_HEIGHT
+
+    def x(ago: float) -> float:  # percent of the width
+        return CHART_LEFT + CHART_WIDTH * (ago + HISTORY_SECONDS) / HISTORY_SECONDS
+
     parts = [f'<svg class="live-history" width="100%" height="{CHART_TOP + CHART_HEIGHT + 44}" role="img" '
              f'aria-label="{html.escape(_history_summary(lines))}" font-size="12" font-family="sans-serif" '
              'fill="currentColor">',  # the page's text colour, light or dark
@@ -396,8 +401,9 @@ def history_frame(session: LiveSession, colours: Mapping[str, str]) -> str:
                      f'stroke="{colours[label]}" stroke-width="2.5" vector-effect="non-scaling-stroke" />')
     parts.append("</svg>")
     for label, at in _spread({label: y(points[-1][1]) for label, points in lines.items()}).items():
-        parts.append(f'<text class="live-line-name" x="{x(lines[label][-1][0]) + 1:.2f}%" y="{at + 4:.1f}" '
-                     f'fill="{colours[label]}" font-weight="bold">{html.escape(label)} {lines[label][-1][1]:.0%}</text>')
+        ago, value = lines[label][-1]
+        parts.append(f'<text class="live-line-name" x="{x(ago) + 1:.2f}%" y="{at + 4:.1f}" fill="{colours[label]}" '
+                     f'font-weight="bold">{html.escape(label)} {value:.0%}</text>')
     return "".join(parts) + "</svg>"
 
 

@@ -40,7 +40,8 @@ def browser(chromium, tmp_path_factory):  # noqa: F811
 
     folder = tmp_path_factory.mktemp("devices")
     write_y4m(folder / "cam.y4m", face_frames(60, size=320))
-    write_wav(folder / "voice.wav", np.concatenate([recordings(("heath_ledger.mp3",))[0], np.zeros(SAMPLE_RATE, np.float32)]))
+    speech = recordings(("heath_ledger.mp3",))[0]
+    write_wav(folder / "voice.wav", np.concatenate([speech, np.zeros(SAMPLE_RATE, np.float32)]))
     devices = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                f"--use-file-for-fake-video-capture={folder / 'cam.y4m'}",
                f"--use-file-for-fake-audio-capture={folder / 'voice.wav'}"]

@@ -164,4 +164,5 @@ def test_a_phrase_whisper_loops_on_shows_once(tiny_model, monkeypatch):
     session = LiveSession(analyzer, LABELS)
     _stream(session, np.concatenate([recordings((SENTENCE,))[0], np.zeros(SAMPLE_RATE, np.float32)]), SAMPLE_RATE)
     session.settle(60)
-    assert " ".join(session.transcript) == "If I don't, I will. I said it, I said it.", "the loop once; a phrase said twice stays"
+    assert " ".join(session.transcript) == "If I don't, I will. I said it, I said it.", \
+        "the loop once; a phrase said twice stays"
