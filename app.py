@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
 
     limits = Limits(max_file_mb=args.max_mb, max_seconds=args.max_seconds, deadline_seconds=args.deadline)
     live = live_service(store, workspace / "live")
+    live.prepare_in_background()  # live mode's Whisper process, ready before a visitor's first words
     # the example is analysed by the models the Live tab scores with: the start-up ones, or on ZeroGPU (which
     # lends a GPU only inside a visitor's request) their CPU copy
     example = ExampleStore(live.analyzer, store.default)

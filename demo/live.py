@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html
 import logging
+import os
+import struct
 import tempfile
 import threading
 import time
@@ -29,7 +31,9 @@ from merclip import MerClip, MerClipError
 from merclip.analysis import Analyzer
 from merclip.errors import LabelError
 from merclip.faces import Face
-from merclip.live import LiveReading, LiveSession
+from merclip.live import (CHUNK_SECONDS, HISTORY_SECONDS, MICROPHONE_CHANNELS, MICROPHONE_RATES, LiveReading,
+                          LiveSession)
+from merclip.live_hearing import prepare_live_recognizer
 from merclip.transcribe import SpeechRecognizer
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,8 @@ CHART_STEP_SECONDS = 0.25  # the rolling chart keeps a point every this often
 # the rolling chart is sent at most this often: redrawing its ~800 points in the browser at every
 # frame halved the rate at which the bars could follow the face (3.5 updates/s on 2 cores)
 CHART_EVERY_SECONDS = 1.0
+LISTENING = "listening…"  # the Heard box from Record until the first words
+NOTHING_RECORDED = "⚠️ Nothing recorded yet: press *Record* under the camera first, then analyse its last seconds."
 
 
 class LiveService:
@@ -108,6 +114,20 @@ class LiveService:
         self._seen: dict[str, float] = {}
         self._charted: dict[str, tuple[float, tuple[str, ...]]] = {}  # each visitor's chart: when last sent, its labels
         self._lock = threading.Lock()
+
+    def prepare_in_background(self) -> threading.Thread:
+        """Start live mode's Whisper process now rather than at a visitor's first sound: started then, beside a
+        streaming camera (it runs only on what the frames leave of the CPU), it took ~4 s, and the first words
+        came ~12 s after Record."""
+        thread = threading.Thread(target=self._prepare, name="merclip-live-whisper", daemon=True)
+        thread.start()
+        return thread
+
+    def _prepare(self) -> None:
+        try:
+            prepare_live_recognizer(self.analyzer().recognizer)
+        except MerClipError as exc:  # the page says why the models cannot load; a visitor's first sound says the rest
+            log.warning("merclip: live transcription not started ahead: %s", exc)
 
     @property
     def active_sessions(self) -> int:
@@ -164,7 +184,7 @@ class LiveService:
         return bars_frame(reading, shown), self._chart(request.session_hash, session, shown), status_line(
             session, reading, self.where), note
 
-    def _chart(self, key: str, session: LiveSession, colours: Mapping[str, str]) -> gr.LinePlot | dict:
+    def _chart(self, key: str, session: LiveSession, colours: Mapping[str, str]) -> str | dict:
         """The rolling chart, if it was last sent CHART_EVERY_SECONDS ago (or its labels changed)."""
         now, labels = time.monotonic(), tuple(session.labels)
         with self._lock:
@@ -174,35 +194,44 @@ class LiveService:
                 self._charted[key] = (now, labels)
         return history_frame(session, colours) if due else gr.skip()
 
-    def on_sound(self, chunk: tuple[int, np.ndarray] | None, request: gr.Request) -> str | dict:
-        """A microphone chunk: the words heard so far, when a new window was transcribed."""
+    def on_sound(self, chunk: str | None, request: gr.Request) -> str | dict:
+        """A microphone chunk (the path of the WAV the browser sent): the words heard so far, when a new
+        window was transcribed, or "listening…" until the first words."""
         if chunk is None:
             return gr.skip()
-        rate, samples = chunk
         with self._lock:
             session = self._sessions.get(request.session_hash)
         if session is None:  # the camera has not started yet: its first frame makes the session
-            return "The words join once the camera is on."
+            return LISTENING
         try:
+            rate, samples = microphone_wav(chunk)
             if not session.hear(samples, rate):
-                return gr.skip()
-        except MerClipError as exc:
-            return f"⚠️ {html.escape(str(exc))}"
+                return gr.skip() if session.transcript else LISTENING
+        except MerClipError as exc:  # a text box shows text as it is: no HTML escapes
+            return f"⚠️ {exc}"
         except Exception as exc:  # keep the microphone stream and the server going; say what happened
             log.exception("merclip: live sound failed")
             return f"⚠️ internal error while listening ({type(exc).__name__}); the stream goes on"
-        heard = " ".join(session.transcript) or "(nothing recognised in the last window)"
+        heard = " ".join(session.transcript) or LISTENING
         if session.skipped_utterances:
             heard += (f"\n⚠️ {session.skipped_utterances} of your utterances went untranscribed: "
                       "speech recognition is behind, shared with other visitors")
         return heard
 
+    def analyse_note(self, request: gr.Request) -> str:
+        """What stands beside "Analyse the last seconds" when it is pressed: why nothing can be analysed yet
+        (no camera started), or nothing. Said in words there rather than in an error toast."""
+        with self._lock:
+            session = self._sessions.get(request.session_hash)
+        return NOTHING_RECORDED if session is None or not session.has_frames() else ""
+
     def recent_clip(self, seconds: float, request: gr.Request) -> tuple:
-        """The last seconds of the visitor's camera and microphone as a video for the Analyse tab."""
+        """The last seconds of the visitor's camera and microphone as a video for the Analyse tab. Nothing
+        recorded stops the event's chain without a toast (`analyse_note` has said why beside the button)."""
         with self._lock:
             session = self._sessions.get(request.session_hash)
         if session is None:
-            raise gr.Error("start the camera first: there is nothing recorded to analyse yet", print_exception=False)
+            raise gr.Error(NOTHING_RECORDED, visible=False, print_exception=False)
         self.clips.mkdir(parents=True, exist_ok=True)
         prune(self.clips, keep=KEPT_LIVE_CLIPS)
         with tempfile.NamedTemporaryFile(dir=self.clips, prefix="live-", suffix=".mp4", delete=False) as handle:
@@ -214,12 +243,50 @@ class LiveService:
             raise
         if written is None:
             path.unlink(missing_ok=True)
-            raise gr.Error("no frames recorded yet: start the camera first", print_exception=False)
+            raise gr.Error(NOTHING_RECORDED, visible=False, print_exception=False)
         return str(path), gr.Tabs(selected="clip")
 
     def leave(self, request: gr.Request) -> None:
         """The page's unload event."""
         self.forget(request.session_hash)
+
+
+def microphone_wav(path: str | Path) -> tuple[int, np.ndarray]:
+    """(rate, samples) of a microphone chunk as the browser streams it: one WAV header, then every 0.1 s
+    recorded since the last chunk was answered. The header gives the length of the first 0.1 s only, and
+    Gradio's own reader stopped there: ~40% of a visitor's speech was lost on a busy server. All of the data
+    is read here; its size is checked before it is read, and its rate and channels by `microphone_sound`."""
+    with open(path, "rb") as wav:
+        header = wav.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            raise MerClipError("microphone sound refused: it is not a WAV chunk")
+        form = None
+        while (chunk := wav.read(8)) and len(chunk) == 8:
+            kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if kind == b"fmt " and size >= 16 and len(fields := wav.read(16)) == 16:
+                form = struct.unpack("<HHIIHH", fields)
+                wav.seek(size - 16, 1)
+            elif kind == b"data" and form is not None:
+                return _wav_samples(wav, path, form)
+            else:
+                wav.seek(size + size % 2, 1)
+    raise MerClipError("microphone sound refused: its WAV has no format or no data")
+
+
+def _wav_samples(wav, path: str | Path, form: tuple[int, ...]) -> tuple[int, np.ndarray]:
+    """The samples from the reader's position to the end of the file, as the WAV format `form` says."""
+    encoding, channels, rate, _, _, bits = form
+    types = {(1, 16): np.int16, (1, 32): np.int32, (3, 32): np.float32, (3, 64): np.float64}
+    if (encoding, bits) not in types or not 1 <= channels <= MICROPHONE_CHANNELS:
+        raise MerClipError(f"microphone sound refused: {channels} channels of {bits}-bit samples (format "
+                           f"{encoding}); expected 1 or {MICROPHONE_CHANNELS} channels of 16/32-bit PCM or float")
+    frame = channels * bits // 8
+    most = int(CHUNK_SECONDS * min(max(rate, MICROPHONE_RATES[0]), MICROPHONE_RATES[1])) * frame  # before reading
+    if os.path.getsize(path) - wav.tell() > most:
+        raise MerClipError(f"microphone sound refused: a chunk over {CHUNK_SECONDS:.0f} s")
+    data = wav.read()
+    samples = np.frombuffer(data[: len(data) // frame * frame], types[encoding, bits])
+    return rate, samples.reshape(-1, channels) if channels > 1 else samples
 
 
 def live_service(store: ModelStore, clips: Path) -> LiveService:
@@ -279,18 +346,98 @@ def _fitted(top: float) -> float:
     return max(0.2, min(1.0, np.ceil(top * 1.15 * 10) / 10))
 
 
-def history_frame(session: LiveSession, colours: Mapping[str, str]) -> gr.LinePlot:
-    """The last HISTORY_SECONDS of the current labels' smoothed probabilities, a point every
-    CHART_STEP_SECONDS, each line in its label's colour."""
-    names = tuple(session.labels)
-    rows, last = [], None
-    for at, labels, probs in list(session.history):
-        if labels != names or (last is not None and at - last < CHART_STEP_SECONDS):
+def history_lines(session: LiveSession) -> dict[str, list[tuple[float, float]]]:
+    """Each current label's smoothed probability over the last HISTORY_SECONDS, as (seconds ago, value), a point
+    every CHART_STEP_SECONDS. A label kept across a change of labels keeps its line; a new one starts where it
+    was added (the lines used to vanish at every change)."""
+    history = list(session.history)
+    if not history:
+        return {}
+    now, lines, last = history[-1][0], {label: [] for label in session.labels}, None
+    for at, labels, probs in history:
+        if last is not None and at - last < CHART_STEP_SECONDS:
             continue
         last = at
-        rows += [(round(at, 2), label, round(float(p), 4)) for label, p in zip(labels, probs)]
-    data = pd.DataFrame(rows, columns=["seconds", "label", "probability"])
-    return gr.LinePlot(data, color_map={label: colours[label] for label in names})
+        for label, p in zip(labels, probs):
+            if label in lines:
+                lines[label].append((round(at - now, 2), float(p)))
+    return {label: points for label, points in lines.items() if points}
+
+
+def history_frame(session: LiveSession, colours: Mapping[str, str]) -> str:
+    """The rolling chart as an SVG: seconds ago on x (-30 to 0), a y range fitted to the values, each line in its
+    label's colour and named at its end. Text stays at its size on any screen: only the lines' box stretches."""
+    lines = history_lines(session)
+    if not lines:
+        return HISTORY_EMPTY
+    values = [p for points in lines.values() for _, p in points]
+    low, high = _fitted_range(min(values), max(values))
+
+    def y(p: float) -> float:  # pixels from the top
+        return CHART_TOP + (high - p) / (high - low) * CHART_HEIGHT
+
+    def x(ago: float) -> float:  # percent of the width
+        return CHART_LEFT + CHART_WIDTH * (ago + HISTORY_SECONDS) / HISTORY_SECONDS
+
+    parts = [f'<svg class="live-history" width="100%" height="{CHART_TOP + CHART_HEIGHT + 44}" role="img" '
+             f'aria-label="{html.escape(_history_summary(lines))}" font-size="12" font-family="sans-serif" '
+             'fill="currentColor">',  # the page's text colour, light or dark
+             f'<text x="{CHART_LEFT}%" y="12" font-weight="bold">The last {HISTORY_SECONDS:.0f} seconds '
+             '(smoothed probabilities)</text>']
+    for tick in _ticks(low, high):
+        parts += [f'<line x1="{CHART_LEFT}%" x2="{CHART_LEFT + CHART_WIDTH}%" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+                  f'stroke="#8884" />',
+                  f'<text x="{CHART_LEFT - 1}%" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.0%}</text>']
+    for tick in range(-int(HISTORY_SECONDS), 1, 10):
+        parts.append(f'<text x="{x(tick):.2f}%" y="{CHART_TOP + CHART_HEIGHT + 16}" text-anchor="middle">{tick}</text>')
+    parts.append(f'<text x="{CHART_LEFT + CHART_WIDTH / 2}%" y="{CHART_TOP + CHART_HEIGHT + 34}" '
+                 'text-anchor="middle">seconds ago</text>')
+    # the lines in a box stretched to the plot's width; their strokes keep their width
+    parts.append(f'<svg x="{CHART_LEFT}%" y="{CHART_TOP}" width="{CHART_WIDTH}%" height="{CHART_HEIGHT}" '
+                 f'viewBox="{-HISTORY_SECONDS} 0 {HISTORY_SECONDS} {CHART_HEIGHT}" preserveAspectRatio="none">')
+    for label, points in lines.items():
+        drawn = " ".join(f"{t},{y(p) - CHART_TOP:.1f}" for t, p in points)
+        parts.append(f'<polyline class="live-line" data-label="{html.escape(label)}" points="{drawn}" fill="none" '
+                     f'stroke="{colours[label]}" stroke-width="2.5" vector-effect="non-scaling-stroke" />')
+    parts.append("</svg>")
+    for label, at in _spread({label: y(points[-1][1]) for label, points in lines.items()}).items():
+        ago, value = lines[label][-1]
+        parts.append(f'<text class="live-line-name" x="{x(ago) + 1:.2f}%" y="{at + 4:.1f}" fill="{colours[label]}" '
+                     f'font-weight="bold">{html.escape(label)} {value:.0%}</text>')
+    return "".join(parts) + "</svg>"
+
+
+HISTORY_EMPTY = f"<p>The last {HISTORY_SECONDS:.0f} seconds: a line per label, from the first frames on.</p>"
+CHART_LEFT, CHART_WIDTH = 11.0, 62.0  # percent of the chart's width: the tick labels, the lines (names to the right)
+CHART_TOP, CHART_HEIGHT = 24, 230  # pixels
+NAME_GAP = 14  # pixels between the names at the lines' ends
+
+
+def _fitted_range(low: float, high: float) -> tuple[float, float]:
+    """The y range: the values with a margin, at least 10 points tall, within 0-1."""
+    middle, half = (low + high) / 2, max((high - low) * 0.6, 0.05)
+    low, high = max(0.0, middle - half), min(1.0, middle + half)
+    return (low, max(high, low + 0.1)) if high - low < 0.1 else (low, high)
+
+
+def _ticks(low: float, high: float) -> list[float]:
+    """Three to six round percentages within the range."""
+    step = next(s for s in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25) if (high - low) / s <= 6)
+    return [i * step for i in range(int(np.ceil(low / step - 1e-9)), int(np.floor(high / step + 1e-9)) + 1)]
+
+
+def _spread(ends: dict[str, float]) -> dict[str, float]:
+    """The names' heights at the lines' ends, moved apart so that none overlaps the next."""
+    placed: dict[str, float] = {}
+    for label, at in sorted(ends.items(), key=lambda item: item[1]):
+        placed[label] = max(at, max(placed.values(), default=-NAME_GAP) + NAME_GAP)
+    return placed
+
+
+def _history_summary(lines: dict[str, list[tuple[float, float]]]) -> str:
+    """The chart in words, for screen readers: each label's value now."""
+    now = sorted(((points[-1][1], label) for label, points in lines.items()), reverse=True)
+    return f"The last {HISTORY_SECONDS:.0f} seconds; now: " + ", ".join(f"{label} {p:.0%}" for p, label in now)
 
 
 def status_line(session: LiveSession, reading: LiveReading, where: str) -> str:

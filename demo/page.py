@@ -16,14 +16,14 @@ import gradio as gr
 
 from demo.described_plot import DescribedPlot
 from demo.first_screen import FirstScreen
-from demo.live import LiveService
+from demo.live import HISTORY_EMPTY, LISTENING, LiveService
 from demo.models import NO_CHECKPOINT, ModelStore
 from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
 from demo.palette import LabelColours
 from demo.service import OUTPUT_NAMES, PAGE_OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.views import STAGE_SLOTS, WHOLE_CLIP
 from merclip.limits import Limits
-from merclip.live import HISTORY_SECONDS, HEARING_WINDOW_SECONDS, KEPT_SECONDS
+from merclip.live import HEARING_WINDOW_SECONDS, KEPT_SECONDS
 from merclip.templates import DEFAULT_TEMPLATES
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -201,11 +201,14 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
                       [live_parts[name] for name in ("bars", "history", "status", "label_note")],
                       stream_every=LIVE_FRAME_SECONDS, time_limit=LIVE_TIME_LIMIT, api_visibility="private",
                       concurrency_limit=LIVE_VISITORS, concurrency_id="live", show_progress="hidden")
+        microphone.start_recording(lambda: LISTENING, None, live_parts["transcript"], api_visibility="private",
+                                   queue=False)  # said from Record until the first words
         microphone.stream(live.on_sound, microphone, live_parts["transcript"], stream_every=0.5,
                           time_limit=LIVE_TIME_LIMIT, api_visibility="private", concurrency_limit=LIVE_VISITORS,
                           concurrency_id="live-sound", show_progress="hidden")
-        recorded = live_parts["analyse"].click(live.recent_clip, live_parts["seconds"], [video, tabs],
-                                               api_visibility="private")
+        recorded = live_parts["analyse"].click(  # a mistake is said beside the button; nothing recorded stops here
+            live.analyse_note, None, live_parts["analyse_note"], api_visibility="private", queue=False).then(
+            live.recent_clip, live_parts["seconds"], [video, tabs], api_visibility="private", show_progress="hidden")
         recorded.success(  # the clip tab takes the live labels, and their label set's name if they are one
             lambda typed: (typed, next((name for name, text in PRESETS.items() if text == typed), CUSTOM)),
             live_labels, [labels, preset], api_visibility="private", queue=False).then(
@@ -261,17 +264,16 @@ def _live_tab(live: LiveService) -> dict[str, gr.components.Component]:
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
             parts["microphone"] = gr.Audio(label="Microphone (starts and stops with Record)", sources=["microphone"],
-                                           streaming=True, type="numpy", elem_id="live-microphone")
+                                           streaming=True, type="filepath", elem_id="live-microphone")
             parts["labels"] = gr.Textbox(PRESETS[DEFAULT_PRESET], label="Labels (take effect on the next frame)",
                                          lines=1, max_lines=4, elem_id="live-labels",
                                          info="comma-separated; synonyms with |; numeric anchors with =")
             parts["label_note"] = gr.Markdown(elem_id="live-label-note")
             parts["seconds"] = gr.Slider(2, KEPT_SECONDS, value=KEPT_SECONDS, step=1, label="Seconds to analyse")
             parts["analyse"] = gr.Button("Analyse the last seconds", variant="primary", elem_id="analyse-last")
+            parts["analyse_note"] = gr.Markdown(elem_id="live-analyse-note")
         with gr.Column(scale=3, min_width=320):
-            parts["history"] = gr.LinePlot(x="seconds", y="probability", color="label", y_lim=[0, 1], height=330,
-                                           label=f"The last {HISTORY_SECONDS:.0f} seconds", color_title="",
-                                           elem_id="live-history")
+            parts["history"] = gr.HTML(HISTORY_EMPTY, elem_id="live-history")  # see history_frame
             parts["transcript"] = gr.Textbox(label="Heard (with the microphone on)", lines=3, max_lines=6,
                                              interactive=False, autoscroll=True, elem_id="live-transcript")
     return parts

@@ -36,7 +36,7 @@ from merclip.errors import MerClipError
 from merclip.features import ClipFeatures
 from merclip.labels import LabelSet, parse_labels
 from merclip.limits import Limits
-from merclip.live_hearing import WhisperWorker, live_recognizer
+from merclip.live_hearing import live_recognizer, prepare_live_recognizer
 from merclip.result import Prediction
 from merclip.sample_media import write_clip
 from merclip.templates import resolve_templates
@@ -58,10 +58,13 @@ KEPT_FRAME_SIDE = 640
 # cannot be trusted (a 40 KB chunk claiming 2 Hz, resampled to 16 kHz, took 3.6 GiB)
 MICROPHONE_RATES = (8000, 192000)  # Hz: telephone quality to studio interfaces
 MICROPHONE_CHANNELS = 2
+MICROPHONE_JITTER_SECONDS = 0.75  # a chunk arriving this late still continues the last one (see _keep_sound)
 CHUNK_SECONDS = KEPT_SECONDS  # the longest chunk: all of it is kept
 # Utterances of one visitor waiting for the listener (the one Whisper all visitors share): a visitor who
 # speaks faster than Whisper hears loses their oldest utterance (and is told), not the others' turn
 WAITING_UTTERANCES = 2
+LOOP_REPEATS = 3  # a phrase said this many times in a row is a loop of Whisper's (see without_loops)
+LOOP_PHRASE_WORDS = 8  # the longest phrase looked for
 
 
 @dataclass
@@ -184,6 +187,11 @@ class LiveSession:
         return LiveReading(at, list(labels.names), probs, smoothed, faces[0] is not None,
                            (time.perf_counter() - started) * 1000, prediction)
 
+    def has_frames(self) -> bool:
+        """Whether any frame is kept for `recent_clip`."""
+        with self._state:
+            return bool(self._frames)
+
     def updates_per_second(self) -> float:
         """Frames scored per second over the last few seconds."""
         with self._state:
@@ -250,13 +258,15 @@ class LiveSession:
                 raise failure
 
     def _keep_sound(self, mono: np.ndarray, at: float) -> None:
-        """Keep a chunk at the time it was heard: right after the last one unless a gap longer than
-        the chunk says the microphone paused (arrival times jitter; the sound itself has no gaps)."""
+        """Keep a chunk at the time it was heard: right after the last one unless it arrived more than
+        MICROPHONE_JITTER_SECONDS after the last one ended, which says the microphone paused (the sound
+        itself has no gaps). Browsers send 0.1 s chunks that arrive up to ~0.6 s late and in bursts: placed
+        at their arrival times they overlapped and left gaps, and the exported seconds were ~70% silence."""
         start = at - len(mono) / SAMPLE_RATE
         if self._sound:
             last_start, last = self._sound[-1]
             last_end = last_start + len(last) / SAMPLE_RATE
-            if abs(start - last_end) <= len(mono) / SAMPLE_RATE:
+            if start - last_end <= MICROPHONE_JITTER_SECONDS:
                 start = last_end
         self._sound.append((start, mono))
         while len(self._sound) > 1 and self._sound[0][0] < at - KEPT_SECONDS:  # the newest stays, however long
@@ -281,10 +291,9 @@ class LiveSession:
         return window[max(0, first - int(LEAD_SECONDS * SAMPLE_RATE)):]
 
     def _start_hearing(self) -> None:
-        """Start live mode's Whisper process (on the listener thread) before the first utterance needs it."""
-        recognizer = live_recognizer(self.analyzer.recognizer)
-        if isinstance(recognizer, WhisperWorker):
-            recognizer.start()
+        """Start live mode's Whisper process (on the listener thread) before the first utterance needs it
+        (a no-op when the page started it already, see `LiveService.prepare_in_background`)."""
+        prepare_live_recognizer(self.analyzer.recognizer)
 
     def _listen(self, window: np.ndarray) -> None:
         """Transcribe an utterance (on the listener thread); its words and voice join the next frames."""
@@ -300,7 +309,7 @@ class LiveSession:
         audio, audio_times = audio_frame_features(window)
         features = ClipFeatures(audio=torch.from_numpy(audio), audio_times=audio_times.tolist())
         recognizer = live_recognizer(self.analyzer.recognizer)  # on the CPU, a process of its own
-        words = [w.word for w in recognizer.transcribe(window).words] if recognizer is not None else []
+        words = without_loops([w.word for w in recognizer.transcribe(window).words]) if recognizer is not None else []
         text = self.analyzer.model.encode_transcript(words) if words else None
         if text is not None:
             features.text, features.text_pooled, features.words = text.elements, text.pooled, text.words
@@ -368,6 +377,27 @@ def _mono_float(samples: np.ndarray) -> np.ndarray:
     scale = np.iinfo(samples.dtype).max if np.issubdtype(samples.dtype, np.integer) else 1.0
     floats = samples.astype(np.float32) / np.float32(scale)
     return floats.mean(axis=1, dtype=np.float32) if floats.ndim == 2 else floats
+
+
+def without_loops(words: list[str]) -> list[str]:
+    """The words with any phrase said LOOP_REPEATS or more times in a row kept once. Whisper, fed a window of
+    noise or of speech with holes, can loop one phrase ("if I don't, if I don't, ..." x9 was seen live);
+    nobody says a phrase three times running, so the repeats are dropped, the phrase kept."""
+    said = [w.lower().strip(".,?!;:") for w in words]
+    kept, i = [], 0
+    while i < len(words):
+        for n in range(1, min(LOOP_PHRASE_WORDS, (len(words) - i) // LOOP_REPEATS) + 1):
+            times = 1
+            while said[i: i + n] == said[i + times * n: i + (times + 1) * n]:
+                times += 1
+            if times >= LOOP_REPEATS:
+                kept += words[i: i + n]
+                i += times * n
+                break
+        else:
+            kept.append(words[i])
+            i += 1
+    return kept
 
 
 def _speech_span(window: np.ndarray) -> tuple[int, int] | None:

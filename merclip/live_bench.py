@@ -13,12 +13,13 @@ import statistics
 import threading
 import time
 
+import librosa
 import numpy as np
 
 from merclip.analysis import Analyzer
 from merclip.audio_features import SAMPLE_RATE
 from merclip.live import LiveSession
-from merclip.live_hearing import live_recognizer
+from merclip.live_hearing import WhisperWorker, live_recognizer, prepare_live_recognizer
 from merclip.sample_media import SPEECH_FILES, SPEECH_TEXT, face_frames, recordings
 
 LABELS = "happy, sad, angry, surprised, fearful, disgusted, neutral"
@@ -27,6 +28,7 @@ CAMERA_FRAME_SECONDS = 0.1  # as the page's stream asks the browser
 MEMORY_FRAME_SECONDS = 0.2  # the long stream's own clock: 5 frames per stream second
 MICROPHONE_CHUNK_SECONDS = 0.5  # as the page's microphone stream sends it
 SENTENCE_GAP_SECONDS = 1.0  # the speaker's pause after each recording
+BROWSER_CHUNK_SECONDS, BROWSER_RATE = 0.1, 48000  # what Chromium's microphone stream sends (measured, gradio 6.31)
 
 
 def camera_frames(count: int) -> list[np.ndarray]:
@@ -124,6 +126,7 @@ def microphone_figures(analyzer: Analyzer, frames: list[np.ndarray], seconds: fl
     while_busy = [at for at in scored if any(a <= at < b for a, b in busy)]
     busy_seconds = sum(b - a for a, b in busy)
     return {
+        **first_words_figures(analyzer, frames),
         "sentences": len(sentences), "sentences_heard": len(latencies),
         "words_after_sentence_p50_s": round(statistics.median(latencies), 2) if latencies else None,
         "words_after_sentence_p95_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2)
@@ -131,6 +134,48 @@ def microphone_figures(analyzer: Analyzer, frames: list[np.ndarray], seconds: fl
         "transcriptions": len(busy), "transcribing_seconds": round(busy_seconds, 1),
         "frames_per_second_while_transcribing": round(len(while_busy) / busy_seconds, 2) if busy_seconds else None,
     }
+
+
+def first_words_figures(analyzer: Analyzer, frames: list[np.ndarray], tries: int = 3) -> dict:
+    """Seconds from a new session's first microphone chunk (a sentence starts with it) to the first words in
+    its transcript, while the camera streams: with live Whisper started ahead, as the page starts it, and cold,
+    started by that first chunk (as it was). Chunks as Chromium sends them: 0.1 s of 48 kHz int16 each."""
+    recognizer = live_recognizer(analyzer.recognizer)
+    track, _ = _spoken(6.0)
+    ready, cold = [], []
+    for _ in range(tries):
+        prepare_live_recognizer(analyzer.recognizer)
+        ready.append(_first_words(analyzer, frames, track))
+        if isinstance(recognizer, WhisperWorker):
+            recognizer.close()
+            cold.append(_first_words(analyzer, frames, track))
+    prepare_live_recognizer(analyzer.recognizer)
+    return {"first_words_after_record_s": _median(ready), "first_words_cold_whisper_s": _median(cold),
+            "first_words_tries_s": [None if t is None else round(t, 2) for t in ready]}
+
+
+def _median(values: list[float | None]) -> float | None:
+    """The median, a try without words counting as the slowest (None when none heard)."""
+    middle = statistics.median([float("inf") if v is None else v for v in values]) if values else float("inf")
+    return None if middle == float("inf") else round(middle, 2)
+
+
+def _first_words(analyzer: Analyzer, frames: list[np.ndarray], track: np.ndarray) -> float | None:
+    """One session: the camera streaming, the track spoken from its start; None if no words came in time."""
+    session = LiveSession(analyzer, LABELS)
+    started = time.perf_counter()
+    speaker = threading.Thread(target=_speak, args=(session, track, started, BROWSER_CHUNK_SECONDS, BROWSER_RATE),
+                               daemon=True)
+    speaker.start()
+    heard_at = None
+    while heard_at is None and (now := time.perf_counter()) - started < len(track) / SAMPLE_RATE + 10:
+        session.offer(frames[int(now / CAMERA_FRAME_SECONDS) % len(frames)], at=now - started)
+        time.sleep(max(0.0, CAMERA_FRAME_SECONDS - (time.perf_counter() - now)))
+        if session.transcript:
+            heard_at = time.perf_counter() - started
+    speaker.join()
+    session.settle(60)
+    return None if heard_at is None else heard_at - BROWSER_CHUNK_SECONDS  # from the first chunk's arrival
 
 
 def _spoken(seconds: float) -> tuple[np.ndarray, list[tuple[float, str]]]:
@@ -151,12 +196,14 @@ def _last_word(text: str) -> str:
     return text.split()[-1].strip(".,?!").lower()
 
 
-def _speak(session: LiveSession, track: np.ndarray, started: float) -> None:
-    """The microphone: each chunk handed over when it has been spoken, as a browser streams it."""
-    step = int(MICROPHONE_CHUNK_SECONDS * SAMPLE_RATE)
-    for end in range(step, len(track) + step, step):
-        time.sleep(max(0.0, started + end / SAMPLE_RATE - time.perf_counter()))
-        session.hear((np.clip(track[end - step: end], -1, 1) * 32767).astype(np.int16), SAMPLE_RATE,
+def _speak(session: LiveSession, track: np.ndarray, started: float, chunk_seconds: float = MICROPHONE_CHUNK_SECONDS,
+           rate: int = SAMPLE_RATE) -> None:
+    """The microphone: each chunk handed over when it has been spoken, as a browser streams it (at `rate`)."""
+    sent = track if rate == SAMPLE_RATE else librosa.resample(track, orig_sr=SAMPLE_RATE, target_sr=rate)
+    step = int(chunk_seconds * rate)
+    for end in range(step, len(sent) + step, step):
+        time.sleep(max(0.0, started + end / rate - time.perf_counter()))
+        session.hear((np.clip(sent[end - step: end], -1, 1) * 32767).astype(np.int16), rate,
                      at=time.perf_counter() - started)
 
 

@@ -6,8 +6,9 @@ a time, and each barrier then waits for it: scoring fell from 6-7 to 1-3 frames 
 Whisper ran (a lower nice value only softened it: 4.2 at nice 10, 4.7 at 19). Here Whisper runs in
 a process of its own, on one thread, under SCHED_IDLE: any waking frame thread preempts it at once,
 and it runs in the gaps the frames leave (the Python between operations and frames), which on this
-bench still heard each sentence within about 2.5 s. Under other sustained CPU work it waits for that
-work. The clip analysis keeps the process's own Whisper and its speed.
+bench still heard each sentence within about 2.5 s. Under other sustained CPU work it would wait for
+that work: a window not heard within BOOST_AFTER_SECONDS is heard at normal priority (see `_Watchdog`).
+The clip analysis keeps the process's own Whisper and its speed.
 
 The worker is this module run as a script (without the package's torch; no re-import of the app's
 main module, as multiprocessing's spawn would do), started with its end of a socket pair. It only
@@ -31,6 +32,7 @@ from merclip.errors import MerClipError, first_line
 from merclip.transcribe import SpeechRecognizer, Transcript, Word, whisper_model_path
 
 CPU_THREADS = 1  # one core for Whisper at most; the frames keep the other
+BOOST_AFTER_SECONDS = 1.0  # a window not heard by then runs at normal priority (see _Watchdog)
 
 _workers: dict[str, WhisperWorker] = {}
 _workers_lock = threading.Lock()
@@ -142,6 +144,13 @@ def live_recognizer(recognizer: SpeechRecognizer | None) -> SpeechRecognizer | W
         return _workers[recognizer.spec]
 
 
+def prepare_live_recognizer(recognizer: SpeechRecognizer | None) -> None:
+    """Start the worker that will hear live speech (a few seconds), so a first utterance does not wait for it."""
+    live = live_recognizer(recognizer)
+    if isinstance(live, WhisperWorker):
+        live.start()
+
+
 # `python -m merclip.live_hearing` without the package's __init__, which loads torch and CLIP (~550 MB
 # the worker never uses): the package is an empty namespace over its folder.
 _WORKER = """
@@ -158,6 +167,7 @@ def _serve(conn: Connection, path: str, english_only: bool) -> None:
     window it is sent until the pipe closes. Failures are sent back as one line; the worker keeps serving."""
     from faster_whisper import WhisperModel
 
+    watchdog = _Watchdog()  # before the worker turns idle: its thread stays normal
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # before the model's threads start: they inherit it
     try:
         model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=CPU_THREADS)
@@ -165,20 +175,74 @@ def _serve(conn: Connection, path: str, english_only: bool) -> None:
         conn.send_bytes(json.dumps({"error": f"Whisper model at {path} could not be loaded: {first_line(exc)}"}).encode())
         return
     recognizer = SpeechRecognizer(model, path, english_only)
+    recognizer.transcribe(np.zeros(16000, np.float32))  # loads the VAD's model now rather than at the first words
     conn.send_bytes(b"{}")
+    heard = 0
     while True:
         try:
             window = np.frombuffer(conn.recv_bytes(), np.float32)
         except EOFError:  # the live process closed its end, or ended
             return
+        heard += 1
+        watchdog.hearing(heard)
         try:
             reply = {"words": [[w.word, w.start, w.end] for w in recognizer.transcribe(window).words]}
         except Exception as exc:  # noqa: BLE001 (a window Whisper cannot read: said; the next is heard)
             reply = {"error": first_line(exc)}
+        finally:
+            watchdog.heard()
         try:
             conn.send_bytes(json.dumps(reply).encode())
         except OSError:  # the live process went away while this window was heard
             return
+
+
+class _Watchdog:
+    """A window not heard within BOOST_AFTER_SECONDS runs in the normal scheduling class until it is done.
+    SCHED_IDLE yields to every process on the machine, not only to the frames: on a busy 2-core host a
+    sentence waited 10 s and more, and the first live words came ~20 s after Record. Its thread is made
+    before the worker turns idle, so it wakes on time; the worker's threads go back to idle before the
+    window's words are sent."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._window = 0  # the window being heard, 0 between windows
+        self._boosted = False
+        self._thread = threading.Thread(target=self._watch, name="merclip-whisper-watchdog", daemon=True)
+        self._thread.start()
+
+    def hearing(self, window: int) -> None:
+        with self._changed:
+            self._window = window
+            self._changed.notify()
+
+    def heard(self) -> None:
+        with self._changed:
+            self._window = 0
+            if self._boosted:
+                _schedule_all(os.SCHED_IDLE, but=self._thread.native_id)
+                self._boosted = False
+            self._changed.notify()
+
+    def _watch(self) -> None:
+        with self._changed:
+            while True:
+                self._changed.wait_for(lambda: self._window)
+                window = self._window
+                if not self._changed.wait_for(lambda: self._window != window, BOOST_AFTER_SECONDS):
+                    _schedule_all(os.SCHED_OTHER, but=self._thread.native_id)
+                    self._boosted = True
+                    self._changed.wait_for(lambda: self._window != window)
+
+
+def _schedule_all(policy: int, but: int | None) -> None:
+    """Every thread of this process but `but` (Whisper's own and the VAD's included) to `policy`."""
+    for task in os.listdir("/proc/self/task"):
+        if int(task) != but:
+            try:
+                os.sched_setscheduler(int(task), policy, os.sched_param(0))
+            except ProcessLookupError:  # a thread that just ended
+                pass
 
 
 if __name__ == "__main__":

@@ -77,3 +77,16 @@ def test_segment_figures_compare_utterances_with_the_whole_clip_on_the_same_fram
     assert figures["frames"] == 240, "1 s utterances get two frames each: 240 over 120 s"
     assert figures["ratio"] == pytest.approx(figures["by_utterance_ms"] / figures["whole_same_frames_ms"], rel=1e-2)
     assert figures["rescore_ms"] < figures["by_utterance_ms"] and figures["rescore_new_labels_ms"] < figures["by_utterance_ms"]
+
+
+@pytest.mark.slow
+def test_the_live_figures_time_the_first_words_after_record(tiny_model):
+    """The page's first live words came 12-21 s after Record while the bench said 2 s after a sentence: the bench
+    now times a new session's first words, with Whisper started ahead (as the page does) and cold."""
+    from merclip.analysis import Analyzer
+    from merclip.live_bench import camera_frames, first_words_figures
+
+    figures = first_words_figures(Analyzer(tiny_model, whisper="bundled"), camera_frames(4), tries=1)
+    assert set(figures) == {"first_words_after_record_s", "first_words_cold_whisper_s", "first_words_tries_s"}
+    assert figures["first_words_tries_s"] == [figures["first_words_after_record_s"]]
+    assert all(0 < figures[key] < 30 for key in ("first_words_after_record_s", "first_words_cold_whisper_s")), figures

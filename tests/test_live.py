@@ -1,6 +1,7 @@
 """Live mode's scorer: frame by frame equal to the clip path, smoothing in time, dropping, labels mid-stream,
 the microphone's words, the last seconds kept for a full analysis, several visitors at once."""
 
+import re
 import threading
 
 import numpy as np
@@ -230,3 +231,34 @@ def test_the_page_keeps_a_session_per_visitor_and_forgets_those_who_leave_or_go_
     monkeypatch.setattr(demo.live, "LIVE_IDLE_SECONDS", 0)
     service.on_frame(frame, LABELS, colours, first)
     assert service.active_sessions == 1, "the quiet visitor was forgotten"
+
+
+def test_the_rolling_chart_reads_in_seconds_ago_fits_its_values_names_its_lines_and_keeps_them_across_labels(
+        analyzer):
+    """The chart was a 0-1 axis of flat lines in seconds since the session began, without names on the lines,
+    and blank after a change of labels."""
+    from demo.live import history_frame
+
+    session = LiveSession(analyzer, "happy, sad, angry")
+    frames = face_frames(8, size=128)
+    for i in range(40):  # 20 s, the labels changed halfway
+        if i == 20:
+            session.set_labels("happy, sad, calm")
+        session.offer(frames[i % len(frames)], at=100 + 0.5 * i)
+    colours = {"happy": "#0072b2", "sad": "#e69f00", "calm": "#009e73", "angry": "#d55e00"}
+    svg = history_frame(session, colours)
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    lines = {line.split('data-label="')[1].split('"')[0]: line.split('points="')[1].split('"')[0].split()
+             for line in svg.split("<polyline")[1:]}
+    assert "seconds ago" in texts and {"-30", "-20", "-10", "0"} <= set(texts), texts
+    ticks = [float(t[:-1]) for t in texts if t.endswith("%") and " " not in t]
+    values = [float(p) for p in np.concatenate([h[2] for h in session.history])]
+    assert 0 < min(ticks) and max(ticks) < 100 and max(ticks) - min(ticks) <= 100 * (max(values) - min(values)) + 20, \
+        f"fitted to the values {min(values):.2f}-{max(values):.2f}: {ticks}"
+    assert set(lines) == {"happy", "sad", "calm"}
+    starts = {label: float(points[0].split(",")[0]) for label, points in lines.items()}
+    assert starts["happy"] == starts["sad"] == -19.5 and starts["calm"] == -9.5, "kept labels keep their history"
+    named = {t.rsplit(" ", 1)[0] for t in texts if t.endswith("%") and " " in t}
+    assert named == {"happy", "sad", "calm"}, f"each line named at its end: {texts}"
+    for label in lines:
+        assert f'stroke="{colours[label]}"' in svg.split(f'data-label="{label}"')[1].split("/>")[0], label
