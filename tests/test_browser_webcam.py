@@ -5,40 +5,18 @@ face photograph, its fake microphone loops a WAV of a real spoken sentence. The 
 the visitor's: switch the video input to the camera, allow it, record, stop, Analyse.
 """
 
-import wave
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from merclip.audio_features import SAMPLE_RATE
-from merclip.sample_media import SPEECH_TEXT, recordings, face_frames
+from merclip.sample_media import SPEECH_TEXT, face_frames, recordings
+from merclip.sample_media import write_fake_camera as write_y4m, write_fake_microphone as write_wav
 from tests.app_server import AppServer
 from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
 
 pytestmark = pytest.mark.slow
 SENTENCE = "heath_ledger.mp3"  # "If you're good at something, never do it for free."
 RECORD_SECONDS = 6
-
-
-def write_y4m(path, frames: list[np.ndarray], fps: int = 30) -> None:
-    """Plain YUV4MPEG2 (4:2:0), what Chromium's fake camera reads; it loops the frames."""
-    height, width = frames[0].shape[:2]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for rgb in frames:
-            ycbcr = np.asarray(Image.fromarray(rgb).convert("YCbCr"))
-            out.write(b"FRAME\n" + ycbcr[:, :, 0].tobytes())
-            for channel in (1, 2):  # chroma at half resolution
-                out.write(np.asarray(Image.fromarray(ycbcr[:, :, channel]).resize((width // 2, height // 2))).tobytes())
-
-
-def write_wav(path, waveform: np.ndarray) -> None:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes((np.clip(waveform, -1, 1) * 32767).astype(np.int16).tobytes())
 
 
 def test_visitor_records_with_the_webcam_and_gets_all_three_modalities(chromium, tmp_path):  # noqa: F811
