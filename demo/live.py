@@ -25,7 +25,7 @@ import torch
 
 from demo.models import ModelStore
 from demo.palette import LabelColours
-from demo.plots import label_colours
+from demo.plots import label_colours, spread
 from demo.served_files import prune
 from merclip import MerClip, MerClipError
 from merclip.analysis import Analyzer
@@ -400,7 +400,8 @@ def history_frame(session: LiveSession, colours: Mapping[str, str]) -> str:
         parts.append(f'<polyline class="live-line" data-label="{html.escape(label)}" points="{drawn}" fill="none" '
                      f'stroke="{colours[label]}" stroke-width="2.5" vector-effect="non-scaling-stroke" />')
     parts.append("</svg>")
-    for label, at in _spread({label: y(points[-1][1]) for label, points in lines.items()}).items():
+    ends = {label: y(points[-1][1]) for label, points in lines.items()}
+    for label, at in zip(ends, spread(list(ends.values()), NAME_GAP, -np.inf, np.inf)):
         ago, value = lines[label][-1]
         parts.append(f'<text class="live-line-name" x="{x(ago) + 1:.2f}%" y="{at + 4:.1f}" fill="{colours[label]}" '
                      f'font-weight="bold">{html.escape(label)} {value:.0%}</text>')
@@ -424,14 +425,6 @@ def _ticks(low: float, high: float) -> list[float]:
     """Three to six round percentages within the range."""
     step = next(s for s in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25) if (high - low) / s <= 6)
     return [i * step for i in range(int(np.ceil(low / step - 1e-9)), int(np.floor(high / step + 1e-9)) + 1)]
-
-
-def _spread(ends: dict[str, float]) -> dict[str, float]:
-    """The names' heights at the lines' ends, moved apart so that none overlaps the next."""
-    placed: dict[str, float] = {}
-    for label, at in sorted(ends.items(), key=lambda item: item[1]):
-        placed[label] = max(at, max(placed.values(), default=-NAME_GAP) + NAME_GAP)
-    return placed
 
 
 def _history_summary(lines: dict[str, list[tuple[float, float]]]) -> str:
