@@ -25,7 +25,7 @@ import torch
 
 from demo.models import ModelStore
 from demo.palette import LabelColours
-from demo.plots import label_colours, spread
+from demo.plots import label_colours, nice_ticks, spread
 from demo.served_files import prune
 from merclip import MerClip, MerClipError
 from merclip.analysis import Analyzer
@@ -384,7 +384,7 @@ def history_frame(session: LiveSession, colours: Mapping[str, str]) -> str:
              'fill="currentColor">',  # the page's text colour, light or dark
              f'<text x="{CHART_LEFT}%" y="12" font-weight="bold">The last {HISTORY_SECONDS:.0f} seconds '
              '(smoothed probabilities)</text>']
-    for tick in _ticks(low, high):
+    for tick in nice_ticks(low, high):
         parts += [f'<line x1="{CHART_LEFT}%" x2="{CHART_LEFT + CHART_WIDTH}%" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
                   f'stroke="#8884" />',
                   f'<text x="{CHART_LEFT - 1}%" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.0%}</text>']
@@ -400,8 +400,8 @@ def history_frame(session: LiveSession, colours: Mapping[str, str]) -> str:
         parts.append(f'<polyline class="live-line" data-label="{html.escape(label)}" points="{drawn}" fill="none" '
                      f'stroke="{colours[label]}" stroke-width="2.5" vector-effect="non-scaling-stroke" />')
     parts.append("</svg>")
-    ends = {label: y(points[-1][1]) for label, points in lines.items()}
-    for label, at in zip(ends, spread(list(ends.values()), NAME_GAP, -np.inf, np.inf)):
+    ends = {label: y(points[-1][1]) for label, points in lines.items()}  # names kept beside the plot's box
+    for label, at in zip(ends, spread(list(ends.values()), NAME_GAP, CHART_TOP, CHART_TOP + CHART_HEIGHT)):
         ago, value = lines[label][-1]
         parts.append(f'<text class="live-line-name" x="{x(ago) + 1:.2f}%" y="{at + 4:.1f}" fill="{colours[label]}" '
                      f'font-weight="bold">{html.escape(label)} {value:.0%}</text>')
@@ -419,12 +419,6 @@ def _fitted_range(low: float, high: float) -> tuple[float, float]:
     middle, half = (low + high) / 2, max((high - low) * 0.6, 0.05)
     low, high = max(0.0, middle - half), min(1.0, middle + half)
     return (low, max(high, low + 0.1)) if high - low < 0.1 else (low, high)
-
-
-def _ticks(low: float, high: float) -> list[float]:
-    """Three to six round percentages within the range."""
-    step = next(s for s in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25) if (high - low) / s <= 6)
-    return [i * step for i in range(int(np.ceil(low / step - 1e-9)), int(np.floor(high / step + 1e-9)) + 1)]
 
 
 def _history_summary(lines: dict[str, list[tuple[float, float]]]) -> str:

@@ -523,7 +523,7 @@ def frame_timeline(prediction: Prediction, colours: Mapping[str, str] | None = N
     low, high = float(np.nanmin(similarity)), float(np.nanmax(similarity))
     margin = max(high - low, 1e-3) * 0.08
     ylim = (low - margin, high + margin)
-    ticks = _nice_ticks(*ylim)
+    ticks = nice_ticks(*ylim)
     decimals = next((d for d in range(2, 5) if all(abs(round(t, d) - t) < 1e-9 for t in ticks)), 4)
     ytick_labels = [_signed_tick(t, decimals) for t in ticks]
     left = PAD + text_height(1, SMALL) + 0.06 + max(text_width(t, SMALL) for t in ytick_labels) + 0.1
@@ -584,7 +584,8 @@ def _signed_tick(value: float, decimals: int) -> str:
     return f"{value:{'+' if value else ''}.{decimals}f}"
 
 
-def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round ticks (steps of 1, 2, 2.5 or 5 times a power of ten) within [low, high], about `count` of them."""
     step = (high - low) / count
     magnitude = 10 ** np.floor(np.log10(step))
     step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step), default=step)
@@ -652,7 +653,7 @@ def segment_timeline(parts: Sequence[SegmentPrediction], labels: Sequence[str],
         low, high = min(values + [0.0]), max(values + [0.0])
         margin = max(high - low, 0.1) * 0.15
         curve.set_ylim(low - margin, high + margin)
-        ticks = _nice_ticks(low - margin, high + margin, 3)
+        ticks = nice_ticks(low - margin, high + margin, 3)
         curve.set_yticks(ticks, [f"{t:g}" for t in ticks], fontsize=SMALL - 1)
         curve.set_ylabel("expected\nsentiment", fontsize=SMALL - 1, labelpad=2)
         curve.spines[["top", "left"]].set_visible(False)

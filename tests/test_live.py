@@ -262,3 +262,18 @@ def test_the_rolling_chart_reads_in_seconds_ago_fits_its_values_names_its_lines_
     assert named == {"happy", "sad", "calm"}, f"each line named at its end: {texts}"
     for label in lines:
         assert f'stroke="{colours[label]}"' in svg.split(f'data-label="{label}"')[1].split("/>")[0], label
+
+
+def test_the_names_at_the_lines_ends_stay_beside_the_chart_when_many_end_low(analyzer):
+    """Nine labels ending together near the bottom had their names pushed below the chart's box."""
+    from demo.live import CHART_HEIGHT, CHART_TOP, history_frame
+
+    labels = [f"label{i}" for i in range(10)]
+    session = LiveSession(analyzer, ", ".join(labels))
+    probs = np.array([0.55] + [0.05] * 9)
+    session.history.extend((100 + 0.5 * i, labels, probs) for i in range(10))
+    svg = history_frame(session, {label: "#0072b2" for label in labels})
+    heights = [float(y) for y in re.findall(r'class="live-line-name"[^>]* y="([0-9.]+)"', svg)]
+    assert len(heights) == 10
+    assert all(CHART_TOP <= y - 4 <= CHART_TOP + CHART_HEIGHT for y in heights), heights
+    assert min(np.diff(sorted(heights))) >= 13.9, "and apart from each other"
