@@ -15,9 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from merclip.clip_loader import DEFAULT_CLIP
+from merclip.clip import DEFAULT_CLIP
 from merclip.limits import Limits
-from merclip.transcribe import DEFAULT_WHISPER
+from merclip.speech import DEFAULT_WHISPER
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     from demo.presets import PRESETS
     from demo.service import AnalysisService
     from merclip import MerClipError
-    from merclip.checkpoint import read_checkpoint_config
-    from merclip.disk_cache import DiskCache
+    from merclip.head import read_checkpoint_config
+    from merclip.reading import DiskCache
 
     clip = args.clip or DEFAULT_CLIP
     if args.checkpoint and not args.clip:

@@ -18,8 +18,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from merclip.audio_decode import read_waveform  # noqa: E402
-from merclip.sample_media import face_frames, write_clip  # noqa: E402
+from merclip.media.audio_decode import read_waveform  # noqa: E402
+from merclip.media.sample_media import face_frames, write_clip  # noqa: E402
 
 FPS = 15
 CLIPS = {

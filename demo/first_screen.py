@@ -28,8 +28,7 @@ from demo.models import ModelChoice
 from demo.palette import LabelColours
 from demo.presets import DEFAULT_PRESET, PRESETS
 from demo.service import OUTPUT_NAMES, STALE_NOTE, AnalysisService
-from merclip.analysis import Analyzer
-from merclip.segmented import SegmentReader
+from merclip.reading import Analyzer, SegmentReader
 
 log = logging.getLogger(__name__)
 

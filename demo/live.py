@@ -28,13 +28,11 @@ from demo.palette import LabelColours
 from demo.plots import label_colours, nice_ticks, spread
 from demo.served_files import prune
 from merclip import MerClip, MerClipError
-from merclip.analysis import Analyzer
+from merclip.reading import (CHUNK_SECONDS, HISTORY_SECONDS, MICROPHONE_CHANNELS, MICROPHONE_RATES, Analyzer,
+                             LiveReading, LiveSession)
 from merclip.errors import LabelError
-from merclip.faces import Face
-from merclip.live import (CHUNK_SECONDS, HISTORY_SECONDS, MICROPHONE_CHANNELS, MICROPHONE_RATES, LiveReading,
-                          LiveSession)
-from merclip.live_hearing import prepare_live_recognizer
-from merclip.transcribe import SpeechRecognizer
+from merclip.media import Face
+from merclip.speech import SpeechRecognizer, prepare_live_recognizer
 
 log = logging.getLogger(__name__)
 

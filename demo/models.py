@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from merclip import MerClip, MerClipError, load_model
-from merclip.analysis import Analyzer
-from merclip.audio_features import SAMPLE_RATE, audio_frame_features
-from merclip.disk_cache import DiskCache
-from merclip.segmented import SegmentReader
-from merclip.transcribe import DEFAULT_WHISPER
+from merclip.reading import Analyzer, DiskCache, SegmentReader
+from merclip.media import SAMPLE_RATE, audio_frame_features
+from merclip.speech import DEFAULT_WHISPER
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from demo.palette import LabelColours
 from demo.service import OUTPUT_NAMES, PAGE_OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.views import STAGE_SLOTS, WHOLE_CLIP
 from merclip.limits import Limits
-from merclip.live import HEARING_WINDOW_SECONDS, KEPT_SECONDS
-from merclip.templates import DEFAULT_TEMPLATES
+from merclip.reading import HEARING_WINDOW_SECONDS, KEPT_SECONDS
+from merclip.labels import DEFAULT_TEMPLATES
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXAMPLES = (  # clip, label set, the name shown on the example's button

@@ -1,12 +1,17 @@
-"""The bench's `page` part: what a visitor waits for between Enter (or choosing an utterance) and
+"""`python -m demo.page_bench`: what a visitor waits for between Enter (or choosing an utterance) and
 every figure updated, measured through the page's own handlers, with the figures encoded as
 Gradio encodes them for the browser and the result files written. Network and browser
-drawing are not included: they are the same few kilobytes whatever the model does.
+drawing are not included: they are the same few kilobytes whatever the model does. The page's
+figures are measured by the page's own command: the core's bench (`python -m merclip bench`) never
+imports the app.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +20,8 @@ from demo.models import ModelChoice, ModelStore
 from demo.palette import LabelColours
 from demo.service import OUTPUT_NAMES, AnalysisService
 from demo.views import WHOLE_CLIP
-from merclip.sample_media import speech_clip
+from merclip.media import speech_clip
+from merclip.speech import DEFAULT_WHISPER
 
 SEVEN = ("angry, disgusted, fearful, happy, neutral, sad, surprised", "calm, excited, annoyed, proud, bored, tense, shy")
 MANY = 64
@@ -59,3 +65,17 @@ def _median(handler) -> float:
             encoded_for_browser(value)
         times.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(times), 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m demo.page_bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clip", default="ViT-B-32:random", help="CLIP SPEC (default: full-size, random weights)")
+    parser.add_argument("--whisper", default=DEFAULT_WHISPER, help="Whisper model (\"none\": no transcription)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    arguments = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="merclip-page-bench-") as scratch:
+        print(json.dumps(page_figures(arguments.clip, arguments.whisper, arguments.device, Path(scratch))))
+
+
+if __name__ == "__main__":
+    main()

@@ -33,8 +33,8 @@ from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 from PIL import Image
 
 from demo.palette import COLOUR_NAMES, LabelColours, contrast
-from merclip.result import Prediction, StageAttention
-from merclip.segmented import SegmentPrediction
+from merclip.head import Prediction, StageAttention
+from merclip.reading import SegmentPrediction
 
 OUTLINE = "#1a1a1a"  # the winner's bar and the chosen utterance: an outline, no colour of their own
 WIDTH = 5.0  # inches at 100 dpi: 500 px, about 1.5x a phone's figure width

@@ -1,6 +1,6 @@
 """Label sets offered in the page; anything else is typed as "Custom"."""
 
-from merclip.label_sets import EKMAN_SEVEN, MOSI_SEVEN, SENTIMENT_THREE
+from merclip.labels import EKMAN_SEVEN, MOSI_SEVEN, SENTIMENT_THREE
 
 CUSTOM = "Custom"
 

@@ -3,7 +3,7 @@
 Starts `python app.py` on a free local port and drives it with headless Chromium (Playwright): the
 first screen at a laptop's size (1400 x 900) and at a phone's (390 x 844), and the Live tab after
 20 s of recording with a fake camera showing a real face and a fake microphone speaking a real
-sentence (the media come from `merclip.sample_media`). Offline, CLIP has random weights
+sentence (the media come from `merclip.media.sample_media`). Offline, CLIP has random weights
 (`ViT-B-32:random`, the default here): the pictures show the page, not real predictions.
 """
 
@@ -59,8 +59,8 @@ def fake_devices(folder: Path) -> list[str]:
     """Chromium's flags for a camera showing the astronaut's face and a microphone saying a sentence."""
     import numpy as np
 
-    from merclip.audio_features import SAMPLE_RATE
-    from merclip.sample_media import face_frames, recordings, write_fake_camera, write_fake_microphone
+    from merclip.media import SAMPLE_RATE
+    from merclip.media import face_frames, recordings, write_fake_camera, write_fake_microphone
 
     camera = write_fake_camera(folder / "cam.y4m", face_frames(60, size=320))
     speech = recordings(("heath_ledger.mp3",))[0]

@@ -23,16 +23,12 @@ from demo.palette import LabelColours
 from demo.views import STAGE_SLOTS, PageView, build_view, markdown_text, segment_number
 from demo.zero_gpu import next_step
 from merclip import MerClipError
-from merclip.analysis import AnalysisOptions
-from merclip.clip_analysis import ClipAnalysis, SampledFrame
+from merclip.reading import AnalysisOptions, ClipAnalysis, SampledFrame, SegmentMode, SegmentPrediction, SegmentReader
 from merclip.errors import LabelError
-from merclip.labels import parse_labels
+from merclip.labels import parse_labels, parse_templates
 from merclip.limits import Limits
-from merclip.media_probe import inspect_media
-from merclip.result import Prediction
-from merclip.segmented import SegmentPrediction, SegmentReader
-from merclip.segments import SegmentMode
-from merclip.templates import parse_templates
+from merclip.media import inspect_media
+from merclip.head import Prediction
 
 log = logging.getLogger(__name__)
 

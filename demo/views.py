@@ -17,11 +17,8 @@ from demo.plots import (STAGE_NAMES, caption_figure, figures_png, frame_timeline
                         similarity_bars, stage_heatmaps)
 from demo.palette import LabelColours
 from demo.served_files import prune, write_image, write_once
-from merclip.clip_analysis import ClipAnalysis, SampledFrame
-from merclip.batch import csv_writer, rows_of
-from merclip.result import Prediction
-from merclip.segmented import SegmentPrediction
-from merclip.segments import Segment, within
+from merclip.reading import ClipAnalysis, SampledFrame, Segment, SegmentPrediction, csv_writer, rows_of, within
+from merclip.head import Prediction
 
 STAGE_SLOTS = 3  # one heatmap slot per modality the decoder can have
 WHOLE_CLIP = "Whole clip"

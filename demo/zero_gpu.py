@@ -6,7 +6,7 @@ before anything touches CUDA, which is why app.py imports this module first). Ea
 function wrapped with `spaces.GPU` runs in a worker process that holds a GPU for the
 duration it asked for and sends its result back pickled.
 
-So only the model forwards go there, all of one click in one slot (merclip/forwards.py: CLIP
+So only the model forwards go there, all of one click in one slot (merclip/reading/forwards.py: CLIP
 on the crops, the transcript and the utterances, then the labels' scoring); decoding, face
 detection, audio features and Whisper run in the main process before it, and the analysis
 cache stays there too, where re-scoring finds it. Everywhere else (no
@@ -30,11 +30,11 @@ import gradio as gr  # noqa: E402
 import torch  # noqa: E402 -- after spaces, which must see CUDA untouched
 
 from merclip.api import MerClip  # noqa: E402
-from merclip.forwards import ForwardCost  # noqa: E402
-from merclip.prepared import PreparedClips  # noqa: E402
-from merclip.zero_gpu_mode import zero_gpu_mode  # noqa: E402
+from merclip.api import ForwardCost  # noqa: E402
+from merclip.head import PreparedClips  # noqa: E402
+from merclip.host import zero_gpu_mode  # noqa: E402
 
-# Seconds asked per slot, from what the slot's forwards weigh (merclip/forwards.py: one slot per
+# Seconds asked per slot, from what the slot's forwards weigh (merclip/reading/forwards.py: one slot per
 # click). The base covers a worker's start and the weights' move to its GPU; the rest is generous
 # for the forwards (milliseconds each on a GPU) and for their CPU side in the worker (CLIP's
 # preprocessing of each crop). ZeroGPU scales a request by 1.5 on its default size and refuses

@@ -1,7 +1,7 @@
-"""`python -m merclip ...`: see merclip/cli.py."""
+"""`python -m merclip ...`: see merclip/commands/cli.py."""
 
 import sys
 
-from merclip.cli import main
+from merclip.commands.cli import main
 
 sys.exit(main())

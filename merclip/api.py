@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -21,25 +21,34 @@ import numpy as np
 import torch
 from PIL import Image
 
-from merclip.checkpoint import load_weights, read_checkpoint, save_checkpoint
-from merclip.clip_loader import DEFAULT_CLIP, RANDOM_SEED, ClipBundle, load_clip
-from merclip.config import ModelConfig
+from merclip.head.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from merclip.clip.loader import DEFAULT_CLIP, RANDOM_SEED, ClipBundle, load_clip
+from merclip.head.config import ModelConfig
 from merclip.errors import MerClipError
-from merclip.features import ClipFeatures, batch_of
-from merclip.forwards import ForwardCost
-from merclip.image_features import encode_images
-from merclip.label_encoder import LabelEncoder
-from merclip.labels import LabelSet, parse_labels
-from merclip.model import HeadOutput, MerClipHead
-from merclip.prepared import PreparedBatch, PreparedClips, length_buckets
-from merclip.result import Prediction, StageAttention
-from merclip.templates import MODALITIES, resolve_templates
-from merclip.text_features import TextFeatures, encode_transcript, sentence_features
+from merclip.head.inputs import ClipFeatures, batch_of
+from merclip.clip.image_features import encode_images
+from merclip.labels.encoder import LabelEncoder
+from merclip.labels.parsing import LabelSet, parse_labels
+from merclip.head.network import HeadOutput, MerClipHead
+from merclip.head.prepared import PreparedBatch, PreparedClips, length_buckets
+from merclip.head.result import Prediction, StageAttention
+from merclip.labels.templates import MODALITIES, resolve_templates
+from merclip.clip.word_features import TextFeatures, encode_transcript, sentence_features
 
 # Raised whenever what an analysis caches changes meaning, so caches on disk from before are not read.
 FEATURES_VERSION = 3
 T = TypeVar("T")
 RANDOM_WEIGHTS_WARNING = "CLIP has random weights (a plumbing run): the predictions are meaningless"
+
+
+@dataclass(frozen=True)
+class ForwardCost:
+    """What one call's forwards weigh: crops through the image tower, rows through the text tower
+    (transcript windows, sentences, label prompts), clips through the head."""
+
+    images: int = 0
+    text_rows: int = 0
+    clips: int = 0
 
 
 class MerClip:
@@ -69,7 +78,7 @@ class MerClip:
     forwards_gathered = False  # whether an analysis should leave every forward for one `run` call
 
     def run(self, forwards: Callable[..., T], *args: Any, cost: ForwardCost) -> T:
-        """`forwards(self, *args)`: every model forward of one user action (see merclip/forwards.py).
+        """`forwards(self, *args)`: every model forward of one user action (see merclip/reading/forwards.py).
         Here it simply runs; a host that lends its GPU per call runs it in one call sized by `cost`."""
         return forwards(self, *args)
 

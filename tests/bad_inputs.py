@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from merclip.sample_media import face_frames, speech_track, write_clip
+from merclip.media.sample_media import face_frames, speech_track, write_clip
 
 SECONDS = 3
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from merclip.sample_media import ASTRONAUT_FACE, face_windows
+from merclip.media.sample_media import ASTRONAUT_FACE, face_windows
 
 Box = tuple[float, float, float, float]
 HOPPER_FACE = (160, 150, 195, 185)  # in matplotlib's 512 x 600 grace_hopper.jpg

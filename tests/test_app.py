@@ -7,7 +7,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from demo.service import OUTPUT_NAMES
-from merclip.sample_media import speech_clip
+from merclip.media.sample_media import speech_clip
 
 pytestmark = pytest.mark.slow
 RESULT = OUTPUT_NAMES.index("result")

@@ -6,7 +6,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from demo.service import OUTPUT_NAMES, PAGE_OUTPUT_NAMES
-from merclip.segmented import KEPT_CLIPS
+from merclip.reading.segment_reader import KEPT_CLIPS
 from tests.page_events import page_event
 
 pytestmark = pytest.mark.slow

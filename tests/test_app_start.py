@@ -54,8 +54,8 @@ def test_a_clip_that_cannot_load_is_explained_and_other_models_still_work(launch
     from safetensors.torch import save_file
 
     from demo.service import OUTPUT_NAMES
-    from merclip.clip_loader import load_clip
-    from merclip.sample_media import speech_clip
+    from merclip.clip.loader import load_clip
+    from merclip.media.sample_media import speech_clip
 
     path = tmp_path / "weights.safetensors"
     if weights == "wrong architecture":  # tiny weights offered as RN50

@@ -11,8 +11,8 @@ import pytest
 from gradio_client import Client, handle_file
 
 from demo.service import OUTPUT_NAMES
-from merclip.cli import main
-from merclip.sample_media import speech_clip
+from merclip.commands.cli import main
+from merclip.media.sample_media import speech_clip
 from tests import bad_inputs
 
 TINY = ["--clip", "merclip-tiny:random", "--device", "cpu"]

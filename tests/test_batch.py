@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from merclip.batch import CsvTable, JsonLines
-from merclip.cli import main
+from merclip.reading.batch import CsvTable, JsonLines
+from merclip.commands.cli import main
 from merclip.errors import MerClipError
-from merclip.sample_media import face_frames, speech_track, write_clip
+from merclip.media.sample_media import face_frames, speech_track, write_clip
 
 TINY = ["--clip", "merclip-tiny:random", "--whisper", "none", "--device", "cpu", "--no-progress"]
 
@@ -353,16 +353,16 @@ def test_a_checkpoint_retrained_in_place_is_other_settings(three, tmp_path, tiny
 
 def test_a_command_line_batch_keeps_no_clip_in_memory(folder, tmp_path, monkeypatch):
     """A run that cannot re-score has no reason to keep clips (crops included): memory stays flat file by file."""
-    import merclip.segmented
+    import merclip.reading.segment_reader
 
     readers = []
 
-    class Watched(merclip.segmented.SegmentReader):
+    class Watched(merclip.reading.segment_reader.SegmentReader):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             readers.append(self)
 
-    monkeypatch.setattr(merclip.segmented, "SegmentReader", Watched)
+    monkeypatch.setattr(merclip.reading.segment_reader, "SegmentReader", Watched)
     out = tmp_path / "results.jsonl"
     assert main(["predict", str(folder), "--labels", "happy, sad", "--segments", "window:1", "--out", str(out),
                  *TINY]) == 0

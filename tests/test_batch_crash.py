@@ -1,7 +1,7 @@
 """Kill a batch run (SIGKILL) again and again, inside writes too, resume it each time: the outputs
 end with every file exactly once, every record whole, and the same results as a run never killed.
 
-The runs are the real command line (`merclip.cli.main`, as `python -m merclip` calls it) in
+The runs are the real command line (`merclip.commands.cli.main`, as `python -m merclip` calls it) in
 processes of their own. Importing torch, open_clip and librosa takes ~8 s here, so this module,
 run as a script, is a small harness that imports them once and forks a child process per run,
 which then loads the models and analyses files as any run does. Only in those children, the
@@ -37,7 +37,7 @@ def make_media(folder: Path) -> list[Path]:
     images (one row each) and a file that is not media (an error record)."""
     from PIL import Image
 
-    from merclip.sample_media import face_frames, speech_track, write_clip
+    from merclip.media.sample_media import face_frames, speech_track, write_clip
 
     folder.mkdir()
     for i in range(8):
@@ -101,9 +101,10 @@ def without_timings(record: dict) -> dict:
 # The harness: `python -m tests.test_batch_crash FOLDER` (FOLDER/media in, FOLDER/{reference,resumed}.* out).
 
 def harness(folder: Path) -> dict:
-    from merclip import analysis, api, batch, segmented  # noqa: F401  (imported once, shared by every child)
-    from merclip.audio_features import audio_frame_features
-    from merclip.cli import main
+    from merclip import api  # noqa: F401
+    from merclip.reading import analyzer, batch, segment_reader  # noqa: F401  (imported once, shared by every child)
+    from merclip.media.acoustic_features import audio_frame_features
+    from merclip.commands.cli import main
 
     audio_frame_features(np.zeros(8000, np.float32))  # librosa's numba kernels, compiled or loaded once (no torch)
     rng = random.Random(SEED)
@@ -174,7 +175,7 @@ def run_child(main, argv: list[str], log: Path, slow: tuple[int, int] | None = N
 def slow_writes(rng: random.Random, notify: int, stop_at: int) -> None:
     """Test only: every record written in two parts, cut at a random byte, with a pause between that the
     harness hears about (b"w" on `notify`); the `stop_at`-th write waits there to be killed."""
-    from merclip.batch import ResultFile
+    from merclip.reading.batch import ResultFile
 
     write, count = ResultFile._append, 0
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from demo.palette import COLOUR_NAMES
-from merclip.audio_features import SAMPLE_RATE
-from merclip.sample_media import face_frames, recordings
+from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.media.sample_media import face_frames, recordings
 from tests.app_server import AppServer
 from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
 from tests.test_browser_webcam import write_wav, write_y4m

@@ -14,8 +14,8 @@ import re
 import numpy as np
 import pytest
 
-from merclip.audio_features import SAMPLE_RATE
-from merclip.sample_media import face_frames, recordings
+from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.media.sample_media import face_frames, recordings
 from tests.app_server import AppServer
 from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
 from tests.test_browser_page import VIEWPORTS

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from demo.plots import DPI, frame_timeline, label_colours, segment_timeline, similarity_bars, stage_heatmaps
-from merclip.audio_features import SAMPLE_RATE
-from merclip.sample_media import face_frames, recordings
+from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.media.sample_media import face_frames, recordings
 from tests.app_server import AppServer
 from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
 from tests.test_plots import drawn_texts, scene

@@ -8,9 +8,9 @@ the visitor's: switch the video input to the camera, allow it, record, stop, Ana
 import numpy as np
 import pytest
 
-from merclip.audio_features import SAMPLE_RATE
-from merclip.sample_media import SPEECH_TEXT, face_frames, recordings
-from merclip.sample_media import write_fake_camera as write_y4m, write_fake_microphone as write_wav
+from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.media.sample_media import SPEECH_TEXT, face_frames, recordings
+from merclip.media.sample_media import write_fake_camera as write_y4m, write_fake_microphone as write_wav
 from tests.app_server import AppServer
 from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
 

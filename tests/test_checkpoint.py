@@ -7,8 +7,8 @@ import torch
 
 from merclip import MerClipError, load_model
 from merclip.api import MerClip, build_head
-from merclip.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-from merclip.cli import main as merclip_main
+from merclip.head.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from merclip.commands.cli import main as merclip_main
 
 LABELS = "pleased, upset, furious"
 TINY = "merclip-tiny:random"
@@ -227,9 +227,9 @@ def test_the_largest_weights_a_checkpoint_may_hold_keep_a_full_size_head_finite(
     largest: a 512-dim head (ViT-B's) still scores finite numbers, so refusing beyond them is enough."""
     import math
 
-    from merclip.checkpoint import MAX_WEIGHT
-    from merclip.config import MAX_TEMPERATURE, ModelConfig
-    from merclip.features import ModalityInput
+    from merclip.head.checkpoint import MAX_WEIGHT
+    from merclip.head.config import MAX_TEMPERATURE, ModelConfig
+    from merclip.head.inputs import ModalityInput
 
     head = build_head(ModelConfig(embed_dim=512, audio_feature_dim=20)).eval()
     with torch.no_grad():
@@ -262,7 +262,7 @@ def test_json_output_is_strict_json_with_non_finite_numbers_as_null(tiny_model, 
                                                                      monkeypatch):
     """Whatever a result holds, --json prints what strict readers accept: a NaN is null, and `non_finite`
     says where."""
-    from merclip.result import Prediction
+    from merclip.head.result import Prediction
 
     real = Prediction.to_dict
     monkeypatch.setattr(Prediction, "to_dict", lambda self: {**real(self), "sentiment": NAN,

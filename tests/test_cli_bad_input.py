@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from merclip.cli import main
-from merclip.sample_media import face_frames, speech_clip, write_clip
+from merclip.commands.cli import main
+from merclip.media.sample_media import face_frames, speech_clip, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--clip", "merclip-tiny:random", "--device", "cpu"]
@@ -92,7 +92,7 @@ def test_one_pixel_video(capsys, tmp_path):
 
 
 def test_4k_frames_are_downscaled(capsys, tmp_path):
-    from merclip.analysis import Analyzer
+    from merclip.reading.analyzer import Analyzer
     from merclip.api import load_model
 
     big = np.asarray(face_frames(1, 2160)[0])

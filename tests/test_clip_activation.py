@@ -13,7 +13,7 @@ import pytest
 from open_clip.transformer import QuickGELU
 from torch import nn
 
-from merclip.clip_loader import DEFAULT_CLIP, load_clip
+from merclip.clip.loader import DEFAULT_CLIP, load_clip
 
 TAG_SPECS = [
     f"{arch}:{tag}"

@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 from merclip import MerClipError
-from merclip.clip_loader import load_clip, parse_clip_spec, resolve_device
-from merclip.hub import hub_reachable
+from merclip.clip.loader import load_clip, parse_clip_spec, resolve_device
+from merclip.host.hub import hub_reachable
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_unreachable_hub_switches_to_cache_only_and_restores_the_setting(monkeyp
     import huggingface_hub.constants as hub_constants
 
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr("merclip.hub.hub_reachable", lambda endpoint: False)
+    monkeypatch.setattr("merclip.host.hub.hub_reachable", lambda endpoint: False)
     with pytest.raises(MerClipError, match="cannot be reached"):
         load_clip("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", device="cpu")
     assert hub_constants.HF_HUB_OFFLINE is False

@@ -11,12 +11,12 @@ import torch.nn.functional as F
 
 from merclip import MerClipError
 from merclip.api import MerClip, build_head
-from merclip.config import ModelConfig
-from merclip.decoder import OPEN_GATE, CrossModalStage
-from merclip.features import ClipFeatures, ModalityInput
-from merclip.labels import parse_labels
-from merclip.model import ADAPTED_TEMPERATURE
-from merclip.templates import resolve_templates
+from merclip.head.config import ModelConfig
+from merclip.head.decoder import OPEN_GATE, CrossModalStage
+from merclip.head.inputs import ClipFeatures, ModalityInput
+from merclip.labels.parsing import parse_labels
+from merclip.head.network import ADAPTED_TEMPERATURE
+from merclip.labels.templates import resolve_templates
 
 LABELS = "happy, sad, angry, calm"
 

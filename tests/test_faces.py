@@ -8,9 +8,9 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from merclip.cli import main
-from merclip.faces import FaceDetector, crop_face
-from merclip.sample_media import ASTRONAUT_FACE, write_clip
+from merclip.commands.cli import main
+from merclip.media.faces import FaceDetector, crop_face
+from merclip.media.sample_media import ASTRONAUT_FACE, write_clip
 from tests.face_scenes import all_scenes, iou
 
 TARGET = 0.95  # share of sampled frames whose face box overlaps the true one (IoU >= 0.5)

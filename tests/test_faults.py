@@ -5,11 +5,11 @@ import json
 import pytest
 from safetensors import SafetensorError
 
-from merclip import tensor_files
-from merclip.analysis import AnalysisOptions, Analyzer
-from merclip.disk_cache import DiskCache
+from merclip.head import tensor_files
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
+from merclip.reading.disk_cache import DiskCache
 from merclip.limits import Limits
-from merclip.sample_media import speech_clip
+from merclip.media.sample_media import speech_clip
 
 LABELS = "happy, sad"
 EXPECTED = {"missing folder": "Whisper folder", "wrong architecture": "Whisper model at"}

@@ -6,16 +6,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
 from merclip.api import MerClip, build_head
-from merclip.clip_loader import load_clip
-from merclip.config import ModelConfig
-from merclip.features import ModalityInput
-from merclip.labels import parse_labels
-from merclip.sample_media import speech_clip
-from merclip.templates import resolve_templates
-from merclip import transcribe
-from merclip.zero_gpu_mode import zero_gpu_mode
+from merclip.clip.loader import load_clip
+from merclip.head.config import ModelConfig
+from merclip.head.inputs import ModalityInput
+from merclip.labels.parsing import parse_labels
+from merclip.media.sample_media import speech_clip
+from merclip.labels.templates import resolve_templates
+from merclip.speech import transcribe
+from merclip.host.zero_gpu import zero_gpu_mode
 
 TINY = "merclip-tiny:random"
 LABELS = "happy, sad, angry, calm, surprised, bored, proud"

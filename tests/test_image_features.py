@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from merclip.image_features import MAX_ASPECT, encode_images
+from merclip.clip.image_features import MAX_ASPECT, encode_images
 
 
 def open_clip_features(clip, image: Image.Image) -> torch.Tensor:

@@ -10,10 +10,10 @@ import torch
 
 from merclip import load_model
 from merclip.api import MerClip, build_head
-from merclip.checkpoint import CONFIG_FILE, save_checkpoint
-from merclip.features import batch_of
-from merclip.labels import parse_labels
-from merclip.templates import resolve_templates
+from merclip.head.checkpoint import CONFIG_FILE, save_checkpoint
+from merclip.head.inputs import batch_of
+from merclip.labels.parsing import parse_labels
+from merclip.labels.templates import resolve_templates
 
 TINY = "merclip-tiny:random"
 LABELS = "joy, sorrow, rage"

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from merclip import MerClipError, parse_labels
-from merclip.packed_text import PromptEncoder
-from merclip.labels import MAX_LABELS
-from merclip.templates import parse_templates, resolve_templates
+from merclip.clip.packed_text import PromptEncoder
+from merclip.labels.parsing import MAX_LABELS
+from merclip.labels.templates import parse_templates, resolve_templates
 
 
 def test_synonyms_and_anchors_are_parsed():

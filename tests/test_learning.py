@@ -39,7 +39,7 @@ def test_attention_finds_the_few_cued_frames_that_carry_a_frame_local_interactio
     in 2 of 8, at another time, each marked by a cue. Pooling dilutes them; after training the audio and vision
     stages attend to the carrying frames (issue 33, 5 seeds at 1284 samples: audio 5.2x, vision 2.2x uniform,
     test corr .525 against .383 for the best pooled learner). This replaced 'audio, 1 s of 5 s' at 80 samples
-    here: audio stages now start near a plain mean (merclip.model.ADAPTED_TEMPERATURE) and that case's signal
+    here: audio stages now start near a plain mean (merclip.head.network.ADAPTED_TEMPERATURE) and that case's signal
     (a large feature on 10 of 50 frames) is read through the adapter's per-frame normalisation without focusing
     (corr .92, attention 1.03x; it was .87 at 2.2x when the stage started at CLIP's sharp temperature, which
     left this case at corr .02). Test split cut to 300 samples: the attention figure scores each one."""

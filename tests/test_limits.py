@@ -6,13 +6,13 @@ import time
 import pytest
 
 from merclip import MerClipError
-from merclip.analysis import MAX_TRANSCRIPT_CHARS, AnalysisOptions, Analyzer
-from merclip.faces import FaceDetector
-from merclip.label_encoder import MAX_PROMPTS
-from merclip.labels import MAX_LABEL_CHARS, MAX_LABELS
+from merclip.reading.analyzer import MAX_TRANSCRIPT_CHARS, AnalysisOptions, Analyzer
+from merclip.media.faces import FaceDetector
+from merclip.labels.encoder import MAX_PROMPTS
+from merclip.labels.parsing import MAX_LABEL_CHARS, MAX_LABELS
 from merclip.limits import Limits
-from merclip.sample_media import speech_clip
-from merclip.transcribe import load_whisper
+from merclip.media.sample_media import speech_clip
+from merclip.speech.transcribe import load_whisper
 from tests.bad_inputs import LONG, LONG_TRANSCRIPT
 
 
@@ -44,7 +44,7 @@ def test_an_analysis_past_its_deadline_is_stopped_mid_step_and_the_next_one_runs
 
 
 def test_transcription_checks_the_deadline_between_segments():
-    from merclip.sample_media import speech_track
+    from merclip.media.sample_media import speech_track
 
     waveform = speech_track(70)  # more than two of Whisper's 30 s windows
     recognizer = load_whisper("bundled")

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from demo.live import LiveService
-from merclip.analysis import Analyzer
-from merclip.audio_features import SAMPLE_RATE
+from merclip.reading.analyzer import Analyzer
+from merclip.media.acoustic_features import SAMPLE_RATE
 from merclip.errors import MerClipError
-from merclip.features import ClipFeatures
-from merclip.live import WAITING_UTTERANCES, LiveSession
+from merclip.head.inputs import ClipFeatures
+from merclip.reading.live import WAITING_UTTERANCES, LiveSession
 
 LABELS = "happy, sad, neutral"
 

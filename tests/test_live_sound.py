@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from merclip.analysis import Analyzer
-from merclip.audio_decode import read_waveform
-from merclip.audio_features import SAMPLE_RATE
-from merclip.live import LiveSession
-from merclip.sample_media import face_frames, recordings
+from merclip.reading.analyzer import Analyzer
+from merclip.media.audio_decode import read_waveform
+from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.reading.live import LiveSession
+from merclip.media.sample_media import face_frames, recordings
 
 LABELS = "happy, sad, neutral"
 SENTENCE = "heath_ledger.mp3"  # "If you're good at something, never do it for free." (3.0 s)
@@ -154,12 +154,12 @@ def test_the_exported_last_seconds_hold_the_speech_when_chunks_arrive_late_and_i
 
 def test_a_phrase_whisper_loops_on_shows_once(tiny_model, monkeypatch):
     """Whisper looped "if I don't" nine times in one window of choppy speech (seen live): it showed nine times."""
-    from merclip.transcribe import Transcript, Word
+    from merclip.speech.transcribe import Transcript, Word
 
     analyzer = Analyzer(tiny_model, whisper="none")  # Whisper's answer is the looped one below
     looped = "If I don't, if I don't, if I don't, if I don't, if I don't, if I don't, if I don't, if I don't, " \
              "if I don't, I will. I said it, I said it."
-    monkeypatch.setattr("merclip.live.live_recognizer", lambda recognizer: SimpleNamespace(
+    monkeypatch.setattr("merclip.reading.live.live_recognizer", lambda recognizer: SimpleNamespace(
         transcribe=lambda window: Transcript(looped, [Word(w, 0.0, 0.1) for w in looped.split()])))
     session = LiveSession(analyzer, LABELS)
     _stream(session, np.concatenate([recordings((SENTENCE,))[0], np.zeros(SAMPLE_RATE, np.float32)]), SAMPLE_RATE)

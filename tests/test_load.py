@@ -18,7 +18,7 @@ from gradio_client import Client, handle_file
 
 from demo.service import OUTPUT_NAMES
 from demo.served_files import KEPT_FILES
-from merclip.sample_media import speech_clip
+from merclip.media.sample_media import speech_clip
 from tests.app_server import AppServer
 
 pytestmark = pytest.mark.slow

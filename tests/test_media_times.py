@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from merclip.audio_decode import decode_audio
-from merclip.audio_features import FEATURE_NAMES, SAMPLE_RATE, audio_frame_features
-from merclip.cli import main
+from merclip.media.audio_decode import decode_audio
+from merclip.media.acoustic_features import FEATURE_NAMES, SAMPLE_RATE, audio_frame_features
+from merclip.commands.cli import main
 from merclip.limits import Limits
-from merclip.media_probe import inspect_media
-from merclip.sample_media import face_frames, recordings, write_clip
-from merclip.transcribe import load_whisper
+from merclip.media.probe import inspect_media
+from merclip.media.sample_media import face_frames, recordings, write_clip
+from merclip.speech.transcribe import load_whisper
 
 FPS = 10
 SPEECH = "heath_ledger.mp3"  # "If you're good at something, never do it for free."

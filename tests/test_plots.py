@@ -16,11 +16,11 @@ from demo.plots import (OUTLINE, frame_timeline, label_colours, segment_timeline
                         stage_heatmaps, title_of, weighted_cosine)
 from demo.served_files import prune
 from demo.views import build_view, shaded_transcript, summary_markdown, untrained_note, warnings_markdown, write_result
-from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
 from merclip.limits import Limits
-from merclip.result import Prediction, StageAttention
-from merclip.sample_media import speech_clip
-from merclip.segmented import SegmentPrediction
+from merclip.head.result import Prediction, StageAttention
+from merclip.media.sample_media import speech_clip
+from merclip.reading.segment_reader import SegmentPrediction
 
 LABELS = ["happy", "sad", "angry"]
 
@@ -645,8 +645,8 @@ def test_the_figures_image_holds_every_figure_shown_one_under_the_other(tmp_path
 
 
 def test_a_chosen_part_has_its_own_crops_and_face_chart_and_says_so(tiny_model, tmp_path):
-    from merclip.segmented import SegmentReader
-    from merclip.segments import SegmentMode
+    from merclip.reading.segment_reader import SegmentReader
+    from merclip.reading.segments import SegmentMode
 
     clip = speech_clip(tmp_path / "clip.mp4", seconds=6)
     reader = SegmentReader(Analyzer(tiny_model, whisper="none"))

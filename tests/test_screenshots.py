@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from merclip.sample_media import write_fake_camera
+from merclip.media.sample_media import write_fake_camera
 from tests.test_browser import ROOT
 
 

@@ -11,7 +11,7 @@ import pytest
 from gradio_client import Client
 
 from demo.service import OUTPUT_NAMES
-from merclip.sample_media import speech_clip
+from merclip.media.sample_media import speech_clip
 from tests.app_server import ROOT, AppServer
 
 pytestmark = pytest.mark.slow

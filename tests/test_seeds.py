@@ -8,9 +8,9 @@ from safetensors.torch import load_file
 
 from merclip import load_model
 from merclip.api import MerClip, build_head
-from merclip.checkpoint import read_checkpoint_config
-from merclip.labels import parse_labels
-from merclip.templates import resolve_templates
+from merclip.head.checkpoint import read_checkpoint_config
+from merclip.labels.parsing import parse_labels
+from merclip.labels.templates import resolve_templates
 from tests.synthetic import write_mmsa
 from train import train as train_module
 

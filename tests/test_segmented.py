@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from merclip.analysis import Analyzer
-from merclip.audio_decode import read_waveform
-from merclip.audio_features import SAMPLE_RATE
-from merclip.sample_media import face_frames, write_clip
-from merclip.segmented import SegmentReader
-from merclip.segments import SegmentMode
+from merclip.reading.analyzer import Analyzer
+from merclip.media.audio_decode import read_waveform
+from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.media.sample_media import face_frames, write_clip
+from merclip.reading.segment_reader import SegmentReader
+from merclip.reading.segments import SegmentMode
 from tests.bad_inputs import huge_duration
 
 SENTENCES = ["I just got the best news of my life.", "Then my car broke down on the way home.",
@@ -87,7 +87,7 @@ def test_a_clip_without_sound_is_read_in_windows_from_its_frames(tiny_model):
 
 def predict_json(capsys, media, *extra: str, whisper: str = "none") -> tuple[int, dict | None, str]:
     """`merclip predict MEDIA ... --json` as a user runs it: exit status, the printed result, stderr."""
-    from merclip.cli import main
+    from merclip.commands.cli import main
 
     status = main(["predict", str(media), "--labels", "happy, sad", "--clip", "merclip-tiny:random", "--whisper",
                    whisper, "--device", "cpu", "--json", *extra])

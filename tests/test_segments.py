@@ -3,8 +3,8 @@
 import pytest
 
 from merclip.errors import MerClipError
-from merclip.segments import SegmentMode, SegmentRules, utterances, windows
-from merclip.transcribe import Word
+from merclip.reading.segments import SegmentMode, SegmentRules, utterances, windows
+from merclip.speech.transcribe import Word
 
 
 def timed(*sentences: tuple[float, str], gap: float = 0.25) -> list[Word]:

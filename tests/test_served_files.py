@@ -16,7 +16,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from demo.service import OUTPUT_NAMES
-from merclip.sample_media import speech_clip
+from merclip.media.sample_media import speech_clip
 
 pytestmark = pytest.mark.slow
 ROUNDS = 4

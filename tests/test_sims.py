@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from merclip.errors import MerClipError
-from merclip.labels import parse_labels
+from merclip.labels.parsing import parse_labels
 from train import evaluate as evaluate_module
 from train import train as train_module
 from train.metrics import regression_metrics, sentiment_metrics, sims_metrics

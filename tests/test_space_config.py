@@ -20,8 +20,8 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from merclip.clip_loader import DEFAULT_CLIP, parse_clip_spec
-from merclip.transcribe import DEFAULT_WHISPER
+from merclip.clip.loader import DEFAULT_CLIP, parse_clip_spec
+from merclip.speech.transcribe import DEFAULT_WHISPER
 
 ROOT = Path(__file__).resolve().parent.parent
 ZERO_GPU_PYTHONS = {"3.10.13", "3.12.12"}

@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from merclip import load_model
-from merclip.cli import main as merclip_main
-from merclip.sample_media import face_frames, speech_track, write_clip
+from merclip.commands.cli import main as merclip_main
+from merclip.media.sample_media import face_frames, speech_track, write_clip
 from tests.app_server import free_port
 from tests.synthetic import write_mmsa
 from train import evaluate as evaluate_module

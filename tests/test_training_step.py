@@ -4,9 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from merclip.api import build_head
-from merclip.features import ModalityInput
-from merclip.labels import parse_labels
-from merclip.templates import resolve_templates
+from merclip.head.inputs import ModalityInput
+from merclip.labels.parsing import parse_labels
+from merclip.labels.templates import resolve_templates
 from train.resume import load_training_state, save_training_state
 from train.train import TEMPERATURE_LR_SCALE, parameter_groups
 

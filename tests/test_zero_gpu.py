@@ -14,8 +14,8 @@ from gradio_client import Client, handle_file
 
 from demo.service import OUTPUT_NAMES, PAGE_OUTPUT_NAMES
 from demo.zero_gpu import MAX_SLOT_SECONDS, slot_seconds
-from merclip.forwards import ForwardCost
-from merclip.sample_media import face_frames, speech_clip, write_clip
+from merclip.api import ForwardCost
+from merclip.media.sample_media import face_frames, speech_clip, write_clip
 from tests.app_server import AppServer
 from tests.page_events import page_event, uploaded
 from tests.test_app_start import wait_for_status

@@ -23,8 +23,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from demo.service import OUTPUT_NAMES
-from merclip.audio_features import SAMPLE_RATE
-from merclip.sample_media import face_frames, recordings, speech_clip
+from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.media.sample_media import face_frames, recordings, speech_clip
 from tests.app_server import AppServer
 from tests.test_app_start import wait_for_status
 from tests.zero_gpu_space import OFFLOAD, FakeDeviceApi

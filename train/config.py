@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from merclip.clip_loader import DEFAULT_CLIP
+from merclip.clip import DEFAULT_CLIP
 from merclip.errors import MerClipError
 from train.metrics import DATASETS
 

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from merclip.clip_loader import ClipBundle
-from merclip.config import ModelConfig
-from merclip.features import ClipFeatures, ModalityInput, batch_of
+from merclip.clip import ClipBundle
+from merclip.head import ClipFeatures, ModalityInput, ModelConfig, batch_of
 
 
 @dataclass

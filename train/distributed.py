@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as torch_dist
 
-from merclip.clip_loader import resolve_device
+from merclip.clip import resolve_device
 
 
 @dataclass

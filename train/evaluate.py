@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from merclip.api import MerClip, build_head, load_model
-from merclip.clip_loader import DEFAULT_CLIP, load_clip
+from merclip.clip import DEFAULT_CLIP, load_clip
 from merclip.errors import MerClipError
 from train.data import FeatureSet
 from train.metrics import DATASETS, aggregate, classification_metrics, regression_metrics

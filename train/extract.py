@@ -15,14 +15,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from merclip.analysis import AnalysisOptions, Analyzer
+from merclip.reading import AnalysisOptions, Analyzer, in_shard, shard_of
 from merclip.api import load_model
-from merclip.clip_loader import DEFAULT_CLIP
+from merclip.clip import DEFAULT_CLIP
 from merclip.errors import MerClipError
-from merclip.shards import in_shard, shard_of
 from merclip.limits import Limits
-from merclip.tensor_files import write_tensor_file
-from merclip.transcribe import DEFAULT_WHISPER
+from merclip.head import write_tensor_file
+from merclip.speech import DEFAULT_WHISPER
 from train.manifest import FEATURES_DIR, INFO_FILE, SAMPLE_KEY, ManifestRow, read_manifest
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from merclip.errors import MerClipError
-from merclip.model import ADAPTED_TEMPERATURE
+from merclip.head import ADAPTED_TEMPERATURE
 from train.baselines import BASELINES, baseline_scores
 from train.interaction_cases import GENERATORS, Split, corr, pooled
 from train.config import TrainConfig

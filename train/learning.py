@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from merclip.api import MerClip, build_head, load_model
-from merclip.checkpoint import load_weights, read_checkpoint
+from merclip.head import load_weights, read_checkpoint
 from merclip.errors import MerClipError
 from train import extract, train
 from train.config import load_config

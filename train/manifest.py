@@ -13,10 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from merclip.audio_features import AUDIO_FEATURE_DIM
+from merclip.media import AUDIO_FEATURE_DIM
 from merclip.errors import MerClipError
-from merclip.features import ClipFeatures
-from merclip.tensor_files import read_tensor_file
+from merclip.head import ClipFeatures, read_tensor_file
 from train.data import FeatureSet, Sample
 
 INFO_FILE = "extract.json"

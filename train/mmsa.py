@@ -31,11 +31,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from merclip.clip_loader import ClipBundle
+from merclip.clip import ClipBundle, encode_transcript
 from merclip.errors import MerClipError
-from merclip.features import ClipFeatures
-from merclip.label_sets import MOSI_SEVEN
-from merclip.text_features import encode_transcript
+from merclip.head import ClipFeatures
+from merclip.labels import MOSI_SEVEN
 from train.data import FeatureSet, Sample
 from train.metrics import DATASETS
 

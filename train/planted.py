@@ -134,7 +134,7 @@ def write_video_manifest(folder: Path, sizes: dict[str, int], seed: int = 0, siz
                          ) -> tuple[Path, dict[str, dict]]:
     """Clips of 8 frames at 8 fps, one frame per sample: 2 frames (anywhere) show the class's face,
     the 6 others photographs without a face. The manifest, and each clip's carrying frames."""
-    from merclip.sample_media import write_clip
+    from merclip.media import write_clip
 
     faces, others = _pictures(size)
     rng = np.random.default_rng(seed)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from merclip.clip_loader import DEFAULT_CLIP
+from merclip.clip import DEFAULT_CLIP
 from merclip.errors import MerClipError
 from train import evaluate as evaluate_module
 from train import train as train_module

@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from merclip.checkpoint import load_weights, read_checkpoint, save_checkpoint
-from merclip.config import ModelConfig
+from merclip.head import ModelConfig, load_weights, read_checkpoint, save_checkpoint
 from merclip.errors import MerClipError
 
 STATE_TENSORS = "optimizer.safetensors"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from merclip.clip_loader import ClipBundle
+from merclip.clip import ClipBundle
 from merclip.errors import MerClipError
 from train.data import FeatureSet
 from train.manifest import load_extracted

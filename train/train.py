@@ -34,11 +34,10 @@ import torch
 from tqdm import tqdm
 
 from merclip.api import MerClip, build_head, changed_stages
-from merclip.checkpoint import CONFIG_FILE, read_checkpoint_config, save_checkpoint
-from merclip.clip_loader import load_clip
+from merclip.head import CONFIG_FILE, MerClipHead, read_checkpoint_config, save_checkpoint
+from merclip.clip import load_clip
 from merclip.errors import MerClipError
-from merclip.model import MerClipHead
-from merclip.templates import MODALITIES
+from merclip.labels import MODALITIES
 from train.config import TrainConfig, load_config
 from train.data import FeatureSet, Sample, collate, epoch_order, targets_tensor
 from train.distributed import Distributed
@@ -153,7 +152,7 @@ def task_metrics(task: str, preds, targets, labels: list[str]) -> dict[str, floa
 
 # The attention temperatures learn at this multiple of the learning rate, without weight decay. Adam moves
 # each weight by about the learning rate per step, so at 1e-3 a temperature could move e^0.8 in a whole run
-# (800 steps at CMU-MOSI's size): an adapted stage starting near a plain mean (merclip.model's
+# (800 steps at CMU-MOSI's size): an adapted stage starting near a plain mean (merclip.head.network's
 # ADAPTED_TEMPERATURE) could never sharpen onto the few frames that carry a signal. Measured with
 # `python -m train.interactions` (frame-local sign x sign, 1284 samples, seed 0, lr 1e-3): test corr .39 at 1x, .55
 # at 10x and 30x; where every frame carries the signal the temperature fell instead (sign x sign: 1 -> 0.34).
