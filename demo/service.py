@@ -94,7 +94,7 @@ class AnalysisService:
         reader = self.store.reader(choice)
         options = AnalysisOptions(limits=replace(self.limits, frames=int(frames)), detect_faces=bool(detect_faces),
                                   transcript=transcript.strip() or None)
-        prediction, parts = reader.predict(video, labels, UTTERANCES, _templates(*templates), options,
+        prediction, parts = reader.read(video, labels, UTTERANCES, _templates(*templates), options,
                                            progress=lambda fraction, what: progress(fraction, desc=what),
                                            frame_cap=options.limits.frames)
         return _Scored(prediction, reader.analyzer.cached(prediction.clip_id), parts,

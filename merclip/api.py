@@ -3,7 +3,7 @@
     from merclip import load_model
     model = load_model("ViT-B-32:openai")            # or checkpoint="runs/mosi"
     features = model.features(images=[face], transcript="I love this")
-    result = model.predict(features, "happy, sad|unhappy, neutral")
+    result = model.score(features, "happy, sad|unhappy, neutral")
     result.top_label, result.probs, result.stages[0].attention
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
@@ -108,13 +109,13 @@ class MerClip:
         """(K, d) embeddings of the labels under each modality's templates (one CLIP batch for all)."""
         return self.labels.encode_sets(labels.labels, {m: templates[m] for m in MODALITIES})
 
-    def predict(self, features: ClipFeatures, labels: str | Sequence[str] | LabelSet,
-                templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:
+    def score(self, features: ClipFeatures, labels: str | Sequence[str] | LabelSet,
+              templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:
         """Score one clip's features against labels; templates override the model's per modality."""
-        return self.predict_many([features], labels, templates)[0]
+        return self.score_many([features], labels, templates)[0]
 
-    def predict_many(self, clips: Sequence[ClipFeatures] | PreparedClips, labels: str | Sequence[str] | LabelSet,
-                     templates: Mapping[str, str | Sequence[str]] | None = None) -> list[Prediction]:
+    def score_many(self, clips: Sequence[ClipFeatures] | PreparedClips, labels: str | Sequence[str] | LabelSet,
+                   templates: Mapping[str, str | Sequence[str]] | None = None) -> list[Prediction]:
         """Score several clips (e.g. a video and its utterances): the labels are encoded once and the
         head runs on batches of clips of similar length; each clip keeps its own modalities. Clips
         from `prepare` skip all the work that does not depend on the labels."""
@@ -151,6 +152,16 @@ class MerClip:
             prediction.timings_ms = {"label_encoding": (encoded - started) * 1000, "decoder": (decoded - encoded) * 1000}
             predictions.append(prediction)
         return predictions
+
+    def predict(self, *args: Any, **kwargs: Any) -> Prediction:
+        """Deprecated: `score` (one release, then gone)."""
+        warnings.warn("MerClip.predict is now MerClip.score", DeprecationWarning, stacklevel=2)
+        return self.score(*args, **kwargs)
+
+    def predict_many(self, *args: Any, **kwargs: Any) -> list[Prediction]:
+        """Deprecated: `score_many` (one release, then gone)."""
+        warnings.warn("MerClip.predict_many is now MerClip.score_many", DeprecationWarning, stacklevel=2)
+        return self.score_many(*args, **kwargs)
 
     def prepare(self, clips: Sequence[ClipFeatures], project: bool = True) -> PreparedClips:
         """Clips checked, batched and, with `project`, run through everything of the head that does not

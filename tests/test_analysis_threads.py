@@ -46,7 +46,7 @@ def test_a_picture_path_error_does_not_wait_for_the_sound_path(tiny_model, clip,
 
     monkeypatch.setattr(analyzer, "_picture", failing_picture)
     with pytest.raises(MerClipError, match="no video frame"):
-        analyzer.predict(clip, "happy, sad")
+        analyzer.score(clip, "happy, sad")
     assert not whisper.release.is_set(), "the error came while Whisper was still busy"
     whisper.release.set()
     for thread in threading.enumerate():
@@ -58,7 +58,7 @@ def test_a_picture_path_error_does_not_wait_for_the_sound_path(tiny_model, clip,
 def test_progress_from_the_sound_thread_reaches_the_request(tiny_model, clip):
     seen = []
     REQUEST.set("visitor-1")
-    Analyzer(tiny_model).predict(clip, "happy, sad", progress=lambda fraction, what: seen.append((what, REQUEST.get())))
+    Analyzer(tiny_model).score(clip, "happy, sad", progress=lambda fraction, what: seen.append((what, REQUEST.get())))
     steps = dict(seen)
     assert steps["decoding audio"] == "visitor-1" and steps["transcribing speech"] == "visitor-1", seen
     assert steps["finding faces"] == "visitor-1"

@@ -31,16 +31,16 @@ def features(tiny_model, faces, random_audio_features):
 
 
 def test_stages_read_through_untrained_adapters_are_marked_untrained(trained, tiny_model, features):
-    zero_shot = {s["modality"]: s["trained"] for s in tiny_model.predict(features, LABELS).to_dict()["stages"]}
+    zero_shot = {s["modality"]: s["trained"] for s in tiny_model.score(features, LABELS).to_dict()["stages"]}
     assert zero_shot == {"text": True, "audio": False, "vision": True}, "CLIP's own features need no training"
-    assert all(s["trained"] for s in trained.predict(features, LABELS).to_dict()["stages"])
+    assert all(s["trained"] for s in trained.score(features, LABELS).to_dict()["stages"])
 
 
 def test_round_trip_gives_identical_outputs(trained, features, tmp_path):
     trained.save(tmp_path / "run")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
     loaded = load_model(checkpoint=tmp_path / "run", device="cpu")
-    before, after = trained.predict(features, LABELS), loaded.predict(features, LABELS)
+    before, after = trained.score(features, LABELS), loaded.score(features, LABELS)
     assert before.logits == after.logits
     assert all((a.attention == b.attention).all() for a, b in zip(before.stages, after.stages))
     assert before.contributions["decoder"] != [0.0, 0.0, 0.0]  # the trained decoder term is in play
@@ -119,8 +119,8 @@ def test_a_clip_id_names_the_checkpoint_that_scored_it(trained, astronaut, tmp_p
     trained.save(tmp_path / "ck")
     astronaut.save(tmp_path / "face.png")
     store = ModelStore(ModelChoice(TINY, "none"), device="cpu", checkpoints={"ck": str(tmp_path / "ck")})
-    untrained = store.analyzer(ModelChoice(TINY, "none")).predict(tmp_path / "face.png", "happy, sad, calm")
-    checkpoint = store.analyzer(ModelChoice(TINY, "none", "ck")).predict(tmp_path / "face.png", "happy, sad, calm")
+    untrained = store.analyzer(ModelChoice(TINY, "none")).score(tmp_path / "face.png", "happy, sad, calm")
+    checkpoint = store.analyzer(ModelChoice(TINY, "none", "ck")).score(tmp_path / "face.png", "happy, sad, calm")
     assert untrained.clip_id != checkpoint.clip_id
     assert not torch.allclose(torch.tensor(untrained.probs), torch.tensor(checkpoint.probs), atol=1e-3)
     again = store.find(checkpoint.clip_id).analyzer.rescore(checkpoint.clip_id, "happy, sad, calm")

@@ -35,7 +35,7 @@ def test_attention_at_initialisation_is_softmax_of_scaled_cosine(tiny_model, all
     moved towards what the stages before it attended to (identity projections, gates open). tau is CLIP's
     1/0.07 where the elements are in CLIP's space (words, faces) and ADAPTED_TEMPERATURE for the audio
     adapter's untrained features, whose attention starts near a plain mean."""
-    result = tiny_model.predict(all_features, LABELS)
+    result = tiny_model.score(all_features, LABELS)
     embeddings, _ = tiny_model.label_embeddings(parse_labels(LABELS), resolve_templates(None))
     taus = {"text": tiny_model.config.attention_temperature, "audio": ADAPTED_TEMPERATURE,
             "vision": tiny_model.config.attention_temperature}
@@ -61,7 +61,7 @@ def test_every_subset_of_modalities_predicts_and_says_what_it_used(tiny_model, a
     features = ClipFeatures(**{k: v for k, v in vars(all_features).items()})
     for modality in {"text", "audio", "vision"} - set(subset):
         setattr(features, modality, None)
-    result = tiny_model.predict(features, LABELS)
+    result = tiny_model.score(features, LABELS)
     assert result.modalities == list(subset)
     assert result.missing == [m for m in ("text", "audio", "vision") if m not in subset]
     assert [s.modality for s in result.stages] == list(subset)
@@ -75,13 +75,13 @@ def test_every_subset_of_modalities_predicts_and_says_what_it_used(tiny_model, a
 
 def test_no_modality_at_all_is_a_clear_error(tiny_model):
     with pytest.raises(MerClipError, match="nothing to analyse"):
-        tiny_model.predict(ClipFeatures(), LABELS)
+        tiny_model.score(ClipFeatures(), LABELS)
 
 
 def test_stage_order_is_configurable(tiny_model, all_features):
     config = ModelConfig(clip=tiny_model.config.clip, embed_dim=128, stage_order=("vision", "text"))
     reordered = MerClip(tiny_model.clip, build_head(config))
-    result = reordered.predict(all_features, LABELS)
+    result = reordered.score(all_features, LABELS)
     assert [s.name for s in result.stages] == ["stage 1: vision", "stage 2: text"]
     assert result.modalities == ["vision", "text"] and result.missing == []
 
@@ -134,9 +134,9 @@ def test_prepared_clips_score_as_fresh_ones_without_recomputing_keys_and_values(
     prepared = model.prepare(clips)
     monkeypatch.setattr(CrossModalStage, "memory", lambda *a: pytest.fail("keys and values computed again"))
     for labels in (LABELS, "proud, bored, tense"):
-        kept = model.predict_many(prepared, labels)
+        kept = model.score_many(prepared, labels)
         monkeypatch.undo()
-        fresh = model.predict_many(clips, labels)
+        fresh = model.score_many(clips, labels)
         monkeypatch.setattr(CrossModalStage, "memory", lambda *a: pytest.fail("keys and values computed again"))
         for a, b in zip(kept, fresh):
             assert a.labels == b.labels and a.modalities == b.modalities
@@ -174,7 +174,7 @@ def test_without_attention_every_stage_reads_the_plain_mean_of_its_elements(tiny
     stage's elements whatever the labels ask, and the config says so in its checkpoint (omitted when on, so
     older readers still open every other checkpoint)."""
     config = replace(tiny_model.config, attention=False)
-    result = MerClip(tiny_model.clip, build_head(config)).predict(all_features, LABELS)
+    result = MerClip(tiny_model.clip, build_head(config)).score(all_features, LABELS)
     for stage in result.stages:
         count = stage.attention.shape[1]
         assert np.allclose(stage.attention, 1 / count, atol=1e-6), stage.modality

@@ -59,7 +59,7 @@ def test_a_corrupt_entry_is_recomputed_and_replaced(tiny_model, clip_path, tmp_p
 def test_an_unusable_folder_is_a_warning_not_a_failure(tiny_model, clip_path, tmp_path):
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where the cache folder should be")
-    result = Analyzer(tiny_model, whisper="none", disk_cache=DiskCache(blocker)).predict(clip_path, LABELS, options=OVERRIDE)
+    result = Analyzer(tiny_model, whisper="none", disk_cache=DiskCache(blocker)).score(clip_path, LABELS, options=OVERRIDE)
     assert result.modalities == ["text", "audio", "vision"]
     assert any("disk cache folder" in w for w in result.warnings)
 

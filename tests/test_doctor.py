@@ -177,6 +177,6 @@ def test_a_slot_is_timed_cold_and_warm_in_a_process_of_its_own_on_the_device_giv
     same analysis run here), timed twice."""
     clip, words = speech_clip(tmp_path / "clip.mp4", seconds=3), "I sleep with a dagger"
     slot = slot_times("merclip-tiny:random", "cpu", clip, words, "happy, sad, calm")
-    here = Analyzer(tiny_model, whisper="none").predict(clip, "happy, sad, calm", options=AnalysisOptions(transcript=words))
+    here = Analyzer(tiny_model, whisper="none").score(clip, "happy, sad, calm", options=AnalysisOptions(transcript=words))
     assert slot.probs == pytest.approx(here.probs, abs=1e-6)
     assert slot.cold_s > 0 and slot.warm_s > 0, slot

@@ -34,7 +34,7 @@ def test_whisper_that_cannot_load_leaves_audio_and_vision(tiny_model, clip_path,
     whisper = str(broken_whisper_folders(tmp_path)[case])
     analyzer = Analyzer(tiny_model, whisper=whisper)
     for frames in (8, 4):  # a second analysis (other options) meets the remembered failure
-        result = analyzer.predict(clip_path, LABELS, options=AnalysisOptions(limits=Limits(frames=frames)))
+        result = analyzer.score(clip_path, LABELS, options=AnalysisOptions(limits=Limits(frames=frames)))
         assert result.modalities == ["audio", "vision"] and result.missing == ["text"]
         assert any(w.startswith(f"speech recognition is unavailable ({EXPECTED[case]}") and "text stage is skipped"
                    in w for w in result.warnings), result.warnings
@@ -48,7 +48,7 @@ def test_full_disk_is_a_warning_and_leaves_no_partial_file(tiny_model, clip_path
 
     monkeypatch.setattr(tensor_files, "save_file", no_space)
     cache = DiskCache(tmp_path / "cache")
-    result = Analyzer(tiny_model, whisper="none", disk_cache=cache).predict(clip_path, LABELS)
+    result = Analyzer(tiny_model, whisper="none", disk_cache=cache).score(clip_path, LABELS)
     assert result.modalities == ["audio", "vision"]
     assert any("cannot be used (Error while serializing: I/O error: No space left on device" in w
                for w in result.warnings), result.warnings

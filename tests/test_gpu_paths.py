@@ -30,7 +30,7 @@ def model_in(precision: str) -> MerClip:
 def test_half_precision_analysis_agrees_with_float32(tmp_path):
     clip = speech_clip(tmp_path / "clip.mp4", seconds=3)
     options = AnalysisOptions(transcript="I sleep with a dagger, you understand?")
-    results = {p: Analyzer(model_in(p), whisper="none").predict(clip, LABELS, options=options) for p in ("fp32", "fp16")}
+    results = {p: Analyzer(model_in(p), whisper="none").score(clip, LABELS, options=options) for p in ("fp32", "fp16")}
     assert model_in("fp16").clip.model.visual.conv1.weight.dtype == torch.float16, "the CLIP towers really ran in fp16"
     full, half = (np.array(results[p].probs) for p in ("fp32", "fp16"))
     assert np.isfinite(half).all() and results["fp16"].modalities == ["text", "audio", "vision"]
@@ -109,7 +109,7 @@ def test_whisper_failing_on_the_gpu_mid_transcription_is_a_warning(tiny_model, t
             raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
 
     analyzer._recognizer = FailingOnCuda()
-    result = analyzer.predict(clip, "happy, sad")
+    result = analyzer.score(clip, "happy, sad")
     assert result.modalities == ["audio", "vision"]
     assert any("speech recognition failed (Library libcublas.so.12" in w and "text stage is skipped" in w
                for w in result.warnings), result.warnings

@@ -47,10 +47,10 @@ def test_a_cached_hub_checkpoint_loads_offline_and_predicts_like_the_folder(tiny
     MerClip(tiny_model.clip, head).save(tmp_path / "run")
     publish(hub_cache, tmp_path / "run")
     features = tiny_model.features(transcript="that is not what I ordered")
-    local = load_model(checkpoint=tmp_path / "run", device="cpu").predict(features, LABELS)
+    local = load_model(checkpoint=tmp_path / "run", device="cpu").score(features, LABELS)
     for name in ("hf-hub:merclip-org/tiny-head", f"hf-hub:merclip-org/tiny-head@{COMMIT}"):
         loaded = load_model(checkpoint=name, device="cpu")
-        assert loaded.predict(features, LABELS).logits == local.logits
+        assert loaded.score(features, LABELS).logits == local.logits
 
 
 def test_an_uncached_hub_checkpoint_offline_is_one_clear_line_at_once(hub_cache, astronaut, tmp_path, capsys):

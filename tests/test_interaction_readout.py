@@ -37,9 +37,9 @@ def test_a_checkpoint_from_before_interaction_features_loads_with_its_linear_rea
     loaded = load_model(TINY, checkpoint=tmp_path, device="cpu")
     assert loaded.config.interaction_width == 0
     features = tiny_model.features(images=faces[:2], transcript="what a day", audio=random_audio_features)
-    expected = MerClip(tiny_model.clip, old.eval()).predict(features, LABELS)
-    assert np.allclose(loaded.predict(features, LABELS).logits, expected.logits, atol=1e-5)
-    assert not np.allclose(expected.logits, tiny_model.predict(features, LABELS).logits, atol=1e-2), "a real change"
+    expected = MerClip(tiny_model.clip, old.eval()).score(features, LABELS)
+    assert np.allclose(loaded.score(features, LABELS).logits, expected.logits, atol=1e-5)
+    assert not np.allclose(expected.logits, tiny_model.score(features, LABELS).logits, atol=1e-2), "a real change"
 
 
 def test_a_new_head_reads_interaction_features_of_the_evidence(tiny_model):

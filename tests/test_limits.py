@@ -27,19 +27,19 @@ def sound_threads() -> list[threading.Thread]:
 
 def test_an_analysis_past_its_deadline_is_stopped_mid_step_and_the_next_one_runs(tiny_model, clip_path, monkeypatch):
     analyzer = Analyzer(tiny_model, whisper="bundled")
-    analyzer.predict(clip_path, "warm, up")  # Whisper loaded: the timing below is the analysis alone
+    analyzer.score(clip_path, "warm, up")  # Whisper loaded: the timing below is the analysis alone
     real_find = FaceDetector.find
     monkeypatch.setattr(FaceDetector, "find", lambda self, image: time.sleep(0.4) or real_find(self, image))
     started = time.monotonic()
     with pytest.raises(MerClipError, match=r"stopped after 1 s, the time allowed per request \(while .*finding faces"):
-        analyzer.predict(clip_path, "happy, sad", options=AnalysisOptions(limits=Limits(frames=7, deadline_seconds=1)))
+        analyzer.score(clip_path, "happy, sad", options=AnalysisOptions(limits=Limits(frames=7, deadline_seconds=1)))
     elapsed = time.monotonic() - started
     assert elapsed < 1 + 0.4 + 0.6 < 7 * 0.4, f"stopped within a frame of the deadline, not at the end ({elapsed:.2f} s)"
     for thread in sound_threads():  # not waited for by the failed request, it stops at its next check
         thread.join(timeout=5)
     assert sound_threads() == [], "the sound path stops too: the worker is free"
     monkeypatch.setattr(FaceDetector, "find", real_find)
-    result = analyzer.predict(clip_path, "happy, sad", options=AnalysisOptions(limits=Limits(frames=7)))
+    result = analyzer.score(clip_path, "happy, sad", options=AnalysisOptions(limits=Limits(frames=7)))
     assert result.modalities == ["text", "audio", "vision"]
 
 
@@ -71,17 +71,17 @@ def test_the_deadline_is_not_part_of_the_cache_key(tiny_model, clip_path):
 
 def test_long_labels_templates_and_transcripts_are_bounded(tiny_model, clip_path):
     analyzer = Analyzer(tiny_model, whisper="none")
-    result = analyzer.predict(clip_path, f"{LONG}happy, sad")
+    result = analyzer.score(clip_path, f"{LONG}happy, sad")
     assert len(result.labels[0]) <= MAX_LABEL_CHARS
     assert any(f"longer than {MAX_LABEL_CHARS} characters" in w for w in result.warnings)
     with pytest.raises(MerClipError, match=f"at most {MAX_LABELS}"):
-        analyzer.predict(clip_path, ", ".join(f"label{i}" for i in range(MAX_LABELS + 1)))
+        analyzer.score(clip_path, ", ".join(f"label{i}" for i in range(MAX_LABELS + 1)))
     many_synonyms = ", ".join("|".join(f"l{i}s{j}" for j in range(16)) for i in range(MAX_LABELS))
     with pytest.raises(MerClipError, match=f"make {MAX_LABELS * 16 * 7} prompts; at most {MAX_PROMPTS}"):
-        analyzer.predict(clip_path, many_synonyms)
+        analyzer.score(clip_path, many_synonyms)
     with pytest.raises(MerClipError, match="longer than 300 characters"):
-        analyzer.predict(clip_path, "happy", {"vision": LONG + "{}"})
-    long = analyzer.predict(clip_path, "happy, sad", options=AnalysisOptions(transcript=LONG_TRANSCRIPT))
+        analyzer.score(clip_path, "happy", {"vision": LONG + "{}"})
+    long = analyzer.score(clip_path, "happy, sad", options=AnalysisOptions(transcript=LONG_TRANSCRIPT))
     assert any(f"cut to its first {MAX_TRANSCRIPT_CHARS} characters" in w for w in long.warnings)
     assert len(long.transcript["text"]) <= MAX_TRANSCRIPT_CHARS
     assert long.stage("text").attention.shape[1] == len(long.transcript["words"])

@@ -26,7 +26,7 @@ def _clip_path(analyzer, frame, tmp_path, name, labels=LABELS):
     """The same frame analysed as a file, the whole way: decode, face, crop, CLIP, scoring."""
     path = tmp_path / f"{name}.png"
     Image.fromarray(frame).save(path)
-    return analyzer.predict(path, labels, options=AnalysisOptions(limits=Limits(frames=1)))
+    return analyzer.score(path, labels, options=AnalysisOptions(limits=Limits(frames=1)))
 
 
 def _clip_path_probs(analyzer, frame, tmp_path, name):
@@ -156,7 +156,7 @@ def test_the_last_seconds_become_a_clip_for_the_full_analysis(analyzer, tmp_path
     for i, frame in enumerate(face_frames(12)):
         session.offer(frame, at=0.25 * i)
     path = session.recent_clip(tmp_path / "last.mp4", seconds=2.0)
-    result = analyzer.predict(path, LABELS)
+    result = analyzer.score(path, LABELS)
     assert result.modalities == ["vision"]
     assert result.frame_times[-1] == pytest.approx(2.0, abs=0.3), "the clip spans the last 2 s as they were timed"
     assert LiveSession(analyzer, LABELS).recent_clip(tmp_path / "none.mp4") is None

@@ -45,7 +45,7 @@ def test_container_gives_frames_and_audio(tmp_path, speech, name, video_codec, a
 def test_webm_from_a_browser_runs_end_to_end(tiny_model, tmp_path, speech):
     path = write_clip(tmp_path / "recording.webm", face_frames(int(SECONDS * FPS), 192), fps=FPS, audio=speech,
                       video_codec="libvpx", audio_codec="libopus")
-    result = Analyzer(tiny_model, whisper="none").predict(path, "happy, sad", options=AnalysisOptions(transcript="hello there"))
+    result = Analyzer(tiny_model, whisper="none").score(path, "happy, sad", options=AnalysisOptions(transcript="hello there"))
     assert result.modalities == ["text", "audio", "vision"]
 
 

@@ -29,7 +29,7 @@ def analyzer(tiny_model):
 
 
 def test_clip_with_face_and_speech_uses_all_three_modalities(analyzer, clip_path):
-    result = analyzer.predict(clip_path, LABELS)
+    result = analyzer.score(clip_path, LABELS)
     data = json.loads(json.dumps(result.to_dict()))
     assert data["modalities"]["used"] == ["text", "audio", "vision"]
     words = [w["word"].strip(".,?!").lower() for w in data["transcript"]["words"]]
@@ -56,7 +56,7 @@ def test_clip_with_face_and_speech_uses_all_three_modalities(analyzer, clip_path
 
 
 def test_video_without_audio_predicts_from_vision_and_warns(analyzer):
-    result = analyzer.predict(CARPHONE, LABELS)
+    result = analyzer.score(CARPHONE, LABELS)
     assert result.modalities == ["vision"]
     assert result.missing == ["text", "audio"]
     assert any("no audio track" in w for w in result.warnings)
@@ -64,7 +64,7 @@ def test_video_without_audio_predicts_from_vision_and_warns(analyzer):
 
 def test_image_is_one_frame_vision_only(analyzer, astronaut, tmp_path):
     astronaut.save(tmp_path / "face.png")
-    result = analyzer.predict(tmp_path / "face.png", LABELS)
+    result = analyzer.score(tmp_path / "face.png", LABELS)
     assert result.modalities == ["vision"]
     assert result.stage("vision").attention.shape == (4, 1)
     # one frame: its similarity with each label is the vision prior's cosine
@@ -73,7 +73,7 @@ def test_image_is_one_frame_vision_only(analyzer, astronaut, tmp_path):
 
 
 def test_new_labels_on_a_cached_clip_run_no_encoder(analyzer, clip_path, monkeypatch):
-    analyzer.predict(clip_path, LABELS)
+    analyzer.score(clip_path, LABELS)
     calls = []
 
     def counting(name, original):
@@ -86,7 +86,7 @@ def test_new_labels_on_a_cached_clip_run_no_encoder(analyzer, clip_path, monkeyp
     monkeypatch.setattr(analysis_module, "sample_frames", counting("decode", analysis_module.sample_frames))
     monkeypatch.setattr(analyzer.recognizer, "transcribe", counting("whisper", analyzer.recognizer.transcribe))
 
-    result = analyzer.predict(clip_path, "proud, bored|tired, sarcastic")
+    result = analyzer.score(clip_path, "proud, bored|tired, sarcastic")
     assert calls == []
     assert result.labels == ["proud", "bored", "sarcastic"]
     assert set(result.timings_ms) == {"cache_lookup", "label_encoding", "decoder"}
@@ -94,7 +94,7 @@ def test_new_labels_on_a_cached_clip_run_no_encoder(analyzer, clip_path, monkeyp
 
 
 def test_options_that_change_the_analysis_are_part_of_the_cache_key(analyzer, clip_path):
-    analyzer.predict(clip_path, LABELS)
+    analyzer.score(clip_path, LABELS)
     _, cached = analyzer.analyse(clip_path, AnalysisOptions(limits=Limits(frames=4)))
     assert not cached
     analysis, _ = analyzer.analyse(clip_path, AnalysisOptions(limits=Limits(frames=4)))
@@ -102,7 +102,7 @@ def test_options_that_change_the_analysis_are_part_of_the_cache_key(analyzer, cl
 
 
 def test_transcript_override_replaces_speech_recognition(analyzer, clip_path):
-    result = analyzer.predict(clip_path, LABELS, options=AnalysisOptions(transcript="what a lovely surprise"))
+    result = analyzer.score(clip_path, LABELS, options=AnalysisOptions(transcript="what a lovely surprise"))
     assert result.transcript["source"] == "override"
     assert result.stage("text").elements == ["what", "a", "lovely", "surprise"]
 
@@ -111,7 +111,7 @@ def test_no_face_option_uses_whole_frames(analyzer, clip_path):
     analysis, _ = analyzer.analyse(clip_path, AnalysisOptions(detect_faces=False))
     assert analysis.faces == [None] * 8 and not analysis.face_detection
     assert all(c.shape[:2] == (384, 384) for c in analysis.crops)
-    assert analyzer.predict(clip_path, LABELS, options=AnalysisOptions(detect_faces=False)).faces is None
+    assert analyzer.score(clip_path, LABELS, options=AnalysisOptions(detect_faces=False)).faces is None
     assert not any("face" in w for w in analysis.warnings)
 
 
@@ -119,7 +119,7 @@ def test_cache_is_bounded(tiny_model, tmp_path):
     small = Analyzer(tiny_model, whisper="none", cache_size=2)
     for i in range(4):
         Image.fromarray(np.full((32, 32, 3), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
-        small.predict(tmp_path / f"{i}.png", LABELS)
+        small.score(tmp_path / f"{i}.png", LABELS)
     assert small.cached_clips() == 2
 
 
@@ -133,14 +133,14 @@ def test_audio_file_uses_audio_and_speech_only(analyzer, tmp_path, suffix):
     source = gradio.media.get_audio("heath_ledger.mp3")
     if suffix == "wav":
         source = write_clip(tmp_path / "speech.wav", None, audio=read_waveform(source, 60)[0], audio_codec="pcm_s16le")
-    result = analyzer.predict(source, LABELS)
+    result = analyzer.score(source, LABELS)
     assert result.modalities == ["text", "audio"] and result.missing == ["vision"]
     assert "something" in result.transcript["text"]
     assert any("no picture" in w for w in result.warnings)
 
 
 def test_rescore_by_clip_id_scores_other_labels_and_unknown_ids_are_refused(analyzer, clip_path):
-    first = analyzer.predict(clip_path, LABELS)
+    first = analyzer.score(clip_path, LABELS)
     again = analyzer.rescore(first.clip_id, "proud, bored")
     assert again.labels == ["proud", "bored"] and again.clip_id == first.clip_id
     assert set(again.timings_ms) == {"cache_lookup", "label_encoding", "decoder"}
@@ -152,7 +152,7 @@ def test_rescore_by_clip_id_scores_other_labels_and_unknown_ids_are_refused(anal
 
 def test_progress_reports_each_step_in_order(tiny_model, clip_path):
     reports = []
-    Analyzer(tiny_model, whisper="bundled").predict(clip_path, LABELS, progress=lambda f, what: reports.append((f, what)))
+    Analyzer(tiny_model, whisper="bundled").score(clip_path, LABELS, progress=lambda f, what: reports.append((f, what)))
     fractions = [f for f, _ in reports]
     assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] < 1
     steps = [what for _, what in reports]

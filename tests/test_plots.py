@@ -217,7 +217,7 @@ def test_served_files_are_named_by_content_and_bounded(tmp_path):
 def test_view_of_a_real_clip_fills_every_output(tiny_model, tmp_path):
     clip = speech_clip(tmp_path / "clip.mp4", seconds=3)
     analyzer = Analyzer(tiny_model, whisper="none")
-    result = analyzer.predict(clip, "happy, sad", options=AnalysisOptions(transcript="what a day"))
+    result = analyzer.score(clip, "happy, sad", options=AnalysisOptions(transcript="what a day"))
     analysis = analyzer.cached(result.clip_id)
     view = build_view(result, analysis, tmp_path / "served")
     assert [s.trained for s in result.stages] == [True, False, True], "audio's adapter is untrained"
@@ -650,7 +650,7 @@ def test_a_chosen_part_has_its_own_crops_and_face_chart_and_says_so(tiny_model, 
 
     clip = speech_clip(tmp_path / "clip.mp4", seconds=6)
     reader = SegmentReader(Analyzer(tiny_model, whisper="none"))
-    whole, parts = reader.predict(clip, "happy, sad", SegmentMode("window", 1.0), frame_cap=4,  # as the page: no more
+    whole, parts = reader.read(clip, "happy, sad", SegmentMode("window", 1.0), frame_cap=4,  # as the page: no more
                                   options=AnalysisOptions(Limits(frames=4), transcript="what a day"))
     analysis, frames = reader.analyzer.cached(whole.clip_id), reader.sampled_frames(whole.clip_id)
     assert len(parts) == 6 and len(frames) > len(analysis.crops), "some windows had frames added"

@@ -45,7 +45,7 @@ def test_every_seed_starts_exactly_at_clip_zero_shot(tiny_model, faces, random_a
     model = MerClip(tiny_model.clip, build_head(tiny_model.config, seed=seed))
     features = tiny_model.features(images=faces[:2], transcript="what a day", audio=random_audio_features)
     labels = "joy, sorrow, rage"
-    ours, zero_shot = model.predict(features, labels), tiny_model.predict(features, labels)
+    ours, zero_shot = model.score(features, labels), tiny_model.score(features, labels)
     # equal up to float rounding (the two models' forwards may be batched differently); the decoder's own
     # term is checked exactly below
     assert np.allclose(ours.logits, zero_shot.logits, rtol=0, atol=1e-5)

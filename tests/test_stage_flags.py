@@ -75,8 +75,8 @@ def test_an_untouched_stage_is_untrained_and_adds_nothing_to_the_score(trained_o
     model = load_model(checkpoint=trained_on_vision, device="cpu")
     clip = load_extracted(silent_videos).split("test")[0].features
     assert clip.modalities == ["vision"]
-    full = model.predict(with_voice_and_words(model, clip), LABELS)
-    alone = model.predict(clip, LABELS)
+    full = model.score(with_voice_and_words(model, clip), LABELS)
+    alone = model.score(clip, LABELS)
     assert full.logits == alone.logits and full.probs == alone.probs, "audio and text must not move the score"
     assert full.modalities == ["vision"]
     stages = {s["modality"]: s["trained"] for s in full.to_dict()["stages"]}
@@ -108,7 +108,7 @@ def test_a_clip_with_only_untouched_modalities_is_refused_clearly(trained_on_vis
     model = load_model(checkpoint=trained_on_vision, device="cpu")
     voice = model.features(audio=np.zeros((20, model.config.audio_feature_dim), np.float32))
     with pytest.raises(MerClipError, match="not trained on audio"):
-        model.predict(voice, LABELS)
+        model.score(voice, LABELS)
 
 
 def test_a_checkpoint_without_the_record_keeps_the_whole_head_flag(trained_on_vision, silent_videos, tmp_path):
@@ -123,14 +123,14 @@ def test_a_checkpoint_without_the_record_keeps_the_whole_head_flag(trained_on_vi
     model = load_model(checkpoint=old, device="cpu")
     assert model.config.trained_stages is None and model.untrained_stages() == ()
     clip = load_extracted(silent_videos).split("test")[0].features
-    full = model.predict(with_voice_and_words(model, clip), LABELS)
+    full = model.score(with_voice_and_words(model, clip), LABELS)
     assert all(s.trained for s in full.stages) and full.modalities == ["text", "audio", "vision"]
 
 
 def test_an_untrained_head_is_unchanged_zero_shot(tiny_model, random_audio_features, astronaut):
     """No checkpoint: nothing is left out; the audio stage reads an untrained adapter and says so, as before."""
     features = tiny_model.features(images=[astronaut], transcript="what a day", audio=random_audio_features)
-    prediction = tiny_model.predict(features, LABELS)
+    prediction = tiny_model.score(features, LABELS)
     assert tiny_model.untrained_stages() == ()
     assert {s.modality: s.trained for s in prediction.stages} == {"text": True, "audio": False, "vision": True}
     assert not any("not trained on" in w for w in prediction.warnings)

@@ -126,7 +126,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_checkpoint(trained, mmsa
     assert float(kept["valid_loss"]) == min(float(r["valid_loss"]) for r in rows)
     # ...and the app's own prediction path gives the same score for a clip
     sample = data.split("test")[0]
-    assert model.predict(sample.features, labels).sentiment == pytest.approx(
+    assert model.score(sample.features, labels).sentiment == pytest.approx(
         float(scorer.predict(model.head, [sample])[0]), abs=1e-5)
     # merclip predict loads it; video frames do not fit a head trained on Facet features, and it says so
     image = tmp_path / "face.png"

@@ -185,7 +185,7 @@ def _attention_share(model: MerClip, data: FeatureSet, samples: list[Sample], ca
         where = carried.get(sample.id, {})
         if not where:
             continue
-        prediction = model.predict(sample.features, data.labels)
+        prediction = model.score(sample.features, data.labels)
         true = (int(np.clip(round(sample.target), -3, 3)) + 3 if data.task == "regression" else int(sample.target))
         for modality, positions in where.items():
             if modality not in prediction.modalities or not positions:

@@ -54,7 +54,7 @@ def run_bench(clip: str, whisper: str, media: str | None, frames: int, device: s
         steps = {k: round(statistics.median(r["steps"].get(k, 0.0) for r in runs), 1) for k in runs[0]["steps"]}
         model_forward = sum(steps.get(k, 0.0) for k in MODEL_STEPS)
         fresh = shared.with_empty_cache()
-        first = fresh.predict(path, LABELS, options=options)
+        first = fresh.score(path, LABELS, options=options)
         rescore = statistics.median(_timed(lambda: fresh.rescore(first.clip_id, LABELS)) for _ in range(max(3, repeat)))
         rescore_new = statistics.median(_timed(lambda labels=labels: fresh.rescore(first.clip_id, labels))
                                         for labels in NEW_LABELS[:max(1, repeat)])
@@ -89,14 +89,14 @@ def _warm_up(analyzer: Analyzer, folder: Path) -> None:
     """Load Whisper, compile librosa's numba code and touch every encoder once, so the
     measured runs see a server that is already up."""
     warm = speech_clip(folder / "warm.mp4", seconds=3)
-    analyzer.predict(warm, "warm, up")
+    analyzer.score(warm, "warm, up")
 
 
 def _first_analysis(shared: Analyzer, path: Path, options: AnalysisOptions) -> dict:
     shared.model.labels.clear()  # labels are new to a fresh analysis too
     analyzer = shared.with_empty_cache()
     started = time.perf_counter()
-    prediction = analyzer.predict(path, LABELS, options=options)
+    prediction = analyzer.score(path, LABELS, options=options)
     result_started = time.perf_counter()
     prediction.to_dict()  # the plotting-ready result
     finished = time.perf_counter()
@@ -147,10 +147,10 @@ def _segments(shared: Analyzer, folder: Path) -> dict:
     reader = SegmentReader(shared.with_empty_cache())
     options = reader.budgeted(path, mode, AnalysisOptions())
     started = time.perf_counter()
-    whole_clip, parts = reader.predict(path, LABELS, mode, options=options)
+    whole_clip, parts = reader.read(path, LABELS, mode, options=options)
     by_utterance = (time.perf_counter() - started) * 1000
     shared.model.labels.clear()
-    whole = _timed(lambda: shared.with_empty_cache().predict(path, LABELS, options=options))
+    whole = _timed(lambda: shared.with_empty_cache().score(path, LABELS, options=options))
     clip_id = whole_clip.clip_id or ""
     rescore_new = statistics.median(_timed(lambda labels=labels: reader.rescore(clip_id, labels)) for labels in NEW_LABELS)
     rescore = statistics.median(_timed(lambda: reader.rescore(clip_id, LABELS)) for _ in range(3))

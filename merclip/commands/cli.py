@@ -129,8 +129,8 @@ def _predict(args: argparse.Namespace) -> int:
 
         def analyse(path: Path) -> dict:
             if mode is None:
-                return analyzer.predict(path, labels, templates, options).to_dict()
-            whole, parts = reader.predict(path, labels, mode, templates, options)
+                return analyzer.score(path, labels, templates, options).to_dict()
+            whole, parts = reader.read(path, labels, mode, templates, options)
             return whole.to_dict() | {"segments": [part.to_dict(args.attention) for part in parts]}
 
         if many:

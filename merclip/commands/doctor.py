@@ -247,10 +247,10 @@ def _timed_run(clip: str, whisper: str, device: str, scratch: Path, found: Findi
         run["whisper_load_s"] = _seconds_since(started)
         run["whisper"] = _whisper_placement(recognizer)
         step, started = "analysing the built-in clip", time.perf_counter()
-        prediction = analyzer.predict(media, LABELS)
+        prediction = analyzer.score(media, LABELS)
         run["analysis_s"] = _seconds_since(started)
         started = time.perf_counter()
-        analyzer.with_empty_cache().predict(media, LABELS)
+        analyzer.with_empty_cache().score(media, LABELS)
         run["again_s"] = _seconds_since(started)
     except Exception as exc:  # the doctor reports whatever breaks, never a traceback
         reason = str(exc) if isinstance(exc, MerClipError) else f"{type(exc).__name__}: {first_line(exc)}"

@@ -51,7 +51,7 @@ def _measure(clip: str, device: str, media: str, transcript: str, labels: str) -
     from merclip.reading.analyzer import AnalysisOptions, Analyzer
     from merclip.api import load_model
     from merclip.clip.loader import default_precision
-    from merclip.reading.forwards import encode_and_predict
+    from merclip.reading.forwards import encode_and_score
 
     model = load_model(clip, device="cpu", precision=default_precision(torch.device(device)))
     model.forwards_gathered = True  # as on ZeroGPU: the reading leaves CLIP on the faces to the slot
@@ -63,7 +63,7 @@ def _measure(clip: str, device: str, media: str, transcript: str, labels: str) -
         started = time.perf_counter()
         model.clip.model.to(device)  # a no-op once there: the warm worker has its weights
         model.head.to(device)
-        _, (prediction,) = encode_and_predict(model, reading.features, reading.encoding(), None, labels, None)
+        _, (prediction,) = encode_and_score(model, reading.features, reading.encoding(), None, labels, None)
         return time.perf_counter() - started, prediction.probs  # probs are Python floats: the GPU has finished
 
     cold, probs = one_slot()

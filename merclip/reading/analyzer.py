@@ -32,7 +32,7 @@ from merclip.reading.disk_cache import DiskCache
 from merclip.errors import MerClipError, first_line
 from merclip.media.faces import Face, FaceDetector, crop_face
 from merclip.head.inputs import ClipFeatures
-from merclip.reading.forwards import Encoded, Encoding, cost_of, encode, encode_and_predict, predict_many
+from merclip.reading.forwards import Encoded, Encoding, cost_of, encode, encode_and_score, score_many
 from merclip.labels.parsing import LabelSet
 from merclip.limits import Limits
 from merclip.media.probe import MediaInfo, inspect_media
@@ -92,9 +92,9 @@ class Analyzer:
         other._recognizer = self.recognizer
         return other
 
-    def predict(self, media: str | Path, labels: str | Sequence[str] | LabelSet,
-                templates: Mapping[str, str | Sequence[str]] | None = None,
-                options: AnalysisOptions = AnalysisOptions(), progress: Progress | None = None) -> Prediction:
+    def score(self, media: str | Path, labels: str | Sequence[str] | LabelSet,
+              templates: Mapping[str, str | Sequence[str]] | None = None,
+              options: AnalysisOptions = AnalysisOptions(), progress: Progress | None = None) -> Prediction:
         """Analyse (or fetch from the cache) and score against labels; a new clip's forwards all
         run in one model call (one GPU slot on ZeroGPU)."""
         found = self.lookup(media, options)
@@ -105,7 +105,7 @@ class Analyzer:
         reading = self.read(found, options, progress)
         encoding = reading.encoding()
         encoded, (prediction,) = self.model.run(
-            encode_and_predict, reading.features, encoding, None, labels, templates,
+            encode_and_score, reading.features, encoding, None, labels, templates,
             cost=cost_of(self.model, encoding, 1, labels, templates))
         return self.finish(prediction, self.keep(found, reading, encoded), cached=False)
 
@@ -121,7 +121,7 @@ class Analyzer:
 
     def _score(self, analysis: ClipAnalysis, cached: bool, labels: str | Sequence[str] | LabelSet,
                templates: Mapping[str, str | Sequence[str]] | None) -> Prediction:
-        (prediction,) = self.model.run(predict_many, [analysis.features], labels, templates,
+        (prediction,) = self.model.run(score_many, [analysis.features], labels, templates,
                                        cost=cost_of(self.model, Encoding(), 1, labels, templates))
         return self.finish(prediction, analysis, cached)
 

@@ -114,7 +114,7 @@ def segmented_features(whole: ClipFeatures, encoded: Encoded, extra_times: Seque
     return features, [segment_features(features, segments, encoded.sentences, i) for i in range(len(segments))]
 
 
-def encode_and_predict(model, features: ClipFeatures, encoding: Encoding, segments: list[Segment] | None,
+def encode_and_score(model, features: ClipFeatures, encoding: Encoding, segments: list[Segment] | None,
                        labels, templates: Mapping | None) -> tuple[Encoded, list[Prediction]]:
     """One user action's forwards: encode what is missing, then score the clip (and its `segments`,
     when given) against the labels in one batch. The caller keeps the `Encoded` for re-scoring."""
@@ -123,12 +123,12 @@ def encode_and_predict(model, features: ClipFeatures, encoding: Encoding, segmen
     clips = [whole]
     if segments is not None:
         clips += segmented_features(whole, encoded, encoding.extra_times, segments)[1]
-    return encoded, model.predict_many(clips, labels, templates)
+    return encoded, model.score_many(clips, labels, templates)
 
 
-def predict_many(model, clips, labels, templates: Mapping | None) -> list[Prediction]:
+def score_many(model, clips, labels, templates: Mapping | None) -> list[Prediction]:
     """A re-score's forwards: the labels' prompts and the head (the clips are encoded already)."""
-    return model.predict_many(clips, labels, templates)
+    return model.score_many(clips, labels, templates)
 
 
 def cost_of(model, encoding: Encoding, clips: int, labels, templates: Mapping | None) -> ForwardCost:

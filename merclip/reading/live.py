@@ -169,7 +169,7 @@ class LiveSession:
             labels, templates, heard = self._labels, self._templates, self._heard
         features.text, features.text_pooled, features.words = heard.text, heard.text_pooled, heard.words
         features.audio, features.audio_times = heard.audio, heard.audio_times
-        prediction = self.analyzer.model.predict(features, labels, templates or None)
+        prediction = self.analyzer.model.score(features, labels, templates or None)
         probs = np.asarray(prediction.probs)
         with self._state:
             if labels is not self._labels:  # the labels changed while this frame was scored: not its history

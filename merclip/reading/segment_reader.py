@@ -28,7 +28,7 @@ import torch
 from merclip.reading.analyzer import AnalysisOptions, Analyzer, Progress
 from merclip.reading.clip_analysis import ClipAnalysis, SampledFrame
 from merclip.head.inputs import ClipFeatures
-from merclip.reading.forwards import Encoding, cost_of, encode_and_predict, predict_many, segmented_features
+from merclip.reading.forwards import Encoding, cost_of, encode_and_score, score_many, segmented_features
 from merclip.labels.parsing import LabelSet
 from merclip.limits import Limits
 from merclip.media.probe import inspect_media
@@ -97,9 +97,9 @@ class SegmentReader:
         with self._lock:
             return len(self._kept)
 
-    def predict(self, media: str | Path, labels: str | LabelSet, mode: SegmentMode,
-                templates: dict[str, str] | None = None, options: AnalysisOptions = AnalysisOptions(),
-                progress: Progress | None = None, frame_cap: int = FRAME_CAP) -> tuple[Prediction, list[SegmentPrediction]]:
+    def read(self, media: str | Path, labels: str | LabelSet, mode: SegmentMode,
+             templates: dict[str, str] | None = None, options: AnalysisOptions = AnalysisOptions(),
+             progress: Progress | None = None, frame_cap: int = FRAME_CAP) -> tuple[Prediction, list[SegmentPrediction]]:
         """The whole clip's prediction and one per segment, on one pass of the encoders (`frame_cap`:
         the most frames sampled over the clip; short segments still get two each). Every model
         forward of a new clip runs in one call, after all the work that needs none."""
@@ -127,7 +127,7 @@ class SegmentReader:
                            extra_times=extra_times, sentence_words=words,
                            groups=[list(s.words) for s in segments] if words else None)
         encoded, scored = self.analyzer.model.run(
-            encode_and_predict, partial.features, encoding, segments, labels, templates,
+            encode_and_score, partial.features, encoding, segments, labels, templates,
             cost=cost_of(self.analyzer.model, encoding, 1 + len(segments), labels, templates))
         analysis = found.analysis or self.analyzer.keep(found, reading, encoded)
         features, parts = segmented_features(analysis.features, encoded, extra_times, segments)
@@ -166,7 +166,7 @@ class SegmentReader:
                cached: bool) -> tuple[Prediction, list[SegmentPrediction]]:
         """The whole clip and every segment through the head in one batch (one GPU slot on ZeroGPU)."""
         clips = clip.prepared or clip.scorable()
-        scored = self.analyzer.model.run(predict_many, clips, labels, templates,
+        scored = self.analyzer.model.run(score_many, clips, labels, templates,
                                          cost=cost_of(self.analyzer.model, Encoding(), 1 + len(clip.parts),
                                                       labels, templates))
         return self._result(clip, scored, cached)
