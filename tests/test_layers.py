@@ -37,3 +37,17 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path, module, line, contract
     assert result.returncode == 1, result.stdout[-2000:]
     broken = result.stdout.split("Broken contracts")[-1]
     assert contract in broken and module.removesuffix(".py").replace("/", ".") in broken, result.stdout[-3000:]
+
+
+def test_docs_design_lists_every_module_under_its_folder():
+    """docs/design.md names each module of merclip/, demo/ and train/ with its one job, under its folder."""
+    design = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    sections = {}
+    for block in design.split("\n`")[1:]:
+        folder, _, body = block.partition("`\n")
+        sections[folder.rstrip("/")] = body.split("\n\n`")[0]
+    for top in ("merclip", "demo", "train"):
+        for module in sorted((ROOT / top).rglob("*.py")):
+            folder = module.parent.relative_to(ROOT).as_posix()
+            assert folder in sections, f"docs/design.md has no section for {folder}/"
+            assert f"- `{module.name}`: " in sections[folder], f"docs/design.md does not list {folder}/{module.name}"

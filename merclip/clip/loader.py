@@ -1,6 +1,6 @@
 """Load a CLIP model from a SPEC string onto the right device.
 
-SPEC forms (DESIGN.md): `ARCH:PRETRAINED` (open_clip tag, downloaded from the hub),
+SPEC forms (docs/design.md): `ARCH:PRETRAINED` (open_clip tag, downloaded from the hub),
 `ARCH:/path/to/weights`, `hf-hub:ORG/NAME`, `ARCH:random` (seeded, so anyone can
 rebuild the same weights) and `merclip-tiny:random` (a tiny config for tests).
 CLIP is built as its weights were trained: a tag's pretrained config says whether they were

@@ -1,4 +1,4 @@
-"""What one analysis returns, and its JSON form (the keys DESIGN.md promises)."""
+"""What one analysis returns, and its JSON form (the keys docs/design.md promises)."""
 
 from __future__ import annotations
 
