@@ -125,3 +125,25 @@ def test_label_embeddings_are_cached_per_template_set(tiny_model, monkeypatch):
     assert len(calls) == 1 and torch.equal(first, again)
     other, _ = tiny_model.labels.encode(labels, ("{} two",))
     assert len(calls) == 2 and not torch.allclose(first, other)
+
+
+def test_typed_labels_are_parsed_once_per_action_then_travel_as_a_label_set(tiny_model, astronaut, tmp_path,
+                                                                           monkeypatch):
+    """The typed string was parsed three times on its way to the scores (issue 36): once, at the entry."""
+    import merclip.labels.parsing as parsing
+    from merclip.reading import Analyzer, SegmentMode, SegmentReader
+
+    parsed, parse_entry = [], parsing._parse_entry
+    monkeypatch.setattr(parsing, "_parse_entry", lambda entry, warnings: parsed.append(entry)
+                        or parse_entry(entry, warnings))
+    path = tmp_path / "face.png"
+    astronaut.save(path)
+    analyzer = Analyzer(tiny_model, whisper="none")
+    first = analyzer.score(path, "happy, sad, calm")
+    assert parsed == ["happy", " sad", " calm"]
+    parsed.clear()
+    analyzer.rescore(first.clip_id, "proud, bored")
+    assert parsed == ["proud", " bored"]
+    parsed.clear()
+    SegmentReader(analyzer).read(path, "tense, shy", SegmentMode.parse("window:4"))
+    assert parsed == ["tense", " shy"]

@@ -33,7 +33,7 @@ from merclip.errors import MerClipError, first_line
 from merclip.media.faces import Face, FaceDetector, crop_face
 from merclip.head.inputs import ClipFeatures
 from merclip.reading.forwards import Encoded, Encoding, cost_of, encode, encode_and_score, score_many
-from merclip.labels.parsing import LabelSet
+from merclip.labels.parsing import LabelSet, parse_labels
 from merclip.limits import Limits
 from merclip.media.probe import MediaInfo, inspect_media
 from merclip.head.result import Prediction
@@ -97,6 +97,7 @@ class Analyzer:
               options: AnalysisOptions = AnalysisOptions(), progress: Progress | None = None) -> Prediction:
         """Analyse (or fetch from the cache) and score against labels; a new clip's forwards all
         run in one model call (one GPU slot on ZeroGPU)."""
+        labels = parse_labels(labels)  # once, here: the LabelSet travels from here on
         found = self.lookup(media, options)
         if found.analysis is not None:
             if progress:
@@ -112,6 +113,7 @@ class Analyzer:
     def rescore(self, clip_id: str, labels: str | Sequence[str] | LabelSet,
                 templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:
         """Score a clip analysed before (by its `clip_id`) against other labels or templates."""
+        labels = parse_labels(labels)
         started = time.perf_counter()
         hit = self.cached(clip_id)
         if hit is None:

@@ -29,7 +29,7 @@ from merclip.reading.analyzer import AnalysisOptions, Analyzer, Progress
 from merclip.reading.clip_analysis import ClipAnalysis, SampledFrame
 from merclip.head.inputs import ClipFeatures
 from merclip.reading.forwards import Encoding, cost_of, encode_and_score, score_many, segmented_features
-from merclip.labels.parsing import LabelSet
+from merclip.labels.parsing import LabelSet, parse_labels
 from merclip.limits import Limits
 from merclip.media.probe import inspect_media
 from merclip.head.prepared import PreparedClips
@@ -103,6 +103,7 @@ class SegmentReader:
         """The whole clip's prediction and one per segment, on one pass of the encoders (`frame_cap`:
         the most frames sampled over the clip; short segments still get two each). Every model
         forward of a new clip runs in one call, after all the work that needs none."""
+        labels = parse_labels(labels)  # once, here: the LabelSet travels from here on
         options = self.budgeted(media, mode, options, frame_cap)
         found = self.analyzer.lookup(media, options)
         key = (found.key, mode, self.rules)
@@ -141,6 +142,7 @@ class SegmentReader:
     def rescore(self, clip_id: str, labels: str | LabelSet, templates: dict[str, str] | None = None
                 ) -> tuple[Prediction, list[SegmentPrediction]] | None:
         """New labels for a clip segmented before (by its clip_id): no encoder runs. None if it is not kept."""
+        labels = parse_labels(labels)
         clip = self._kept_clip(clip_id)
         if clip is None:
             return None
