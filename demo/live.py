@@ -25,7 +25,7 @@ import torch
 
 from demo.models import ModelStore
 from demo.palette import LabelColours
-from demo.plots import label_colours, nice_ticks, spread
+from demo.figures import label_colours, nice_ticks, spread
 from demo.served_files import prune
 from merclip import MerClip, MerClipError
 from merclip.analysis import Analyzer

@@ -1,7 +1,7 @@
 """The page: a video in, typed labels, and every figure of one analysis out.
 
 UI only: what happens on each event lives in `demo.service`, the figures in
-`demo.plots`, the models in `demo.models`, colours in `demo.style`.
+`demo.figures`, the models in `demo.models`, colours in `demo.style`.
 
 Layout for a first visit: the examples sit under the video input and run on a click; the
 labels box re-scores on Enter; results start beside the input. Page events are private;

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demo.plots import DPI, frame_timeline, label_colours, segment_timeline, similarity_bars, stage_heatmaps
+from demo.figures import DPI, frame_timeline, label_colours, segment_timeline, similarity_bars, stage_heatmaps
 from merclip.audio_features import SAMPLE_RATE
 from merclip.sample_media import face_frames, recordings
 from tests.app_server import AppServer
 from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
-from tests.test_plots import drawn_texts, scene
+from tests.test_figures import drawn_texts, scene
 
 pytestmark = pytest.mark.slow
 VIEWPORTS = {"laptop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
