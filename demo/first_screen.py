@@ -23,11 +23,11 @@ from typing import Any
 import gradio as gr
 from matplotlib.figure import Figure
 
+from demo.clip_tab import OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.described_plot import DescribedPlot
-from demo.models import ModelChoice
+from demo.model_store import ModelChoice
 from demo.palette import LabelColours
 from demo.presets import DEFAULT_PRESET, PRESETS
-from demo.service import OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from merclip.analysis import Analyzer
 from merclip.segmented import SegmentReader
 

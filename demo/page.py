@@ -1,7 +1,7 @@
 """The page: a video in, typed labels, and every figure of one analysis out.
 
-UI only: what happens on each event lives in `demo.service`, the figures in
-`demo.figures`, the models in `demo.models`, colours in `demo.style`.
+UI only: what happens on each event lives in `demo.clip_tab`, the figures in
+`demo.figures`, the models in `demo.model_store`, colours in `demo.style`.
 
 Layout for a first visit: the examples sit under the video input and run on a click; the
 labels box re-scores on Enter; results start beside the input. Page events are private;
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from demo.clip_tab import OUTPUT_NAMES, PAGE_OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.described_plot import DescribedPlot
 from demo.first_screen import FirstScreen
-from demo.live import HISTORY_EMPTY, LISTENING, LiveService
-from demo.models import NO_CHECKPOINT, ModelStore
-from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
+from demo.live_tab import HISTORY_EMPTY, LISTENING, LiveService
+from demo.model_store import NO_CHECKPOINT, ModelStore
 from demo.palette import LabelColours
-from demo.service import OUTPUT_NAMES, PAGE_OUTPUT_NAMES, STALE_NOTE, AnalysisService
+from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
 from demo.views import STAGE_SLOTS, WHOLE_CLIP
 from merclip.limits import Limits
 from merclip.live import HEARING_WINDOW_SECONDS, KEPT_SECONDS

@@ -10,10 +10,10 @@ import statistics
 import time
 from pathlib import Path
 
+from demo.clip_tab import OUTPUT_NAMES, AnalysisService
 from demo.first_screen import encoded_for_browser
-from demo.models import ModelChoice, ModelStore
+from demo.model_store import ModelChoice, ModelStore
 from demo.palette import LabelColours
-from demo.service import OUTPUT_NAMES, AnalysisService
 from demo.views import WHOLE_CLIP
 from merclip.sample_media import speech_clip
 

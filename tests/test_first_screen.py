@@ -5,11 +5,11 @@ import time
 import gradio as gr
 
 from demo import first_screen
+from demo.clip_tab import OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.first_screen import FirstScreen
-from demo.models import ModelChoice, ModelStore
+from demo.model_store import ModelChoice, ModelStore
 from demo.palette import LabelColours
 from demo.presets import DEFAULT_PRESET, PRESETS
-from demo.service import OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from merclip import load_model
 from tests.conftest import TINY
 

@@ -3,8 +3,8 @@
 import gc
 import weakref
 
-from demo.models import ModelChoice, ModelStore
-from demo.service import OUTPUT_NAMES, AnalysisService
+from demo.clip_tab import OUTPUT_NAMES, AnalysisService
+from demo.model_store import ModelChoice, ModelStore
 from merclip import load_model
 from tests.conftest import TINY
 

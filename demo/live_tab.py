@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from demo.models import ModelStore
-from demo.palette import LabelColours
 from demo.figures import label_colours, nice_ticks, spread
+from demo.model_store import ModelStore
+from demo.palette import LabelColours
 from demo.served_files import prune
 from merclip import MerClip, MerClipError
 from merclip.analysis import Analyzer

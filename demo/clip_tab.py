@@ -1,4 +1,4 @@
-"""What the page's events call: analyse a clip, re-score it, and turn failures into messages.
+"""The "Analyse a clip" tab's events and the API's: analyse a clip, re-score it, turn failures into messages.
 
 Every failure a visitor can cause becomes a `gr.Error` with one readable line; anything
 unexpected is logged with its traceback and reported as an internal error, so one bad
@@ -18,7 +18,7 @@ from typing import Protocol
 
 import gradio as gr
 
-from demo.models import ModelChoice
+from demo.model_store import ModelChoice
 from demo.palette import LabelColours
 from demo.views import STAGE_SLOTS, PageView, build_view, markdown_text, segment_number
 from demo.zero_gpu import next_step
