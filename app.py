@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     clip_path, preset, title = EXAMPLES[0]
     first_screen = FirstScreen(AnalysisService(example, workspace / "example", limits), ASSETS / clip_path, preset,
                                PRESETS[preset], title)
-    first_screen.prepare_in_background()
+    first_screen.analyse_example_in_background()
     page = build_page(store, AnalysisService(store, workspace / "served", limits, also_holding=[example]), live,
                       first_screen)
     page.queue(default_concurrency_limit=2, max_size=64).launch(

@@ -444,7 +444,7 @@ def hold_the_first_screen(page, server):
     function lets it go; that function waits until the page has asked for the example's outputs."""
     steps = {d["id"]: d for d in page.request.get(f"{server.url}/config").json()["dependencies"]}
     waiting = next(i for i, d in steps.items() if any(t[1] == "load" for t in d["targets"])
-                   and d.get("api_name") in ("ready", "on_load"))  # not the model status's own load
+                   and d.get("api_name") in ("on_load_wait_for_example", "on_load"))  # not the model status's own load
     last = max((i for i, d in steps.items() if d.get("trigger_after") == waiting), default=waiting)
     held = []
     page.route("**/gradio_api/queue/join*", lambda route: held.append(route)

@@ -225,7 +225,7 @@ def test_the_page_keeps_a_session_per_visitor_and_forgets_those_who_leave_or_go_
     assert sorted(shown) == sorted(LABELS.split(", "))
     _, _, _, note = service.on_frame(frame, " , ", colours, first)
     assert note.startswith("⚠️") and "happy" in note, "a mistake is said; the labels in use stay"
-    service.leave(first)
+    service.on_unload(first)
     assert service.active_sessions == 0
     service.on_frame(frame, LABELS, colours, second)
     monkeypatch.setattr(demo.live_tab, "LIVE_IDLE_SECONDS", 0)
