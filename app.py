@@ -58,12 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     # gradio and torch take seconds to import: flags are parsed first so --help is instant
     from demo import zero_gpu  # first: on a ZeroGPU Space, `spaces` must be imported before CUDA is touched
     from demo import style
-    from demo.models import ModelChoice, ModelStore, find_checkpoints
-    from demo.live import DEVICE_NOTE_HEAD, MICROPHONE_FOLLOWS_CAMERA_HEAD, live_service
+    from demo.model_store import ModelChoice, ModelStore, find_checkpoints
+    from demo.live_tab import DEVICE_NOTE_HEAD, MICROPHONE_FOLLOWS_CAMERA_HEAD, live_service
     from demo.first_screen import ExampleStore, FirstScreen
     from demo.page import ASSETS, EXAMPLES, build_page, page_head
     from demo.presets import PRESETS
-    from demo.service import AnalysisService
+    from demo.clip_tab import AnalysisService
     from merclip import MerClipError
     from merclip.head import read_checkpoint_config
     from merclip.reading import DiskCache
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     clip_path, preset, title = EXAMPLES[0]
     first_screen = FirstScreen(AnalysisService(example, workspace / "example", limits), ASSETS / clip_path, preset,
                                PRESETS[preset], title)
-    first_screen.prepare_in_background()
+    first_screen.analyse_example_in_background()
     page = build_page(store, AnalysisService(store, workspace / "served", limits, also_holding=[example]), live,
                       first_screen)
     page.queue(default_concurrency_limit=2, max_size=64).launch(

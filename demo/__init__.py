@@ -1,1 +1,1 @@
-"""Gradio UI for MER-CLIP: pages and plots, nothing model-specific."""
+"""Gradio UI for MER-CLIP: the page, its tabs and figures, nothing model-specific."""

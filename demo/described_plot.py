@@ -2,7 +2,7 @@
 
 Gradio builds a matplotlib plot's alt text from a `chart` field that only its Altair plots
 fill in, so every figure was announced as "undefined plot visualising provided data". The
-figures in `demo.plots` carry their summary as their matplotlib label; this component puts
+figures in `demo.figures` carry their summary as their matplotlib label; this component puts
 it where the browser reads it.
 
 It also encodes matplotlib figures itself: one draw, then a lossless PNG at zlib level 1
@@ -20,7 +20,7 @@ import gradio as gr
 from gradio.components.plot import PlotData
 from matplotlib.figure import Figure
 
-from demo.plots import drawn
+from demo.figures import drawn
 
 
 class DescribedPlotData(PlotData):

@@ -23,11 +23,11 @@ from typing import Any
 import gradio as gr
 from matplotlib.figure import Figure
 
+from demo.clip_tab import OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.described_plot import DescribedPlot
-from demo.models import ModelChoice
+from demo.model_store import ModelChoice
 from demo.palette import LabelColours
 from demo.presets import DEFAULT_PRESET, PRESETS
-from demo.service import OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from merclip.reading import Analyzer, SegmentReader
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class ExampleStore:
 
 
 class FirstScreen:
-    """The example's page outputs, computed once (`prepare`) and handed to every new page (`on_load`)."""
+    """The example's page outputs, computed once (`analyse_example`) and handed to every new page (`on_load`)."""
 
     def __init__(self, service: AnalysisService, clip: Path, preset: str, labels: str, title: str,
                  start: tuple[str, str] = (DEFAULT_PRESET, PRESETS[DEFAULT_PRESET])) -> None:
@@ -73,18 +73,18 @@ class FirstScreen:
         self._retry_after = FIRST_RETRY_SECONDS
         self._lock = threading.Lock()
 
-    def prepare_in_background(self) -> threading.Thread:
-        thread = threading.Thread(target=self.prepare, name="merclip-first-screen", daemon=True)
+    def analyse_example_in_background(self) -> threading.Thread:
+        thread = threading.Thread(target=self.analyse_example, name="merclip-first-screen", daemon=True)
         thread.start()
         return thread
 
-    def prepare(self) -> tuple | None:
+    def analyse_example(self) -> tuple | None:
         """The example's outputs in `OUTPUT_NAMES` order, figures encoded; None if it cannot be
         analysed (now, or since its last failure, until the back-off has passed)."""
         with self._lock:
             if self._outputs is None and monotonic() >= self._retry_at:
                 try:
-                    outputs = self.service.predict(str(self.clip), self.labels)
+                    outputs = self.service.on_api_predict(str(self.clip), self.labels)
                 except gr.Error as exc:  # no model (offline, say): the page says why elsewhere
                     log.warning("merclip: the first screen's example was not analysed (next try in %.0f s): %s",
                                 self._retry_after, exc.message)
@@ -94,10 +94,10 @@ class FirstScreen:
                 self._outputs = tuple(encoded_for_browser(value) for value in outputs)
             return self._outputs
 
-    def ready(self) -> None:
+    def on_load_wait_for_example(self) -> None:
         """The page's first step: returns once the example is analysed (at once, but right after the
         server starts), so that the second (`on_load`) reads what the visitor has set meanwhile."""
-        self.prepare()
+        self.analyse_example()
 
     def on_load(self, colours: LabelColours, video: str | None, other_media: str | None, preset: str,
                 labels: str) -> tuple:
@@ -107,7 +107,7 @@ class FirstScreen:
         the result of any analysis they started); their labels or label set are kept, and the example's
         figures marked as being for other labels. Outputs: video, preset, labels, `OUTPUT_NAMES`, the
         stale-figures note, colours."""
-        outputs = self.prepare()
+        outputs = self.analyse_example()
         if outputs is None or video or other_media:
             return (gr.skip(), gr.skip(), gr.skip(), *(gr.skip() for _ in OUTPUT_NAMES), gr.skip(), colours)
         outputs = copy.deepcopy(outputs)  # Gradio rewrites the update dicts it is given in place

@@ -1,7 +1,7 @@
 """The page: a video in, typed labels, and every figure of one analysis out.
 
-UI only: what happens on each event lives in `demo.service`, the figures in
-`demo.plots`, the models in `demo.models`, colours in `demo.style`.
+UI only: what happens on each event lives in `demo.clip_tab`, the figures in
+`demo.figures`, the models in `demo.model_store`, colours in `demo.style`.
 
 Layout for a first visit: the examples sit under the video input and run on a click; the
 labels box re-scores on Enter; results start beside the input. Page events are private;
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from demo.clip_tab import OUTPUT_NAMES, PAGE_OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.described_plot import DescribedPlot
 from demo.first_screen import FirstScreen
-from demo.live import HISTORY_EMPTY, LISTENING, LiveService
-from demo.models import NO_CHECKPOINT, ModelStore
-from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
+from demo.live_tab import HISTORY_EMPTY, LISTENING, LiveService
+from demo.model_store import NO_CHECKPOINT, ModelStore
 from demo.palette import LabelColours
-from demo.service import OUTPUT_NAMES, PAGE_OUTPUT_NAMES, STALE_NOTE, AnalysisService
+from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
 from demo.views import STAGE_SLOTS, WHOLE_CLIP
 from merclip.limits import Limits
 from merclip.reading import HEARING_WINDOW_SECONDS, KEPT_SECONDS
@@ -52,7 +52,7 @@ QUEUES = {kind: dict(concurrency_limit=limit, concurrency_id=kind) for kind, lim
     ("analyse", 2), ("example", 2), ("live-clip", 2), ("predict", 1), ("rescore", 4), ("rescore-api", 2))}
 
 # A file the browser cannot play ("holiday.mp4" that is text) is reported once, beside the inputs, by the
-# server's check of every upload (`AnalysisService.new_media`); the video player's own "Video not playable"
+# server's check of every upload (`AnalysisService.on_new_media`); the video player's own "Video not playable"
 # toast would say it a second time, in another place. Its error events are stopped before they reach it.
 # A file over the upload limit is stopped before Gradio refuses it with a toast (and leaves the note of the
 # file before): its name and size go to the hidden `#media-refused` box, and the server words the note.
@@ -171,12 +171,12 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
 
             with gr.Tab("Live webcam", id="live", elem_id="live-tab"):
                 live_parts = _live_tab(live)
-        page.unload(live.leave)
+        page.unload(live.on_unload)
         if first_screen is not None:
             # Waits for the example's analysis (only right after a server starts), then reads what the visitor has
             # set meanwhile: the second step's inputs are taken when it starts, so the visitor's own input wins.
-            page.load(first_screen.ready, None, None, api_visibility="private", concurrency_limit=None,
-                      show_progress="hidden").then(
+            page.load(first_screen.on_load_wait_for_example, None, None, api_visibility="private",
+                      concurrency_limit=None, show_progress="hidden").then(
                 first_screen.on_load, [colours, video, other_media, preset, labels],
                 [video, preset, labels, *(outputs[n] for n in OUTPUT_NAMES), outputs["stale"], colours],
                 api_visibility="private", concurrency_limit=None, show_progress="minimal")
@@ -188,13 +188,13 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
         rescoring_queue = QUEUES["rescore"]
         for start, queue in ((analyse.click, QUEUES["analyse"]),  # an example: its clip, labels, label set
                              (examples.load_input_event.then, QUEUES["example"])):
-            start(service.analyse_on_page, [video, other_media, labels, *templates, *options, colours], page_outputs,
+            start(service.on_analyse, [video, other_media, labels, *templates, *options, colours], page_outputs,
                   api_visibility="private", **queue)
         rescoring = [outputs["clip_id"], labels, *templates, outputs["segment_choice"], colours]
         for trigger in (rescore.click, labels.submit, *(t.submit for t in templates)):
-            trigger(service.rescore_or_explain, rescoring, page_outputs, api_visibility="private", **rescoring_queue)
+            trigger(service.on_rescore, rescoring, page_outputs, api_visibility="private", **rescoring_queue)
         # choosing an utterance redraws every panel for it, with the labels in the box
-        outputs["segment_choice"].input(service.rescore_on_page, rescoring, page_outputs, api_visibility="private",
+        outputs["segment_choice"].input(service.on_menu_choice, rescoring, page_outputs, api_visibility="private",
                                         **rescoring_queue)
         camera, microphone, live_labels = live_parts["camera"], live_parts["microphone"], live_parts["labels"]
         camera.stream(live.on_frame, [camera, live_labels, colours],
@@ -207,16 +207,17 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
                           time_limit=LIVE_TIME_LIMIT, api_visibility="private", concurrency_limit=LIVE_VISITORS,
                           concurrency_id="live-sound", show_progress="hidden")
         recorded = live_parts["analyse"].click(  # a mistake is said beside the button; nothing recorded stops here
-            live.analyse_note, None, live_parts["analyse_note"], api_visibility="private", queue=False).then(
-            live.recent_clip, live_parts["seconds"], [video, tabs], api_visibility="private", show_progress="hidden")
+            live.on_analyse_last_note, None, live_parts["analyse_note"], api_visibility="private", queue=False).then(
+            live.on_analyse_last_clip, live_parts["seconds"], [video, tabs], api_visibility="private",
+            show_progress="hidden")
         recorded.success(  # the clip tab takes the live labels, and their label set's name if they are one
             lambda typed: (typed, next((name for name, text in PRESETS.items() if text == typed), CUSTOM)),
             live_labels, [labels, preset], api_visibility="private", queue=False).then(
-            service.analyse_on_page, [video, other_media, labels, *templates, *options, colours], page_outputs,
+            service.on_analyse, [video, other_media, labels, *templates, *options, colours], page_outputs,
             api_visibility="private", **QUEUES["live-clip"])
         preset.input(lambda name: gr.skip() if name == CUSTOM else PRESETS[name], preset, labels,
                      api_visibility="private").then(
-            service.rescore_on_page, rescoring, page_outputs, api_visibility="private", **rescoring_queue)
+            service.on_menu_choice, rescoring, page_outputs, api_visibility="private", **rescoring_queue)
         labels.input(lambda clip_id: (CUSTOM, STALE_NOTE if clip_id else ""), outputs["clip_id"], [preset, outputs["stale"]],
                      api_visibility="private", queue=False)
         outputs["bars"].change(None, outputs["bars"], js=SHOW_RESULT, api_visibility="private", queue=False)
@@ -226,17 +227,17 @@ def build_page(store: ModelStore, service: AnalysisService, live: LiveService,
         # new media forgets the analysed clip and empties the other input (an example sets its own clip_id)
         for given, new_media, other in ((video, video.upload, other_media), (video, video.stop_recording, other_media),
                                         (other_media, other_media.upload, video)):
-            new_media(service.new_media, given, [outputs["clip_id"], other, given, outputs["media_note"]],
+            new_media(service.on_new_media, given, [outputs["clip_id"], other, given, outputs["media_note"]],
                       api_visibility="private")
-        refused.change(service.refused_upload, refused, outputs["media_note"], api_visibility="private", queue=False)
-        video.clear(service.cleared, None, [outputs[name] for name in PAGE_OUTPUT_NAMES], api_visibility="private",
+        refused.change(service.on_refused_upload, refused, outputs["media_note"], api_visibility="private", queue=False)
+        video.clear(service.on_clear, None, [outputs[name] for name in PAGE_OUTPUT_NAMES], api_visibility="private",
                     queue=False)
 
         # The API: the same analyses, with a plain error for bad labels (no page to show a note on)
         api = gr.Button(visible=False)
-        api.click(service.predict, [video, labels, *templates, *options], api_outputs, api_name="predict",
+        api.click(service.on_api_predict, [video, labels, *templates, *options], api_outputs, api_name="predict",
                   **QUEUES["predict"])
-        api.click(service.rescore, [outputs["clip_id"], labels, *templates], api_outputs, api_name="rescore",
+        api.click(service.on_api_rescore, [outputs["clip_id"], labels, *templates], api_outputs, api_name="rescore",
                   **QUEUES["rescore-api"])
 
         timer = gr.Timer(1.5, active=store.loading)

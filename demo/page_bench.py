@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from demo.clip_tab import OUTPUT_NAMES, AnalysisService
 from demo.first_screen import encoded_for_browser
-from demo.models import ModelChoice, ModelStore
+from demo.model_store import ModelChoice, ModelStore
 from demo.palette import LabelColours
-from demo.service import OUTPUT_NAMES, AnalysisService
 from demo.views import WHOLE_CLIP
 from merclip.media import speech_clip
 from merclip.speech import DEFAULT_WHISPER
@@ -37,21 +37,21 @@ def page_figures(clip: str, whisper: str, device: str, folder: Path) -> dict:
     many = [", ".join(f"feeling number {i}{suffix}" for i in range(MANY)) for suffix in ("", " again")]
     long_clip = speech_clip(folder / "page120.mp4", seconds=120, fps=10, size=256)  # 25 utterances
     long = _analysed(service, long_clip, colours)
-    choices = service.rescore_on_page(long, SEVEN[0], "", "", "", WHOLE_CLIP, colours)[
+    choices = service.on_menu_choice(long, SEVEN[0], "", "", "", WHOLE_CLIP, colours)[
         OUTPUT_NAMES.index("segment_choice")]["choices"]
     return {
-        "rescore_7_labels_ms": _median(lambda i: service.rescore_on_page(short, SEVEN[i % 2], "", "", "", WHOLE_CLIP,
+        "rescore_7_labels_ms": _median(lambda i: service.on_menu_choice(short, SEVEN[i % 2], "", "", "", WHOLE_CLIP,
                                                                          colours)),
-        "rescore_64_labels_ms": _median(lambda i: service.rescore_on_page(short, many[i % 2], "", "", "", WHOLE_CLIP,
+        "rescore_64_labels_ms": _median(lambda i: service.on_menu_choice(short, many[i % 2], "", "", "", WHOLE_CLIP,
                                                                           colours)),
         "utterances": len(choices) - 1,
-        "choose_utterance_ms": _median(lambda i: service.rescore_on_page(long, SEVEN[0], "", "", "",
+        "choose_utterance_ms": _median(lambda i: service.on_menu_choice(long, SEVEN[0], "", "", "",
                                                                          choices[1 + i % (len(choices) - 1)], colours)),
     }
 
 
 def _analysed(service: AnalysisService, path: Path, colours: LabelColours) -> str:
-    outputs = service.analyse_on_page(str(path), None, SEVEN[0], "", "", "", 8, True, "", None, None, None, colours,
+    outputs = service.on_analyse(str(path), None, SEVEN[0], "", "", "", 8, True, "", None, None, None, colours,
                                       progress=lambda *args, **kwargs: None)
     return outputs[OUTPUT_NAMES.index("clip_id")]
 

@@ -20,7 +20,7 @@ import numpy as np
 
 # Okabe-Ito's six chromatic colours, then Paul Tol's sand, wine, dark olive, indigo, rose and olive:
 # twelve colours whose CIELAB distances stay >= 13 under simulated deuteranopia and protanopia too
-# (checked in tests/test_plots.py).
+# (checked in tests/test_figures.py).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
            "#DDCC77", "#882255", "#666633", "#332288", "#EE6677", "#999933")
 PALETTE_NAMES = ("blue", "orange", "green", "pink", "sky blue", "vermilion", "sand", "wine", "dark olive", "indigo",

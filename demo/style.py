@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.plots import DPI, WIDTH
+from demo.figures import DPI, WIDTH
 
 HINT_TEXT = "#4b5563"  # on white: 7.6:1
 HINT_TEXT_DARK = "#d1d5db"  # on Gradio's dark background

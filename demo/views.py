@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from demo.plots import (STAGE_NAMES, caption_figure, figures_png, frame_timeline, label_colours, segment_timeline,
-                        similarity_bars, stage_heatmaps)
+from demo.figures import (STAGE_NAMES, caption_figure, figures_png, frame_timeline, label_colours, segment_timeline,
+                          similarity_bars, stage_heatmaps)
 from demo.palette import LabelColours
 from demo.served_files import prune, write_image, write_once
 from merclip.reading import ClipAnalysis, SampledFrame, Segment, SegmentPrediction, csv_writer, rows_of, within

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
-from demo.service import OUTPUT_NAMES
+from demo.clip_tab import OUTPUT_NAMES
 from merclip.media.sample_media import speech_clip
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from demo.service import OUTPUT_NAMES, PAGE_OUTPUT_NAMES
+from demo.clip_tab import OUTPUT_NAMES, PAGE_OUTPUT_NAMES
 from merclip.reading.segment_reader import KEPT_CLIPS
 from tests.page_events import page_event
 

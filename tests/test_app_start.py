@@ -53,7 +53,7 @@ def test_a_clip_that_cannot_load_is_explained_and_other_models_still_work(launch
     from gradio_client import handle_file
     from safetensors.torch import save_file
 
-    from demo.service import OUTPUT_NAMES
+    from demo.clip_tab import OUTPUT_NAMES
     from merclip.clip.loader import load_clip
     from merclip.media.sample_media import speech_clip
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 from gradio_client import Client, handle_file
 
-from demo.service import OUTPUT_NAMES
+from demo.clip_tab import OUTPUT_NAMES
 from merclip.commands.cli import main
 from merclip.media.sample_media import speech_clip
 from tests import bad_inputs

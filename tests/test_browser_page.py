@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demo.plots import DPI, frame_timeline, label_colours, segment_timeline, similarity_bars, stage_heatmaps
+from demo.figures import DPI, frame_timeline, label_colours, segment_timeline, similarity_bars, stage_heatmaps
 from merclip.media.acoustic_features import SAMPLE_RATE
 from merclip.media.sample_media import face_frames, recordings
 from tests.app_server import AppServer
 from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
-from tests.test_plots import drawn_texts, scene
+from tests.test_figures import drawn_texts, scene
 
 pytestmark = pytest.mark.slow
 VIEWPORTS = {"laptop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -444,7 +444,7 @@ def hold_the_first_screen(page, server):
     function lets it go; that function waits until the page has asked for the example's outputs."""
     steps = {d["id"]: d for d in page.request.get(f"{server.url}/config").json()["dependencies"]}
     waiting = next(i for i, d in steps.items() if any(t[1] == "load" for t in d["targets"])
-                   and d.get("api_name") in ("ready", "on_load"))  # not the model status's own load
+                   and d.get("api_name") in ("on_load_wait_for_example", "on_load"))  # not the model status's own load
     last = max((i for i, d in steps.items() if d.get("trigger_after") == waiting), default=waiting)
     held = []
     page.route("**/gradio_api/queue/join*", lambda route: held.append(route)

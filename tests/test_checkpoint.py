@@ -114,7 +114,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 def test_a_clip_id_names_the_checkpoint_that_scored_it(trained, astronaut, tmp_path):
     """The same picture analysed with and without a checkpoint gets two clip_ids, and the page's
     re-score (ModelStore.find) uses the head that made the clip_id."""
-    from demo.models import ModelChoice, ModelStore
+    from demo.model_store import ModelChoice, ModelStore
 
     trained.save(tmp_path / "ck")
     astronaut.save(tmp_path / "face.png")
@@ -246,7 +246,7 @@ def test_the_largest_weights_a_checkpoint_may_hold_keep_a_full_size_head_finite(
 
 def test_a_hostile_checkpoint_is_shown_in_the_page_not_a_traceback(trained, tmp_path):
     """`app.py --checkpoint` hands the folder to the page's ModelStore: the field's one line is its status."""
-    from demo.models import ModelChoice, ModelStore
+    from demo.model_store import ModelChoice, ModelStore
 
     trained.save(tmp_path / "ck")
     hostile(tmp_path / "ck", attention_temperature=-1.0)

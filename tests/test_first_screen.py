@@ -5,11 +5,11 @@ import time
 import gradio as gr
 
 from demo import first_screen
+from demo.clip_tab import OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from demo.first_screen import FirstScreen
-from demo.models import ModelChoice, ModelStore
+from demo.model_store import ModelChoice, ModelStore
 from demo.palette import LabelColours
 from demo.presets import DEFAULT_PRESET, PRESETS
-from demo.service import OUTPUT_NAMES, STALE_NOTE, AnalysisService
 from merclip import load_model
 from tests.conftest import TINY
 
@@ -22,9 +22,9 @@ def test_an_example_that_could_not_be_analysed_is_tried_again_by_a_later_visit_a
     store = ModelStore(ModelChoice(TINY, "none", "trained"), "cpu", checkpoints={"trained": str(tmp_path / "trained")})
     screen = FirstScreen(AnalysisService(store, tmp_path / "example"), tmp_path / "face.png", "Custom", "happy, sad",
                          "A face")
-    assert screen.prepare() is None, "its checkpoint is not there (yet)"
+    assert screen.analyse_example() is None, "its checkpoint is not there (yet)"
     load_model(TINY, device="cpu").save(tmp_path / "trained")  # the cause goes away
-    assert screen.prepare() is None, "not tried again at once: each visit would wait for another failure"
+    assert screen.analyse_example() is None, "not tried again at once: each visit would wait for another failure"
     an_hour_later = time.monotonic() + 3600
     monkeypatch.setattr(first_screen, "monotonic", lambda: an_hour_later, raising=False)
     opened = dict(zip(OPENED, screen.on_load(LabelColours(), None, None, DEFAULT_PRESET, PRESETS[DEFAULT_PRESET])))

@@ -187,8 +187,8 @@ def test_on_zero_gpu_live_frames_are_scored_on_the_cpu_by_a_copy_of_clip_with_th
         tmp_path, monkeypatch):
     """A ZeroGPU model runs its forwards in GPU slots: one per frame would spend the quota in seconds.
     CLIP and the head get a CPU copy; Whisper and the face detector, on the CPU already, are not loaded twice."""
-    from demo.live import live_service
-    from demo.models import ModelChoice, ModelStore
+    from demo.live_tab import live_service
+    from demo.model_store import ModelChoice, ModelStore
     from merclip.api import MerClip
 
     placed = []
@@ -212,8 +212,8 @@ def test_on_zero_gpu_live_frames_are_scored_on_the_cpu_by_a_copy_of_clip_with_th
 def test_the_page_keeps_a_session_per_visitor_and_forgets_those_who_leave_or_go_quiet(analyzer, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    import demo.live
-    from demo.live import LiveService
+    import demo.live_tab
+    from demo.live_tab import LiveService
     from demo.palette import LabelColours
 
     service = LiveService(lambda: analyzer, tmp_path, "the CPU")
@@ -225,10 +225,10 @@ def test_the_page_keeps_a_session_per_visitor_and_forgets_those_who_leave_or_go_
     assert sorted(shown) == sorted(LABELS.split(", "))
     _, _, _, note = service.on_frame(frame, " , ", colours, first)
     assert note.startswith("⚠️") and "happy" in note, "a mistake is said; the labels in use stay"
-    service.leave(first)
+    service.on_unload(first)
     assert service.active_sessions == 0
     service.on_frame(frame, LABELS, colours, second)
-    monkeypatch.setattr(demo.live, "LIVE_IDLE_SECONDS", 0)
+    monkeypatch.setattr(demo.live_tab, "LIVE_IDLE_SECONDS", 0)
     service.on_frame(frame, LABELS, colours, first)
     assert service.active_sessions == 1, "the quiet visitor was forgotten"
 
@@ -237,7 +237,7 @@ def test_the_rolling_chart_reads_in_seconds_ago_fits_its_values_names_its_lines_
         analyzer):
     """The chart was a 0-1 axis of flat lines in seconds since the session began, without names on the lines,
     and blank after a change of labels."""
-    from demo.live import history_frame
+    from demo.live_tab import history_frame
 
     session = LiveSession(analyzer, "happy, sad, angry")
     frames = face_frames(8, size=128)
@@ -266,7 +266,7 @@ def test_the_rolling_chart_reads_in_seconds_ago_fits_its_values_names_its_lines_
 
 def test_the_names_at_the_lines_ends_stay_beside_the_chart_when_many_end_low(analyzer):
     """Nine labels ending together near the bottom had their names pushed below the chart's box."""
-    from demo.live import CHART_HEIGHT, CHART_TOP, history_frame
+    from demo.live_tab import CHART_HEIGHT, CHART_TOP, history_frame
 
     labels = [f"label{i}" for i in range(10)]
     session = LiveSession(analyzer, ", ".join(labels))

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from demo.live import LiveService
+from demo.live_tab import LiveService
 from merclip.reading.analyzer import Analyzer
 from merclip.media.acoustic_features import SAMPLE_RATE
 from merclip.errors import MerClipError

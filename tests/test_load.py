@@ -16,7 +16,7 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from demo.service import OUTPUT_NAMES
+from demo.clip_tab import OUTPUT_NAMES
 from demo.served_files import KEPT_FILES
 from merclip.media.sample_media import speech_clip
 from tests.app_server import AppServer

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from demo.service import OUTPUT_NAMES
+from demo.clip_tab import OUTPUT_NAMES
 from merclip.media.sample_media import speech_clip
 from tests.app_server import ROOT, AppServer
 

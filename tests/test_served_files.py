@@ -15,7 +15,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from demo.service import OUTPUT_NAMES
+from demo.clip_tab import OUTPUT_NAMES
 from merclip.media.sample_media import speech_clip
 
 pytestmark = pytest.mark.slow

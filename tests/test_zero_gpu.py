@@ -12,7 +12,7 @@ import threading
 import pytest
 from gradio_client import Client, handle_file
 
-from demo.service import OUTPUT_NAMES, PAGE_OUTPUT_NAMES
+from demo.clip_tab import OUTPUT_NAMES, PAGE_OUTPUT_NAMES
 from demo.zero_gpu import MAX_SLOT_SECONDS, slot_seconds
 from merclip.api import ForwardCost
 from merclip.media.sample_media import face_frames, speech_clip, write_clip

@@ -22,7 +22,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from demo.service import OUTPUT_NAMES
+from demo.clip_tab import OUTPUT_NAMES
 from merclip.media.acoustic_features import SAMPLE_RATE
 from merclip.media.sample_media import face_frames, recordings, speech_clip
 from tests.app_server import AppServer

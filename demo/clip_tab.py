@@ -1,4 +1,4 @@
-"""What the page's events call: analyse a clip, re-score it, and turn failures into messages.
+"""The "Analyse a clip" tab's events and the API's: analyse a clip, re-score it, turn failures into messages.
 
 Every failure a visitor can cause becomes a `gr.Error` with one readable line; anything
 unexpected is logged with its traceback and reported as an internal error, so one bad
@@ -18,7 +18,7 @@ from typing import Protocol
 
 import gradio as gr
 
-from demo.models import ModelChoice
+from demo.model_store import ModelChoice
 from demo.palette import LabelColours
 from demo.views import STAGE_SLOTS, PageView, build_view, markdown_text, segment_number
 from demo.zero_gpu import next_step
@@ -66,11 +66,11 @@ class AnalysisService:
         self.limits = limits
         self.also_holding = also_holding
 
-    def predict(self, video: str | None, labels: str, vision_templates: str = "", text_templates: str = "",
-                audio_templates: str = "", frames: float = Limits.frames, detect_faces: bool = True,
-                transcript: str = "", clip: str | None = None, whisper: str | None = None,
-                checkpoint: str | None = None, progress: gr.Progress = gr.Progress()) -> tuple:
-        """Analyse a video (encoders run once per clip) and score it against the labels."""
+    def on_api_predict(self, video: str | None, labels: str, vision_templates: str = "", text_templates: str = "",
+                       audio_templates: str = "", frames: float = Limits.frames, detect_faces: bool = True,
+                       transcript: str = "", clip: str | None = None, whisper: str | None = None,
+                       checkpoint: str | None = None, progress: gr.Progress = gr.Progress()) -> tuple:
+        """The API's /predict: analyse a video (encoders run once per clip) and score it against the labels."""
         with _user_errors():
             return self._outputs(self._analysed(video, labels, (vision_templates, text_templates, audio_templates),
                                                 frames, detect_faces, transcript, ModelChoice(
@@ -78,9 +78,9 @@ class AnalysisService:
                                                     whisper or self.store.default.whisper,
                                                     checkpoint or self.store.default.checkpoint), progress))
 
-    def rescore(self, clip_id: str, labels: str, vision_templates: str = "", text_templates: str = "",
-                audio_templates: str = "") -> tuple:
-        """Score an analysed clip against other labels or templates; no encoder runs again."""
+    def on_api_rescore(self, clip_id: str, labels: str, vision_templates: str = "", text_templates: str = "",
+                       audio_templates: str = "") -> tuple:
+        """The API's /rescore: score an analysed clip against other labels or templates; no encoder runs again."""
         with _user_errors():
             return self._outputs(self._rescored(clip_id, labels, (vision_templates, text_templates, audio_templates)),
                                  crops=False)
@@ -109,11 +109,12 @@ class AnalysisService:
         prediction, parts = reader.rescore(clip_id, labels, given) or (reader.analyzer.rescore(clip_id, labels, given), [])
         return _Scored(prediction, reader.analyzer.cached(clip_id), parts, reader.sampled_frames(clip_id))
 
-    def analyse_on_page(self, video: str | None, other_media: str | None, labels: str, vision_templates: str,
-                        text_templates: str, audio_templates: str, frames: float, detect_faces: bool, transcript: str,
-                        clip: str | None, whisper: str | None, checkpoint: str | None, colours: LabelColours,
-                        progress: gr.Progress = gr.Progress()) -> tuple:
-        """The Analyse button: the video, or else the photo or sound file. A mistake is said beside
+    def on_analyse(self, video: str | None, other_media: str | None, labels: str, vision_templates: str,
+                   text_templates: str, audio_templates: str, frames: float, detect_faces: bool, transcript: str,
+                   clip: str | None, whisper: str | None, checkpoint: str | None, colours: LabelColours,
+                   progress: gr.Progress = gr.Progress()) -> tuple:
+        """The Analyse button (also an example clicked, and the Live tab's clip): the video, or else the
+        photo or sound file. A mistake is said beside
         the input at fault (the labels box, or the media inputs) and the figures on screen stay."""
         choice = ModelChoice(clip or self.store.default.clip, whisper or self.store.default.whisper,
                              checkpoint or self.store.default.checkpoint)
@@ -121,16 +122,18 @@ class AnalysisService:
             video or other_media, labels, (vision_templates, text_templates, audio_templates), frames, detect_faces,
             transcript, choice, progress), colours=colours, on_page=True), colours, mistakes_beside="media")
 
-    def rescore_on_page(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
-                        audio_templates: str, choice: str | None, colours: LabelColours) -> tuple:
-        """New labels, templates or a part chosen under the timeline: the clip on screen scored again
-        and every panel redrawn for the chosen part (a mistake in the labels is said either way)."""
+    def on_menu_choice(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
+                       audio_templates: str, choice: str | None, colours: LabelColours) -> tuple:
+        """A label set or a part (under the timeline) chosen from its menu: the clip on screen scored
+        again with the labels in the box and every panel redrawn for the chosen part (a mistake in the
+        labels is said either way; with no clip analysed, nothing else happens)."""
         return self._rescore_on_page(clip_id, labels, (vision_templates, text_templates, audio_templates), choice,
                                      colours, "")
 
-    def rescore_or_explain(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
-                           audio_templates: str, choice: str | None, colours: LabelColours) -> tuple:
-        """Enter or Re-score: as `rescore_on_page`, and when no clip is analysed yet, say to press Analyse."""
+    def on_rescore(self, clip_id: str, labels: str, vision_templates: str, text_templates: str,
+                   audio_templates: str, choice: str | None, colours: LabelColours) -> tuple:
+        """Enter (in the labels or a templates box) or Re-score: as `on_menu_choice`, and when no clip
+        is analysed yet, say to press Analyse."""
         return self._rescore_on_page(clip_id, labels, (vision_templates, text_templates, audio_templates), choice,
                                      colours, NO_CLIP_NOTE)
 
@@ -149,7 +152,7 @@ class AnalysisService:
                 return reader
         return None
 
-    def new_media(self, path: str | None) -> tuple:
+    def on_new_media(self, path: str | None) -> tuple:
         """A new upload or recording: the analysed clip is forgotten (its clip_id) and the other input
         emptied; a file that cannot be read is said at once, beside the inputs, and removed."""
         if not path:
@@ -160,7 +163,7 @@ class AnalysisService:
             return gr.skip(), gr.skip(), None, _media_note(Path(path).name, str(exc))
         return "", None, gr.skip(), ""
 
-    def refused_upload(self, refused: str) -> str:
+    def on_refused_upload(self, refused: str) -> str:
         """The note for a file the page refused to upload (over the limit; `page.PAGE_HEAD` sends its
         name and size as JSON): the file named, beside the inputs, instead of Gradio's toast."""
         try:
@@ -172,7 +175,7 @@ class AnalysisService:
                                  "It was not uploaded")
 
     @staticmethod
-    def cleared() -> tuple:
+    def on_clear() -> tuple:
         """The page's outputs emptied (the video was removed)."""
         empty = {"gallery": [], "transcript": [], "result": None, "download": None, "bars": None, "segments_csv": None,
                  "figures_image": None,

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from demo.models import ModelStore
+from demo.figures import label_colours, nice_ticks, spread
+from demo.model_store import ModelStore
 from demo.palette import LabelColours
-from demo.plots import label_colours, nice_ticks, spread
 from demo.served_files import prune
 from merclip import MerClip, MerClipError
 from merclip.reading import (CHUNK_SECONDS, HISTORY_SECONDS, MICROPHONE_CHANNELS, MICROPHONE_RATES, Analyzer,
@@ -216,16 +216,17 @@ class LiveService:
                       "speech recognition is behind, shared with other visitors")
         return heard
 
-    def analyse_note(self, request: gr.Request) -> str:
+    def on_analyse_last_note(self, request: gr.Request) -> str:
         """What stands beside "Analyse the last seconds" when it is pressed: why nothing can be analysed yet
         (no camera started), or nothing. Said in words there rather than in an error toast."""
         with self._lock:
             session = self._sessions.get(request.session_hash)
         return NOTHING_RECORDED if session is None or not session.has_frames() else ""
 
-    def recent_clip(self, seconds: float, request: gr.Request) -> tuple:
+    def on_analyse_last_clip(self, seconds: float, request: gr.Request) -> tuple:
         """The last seconds of the visitor's camera and microphone as a video for the Analyse tab. Nothing
-        recorded stops the event's chain without a toast (`analyse_note` has said why beside the button)."""
+        recorded stops the event's chain without a toast (`on_analyse_last_note` has said why beside the
+        button)."""
         with self._lock:
             session = self._sessions.get(request.session_hash)
         if session is None:
@@ -244,7 +245,7 @@ class LiveService:
             raise gr.Error(NOTHING_RECORDED, visible=False, print_exception=False)
         return str(path), gr.Tabs(selected="clip")
 
-    def leave(self, request: gr.Request) -> None:
+    def on_unload(self, request: gr.Request) -> None:
         """The page's unload event."""
         self.forget(request.session_hash)
 

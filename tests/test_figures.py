@@ -12,8 +12,10 @@ from matplotlib.text import Text
 from PIL import Image
 
 from demo.palette import COLOUR_NAMES, COLOURS, PALETTE, LabelColours, contrast
-from demo.plots import (OUTLINE, frame_timeline, label_colours, segment_timeline, similarity_bars, stage_heatmap,
-                        stage_heatmaps, title_of, weighted_cosine)
+from demo.figures import frame_timeline, label_colours, segment_timeline, similarity_bars, stage_heatmaps
+from demo.figures.attention_heatmaps import stage_heatmap
+from demo.figures.label_similarity import weighted_cosine
+from demo.figures.layout import OUTLINE, title_of
 from demo.served_files import prune
 from demo.views import build_view, shaded_transcript, summary_markdown, untrained_note, warnings_markdown, write_result
 from merclip.reading.analyzer import AnalysisOptions, Analyzer
@@ -627,7 +629,8 @@ def test_close_probabilities_are_shown_with_the_decimals_that_rank_them():
 
 
 def test_the_figures_image_holds_every_figure_shown_one_under_the_other(tmp_path):
-    from demo.plots import FIGURE_GAP, drawn
+    from demo.figures import drawn
+    from demo.figures.image import FIGURE_GAP
 
     view = build_view(prediction(), None, tmp_path, crops=False, parts=PARTS, selected=2, colours=LabelColours())
     figures = [view.shown.bars, view.shown.segments, *[f for f in view.shown.stages if f is not None], view.timeline]
