@@ -309,10 +309,11 @@ def test_every_python_block_compiles_and_its_imports_exist(where, code):
 
 @pytest.fixture(scope="module")
 def media_folder(tmp_path_factory, astronaut):
-    """The files the Python examples open, in a folder of their own: a face photo and short clips."""
+    """The files the Python examples open, in a folder of their own: a face photo and a short, small clip
+    (face detection on full-size frames would be most of this file's time)."""
     folder = tmp_path_factory.mktemp("docs-media")
     astronaut.save(folder / "face.jpg")
-    clip = speech_clip(folder / "clip.mp4", seconds=3)
+    clip = speech_clip(folder / "clip.mp4", seconds=2, size=160)
     (folder / "interview.mp4").write_bytes(clip.read_bytes())
     return folder
 
@@ -330,7 +331,7 @@ def test_the_python_examples_run_with_the_tiny_model(where, code, tiny_model, me
     monkeypatch.setattr(merclip.analysis, "Analyzer",
                         lambda model, *args, **kwargs: real_analyzer(model, *args, **{**kwargs, "whisper": "none"}))
     monkeypatch.chdir(media_folder)
-    frame = np.asarray(astronaut)  # a live webcam frame (RGB)
+    frame = np.asarray(astronaut.resize((160, 160)))  # a live webcam frame (RGB)
     exec(compile(code, where, "exec"), {"__name__": "docs_example", "frame": frame})  # noqa: S102 -- our own docs
     assert loaded, f"{where}: the example loads no model"
 
