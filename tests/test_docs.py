@@ -201,17 +201,24 @@ def documented_commands() -> tuple[Command, ...]:
     return tuple(found)
 
 
+def _sources(entry: Entry) -> list[Path]:
+    """The files an entry point runs from (a package: all of its modules); none when it does not exist."""
+    if entry.kind == "script":
+        return [ROOT / entry.name] if (ROOT / entry.name).is_file() else []
+    try:
+        spec = importlib.util.find_spec(entry.name)
+    except ImportError:
+        return []
+    if spec is None or not spec.origin:
+        return []
+    origin = Path(spec.origin)
+    return sorted(origin.parent.glob("*.py")) if origin.name == "__init__.py" else [origin]
+
+
 def _has_parser(entry: Entry) -> bool:
     """Whether the entry point reads its arguments (argparse, or an argv handed on to a parser): one that
     does not would run on `--help`, not print it (`python assets/make_examples.py` rebuilds the examples)."""
-    if entry.kind == "script":
-        sources = [ROOT / entry.name]
-    else:
-        spec = importlib.util.find_spec(entry.name)
-        assert spec is not None and spec.origin, f"no module {entry.name}"
-        origin = Path(spec.origin)
-        sources = sorted(origin.parent.glob("*.py")) if origin.name == "__init__.py" else [origin]
-    return any(re.search(r"argparse|argv", source.read_text(encoding="utf-8")) for source in sources)
+    return any(re.search(r"argparse|argv", source.read_text(encoding="utf-8")) for source in _sources(entry))
 
 
 HELP_HARNESS = r"""
@@ -273,8 +280,7 @@ def test_every_command_shown_exists_with_the_flags_shown(command):
     if command.entry is None:
         return
     entry = command.entry
-    if entry.kind == "script":
-        assert (ROOT / entry.name).is_file(), f"{command.where}: `{command.text}`: no script {entry.name}"
+    assert _sources(entry), f"{command.where}: `{command.text}`: there is no {entry.kind} {entry.name}"
     if not _has_parser(entry):
         assert not command.flags, (f"{command.where}: `{command.text}` passes {', '.join(command.flags)} to "
                                    f"{entry}, which takes no options")
