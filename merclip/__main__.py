@@ -1,4 +1,4 @@
-"""`python -m merclip ...`: see merclip/commands/cli.py."""
+"""`python -m merclip predict|bench|doctor`: the command line (merclip/commands/cli.py)."""
 
 import sys
 
