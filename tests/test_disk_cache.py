@@ -120,5 +120,7 @@ def test_an_analysis_is_not_served_to_a_run_that_computes_features_otherwise(com
     Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(image)
     cache = DiskCache(tmp_path / "cache")
     Analyzer(tiny_model, whisper="none", disk_cache=cache).analyse(image)
-    assert Analyzer(tiny_model, whisper="none", disk_cache=cache).lookup(image).analysis is not None, "the same: a hit"
-    assert other(component, tiny_model, cache, monkeypatch).lookup(image).analysis is None, f"other {component}: a miss"
+    same = Analyzer(tiny_model, whisper="none", disk_cache=cache)
+    assert same._lookup(image, AnalysisOptions()).analysis is not None, "the same: a hit"
+    changed = other(component, tiny_model, cache, monkeypatch)
+    assert changed._lookup(image, AnalysisOptions()).analysis is None, f"other {component}: a miss"

@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import open_clip
 import torch
 
-from merclip.api import MerClip
+from merclip.api import ForwardCost, MerClip
 from merclip.media.audio_decode import decode_audio, is_silent
 from merclip.media.acoustic_features import audio_frame_features
 from merclip.reading.clip_analysis import ClipAnalysis, ClipReading, Lookup
@@ -32,7 +33,7 @@ from merclip.reading.disk_cache import DiskCache
 from merclip.errors import MerClipError, first_line
 from merclip.media.faces import Face, FaceDetector, crop_face
 from merclip.head.inputs import ClipFeatures
-from merclip.reading.forwards import Encoded, Encoding, cost_of, encode, encode_and_score, score_many
+from merclip.reading.forwards import Encoded, Encoding, cost_of, encode_and_score, encode_only, score_many
 from merclip.labels.parsing import LabelSet, parse_labels
 from merclip.limits import Limits
 from merclip.media.probe import MediaInfo, inspect_media
@@ -53,6 +54,34 @@ class AnalysisOptions:
     limits: Limits = Limits()
     detect_faces: bool = True
     transcript: str | None = None  # replaces speech recognition when given
+
+
+@dataclass
+class Forwards:
+    """What a caller runs in a clip's one model call: `function(model, features, encoding, *args)`, which
+    returns (the `Encoded`, the caller's outputs), on `encoding` (what the analysis still needs encoded,
+    plus the caller's own), weighing `cost`."""
+
+    function: Callable[..., tuple[Encoded, Any]]
+    encoding: Encoding
+    args: tuple
+    cost: ForwardCost
+
+
+# The caller's forwards for a clip: given its analysis so far (whole if cached; its CPU part if new) and
+# what CLIP still has to encode of it (nothing if cached). None: nothing to run.
+Plan = Callable[[ClipAnalysis, Encoding], Forwards | None]
+
+
+@dataclass
+class Analysed:
+    """A clip's analysis, whether it came from the cache, what its model call encoded, and the caller's
+    outputs of it (or what the caller already held: then `analysis` may be None)."""
+
+    analysis: ClipAnalysis | None
+    cached: bool
+    encoded: Encoded
+    outputs: Any
 
 
 class Analyzer:
@@ -98,17 +127,13 @@ class Analyzer:
         """Analyse (or fetch from the cache) and score against labels; a new clip's forwards all
         run in one model call (one GPU slot on ZeroGPU)."""
         labels = parse_labels(labels)  # once, here: the LabelSet travels from here on
-        found = self.lookup(media, options)
-        if found.analysis is not None:
-            if progress:
-                progress(0.95, "scoring the labels")
-            return self._score(found.analysis, True, labels, templates)
-        reading = self.read(found, options, progress)
-        encoding = reading.encoding()
-        encoded, (prediction,) = self.model.run(
-            encode_and_score, reading.features, encoding, None, labels, templates,
-            cost=cost_of(self.model, encoding, 1, labels, templates))
-        return self.finish(prediction, self.keep(found, reading, encoded), cached=False)
+
+        def scored(analysis: ClipAnalysis, encoding: Encoding) -> Forwards:
+            return Forwards(encode_and_score, encoding, (None, labels, templates),
+                            cost_of(self.model, encoding, 1, labels, templates))
+
+        done = self.analyse_for(media, scored, options, progress)
+        return done.analysis.finish(done.outputs[0], done.cached)
 
     def rescore(self, clip_id: str, labels: str | Sequence[str] | LabelSet,
                 templates: Mapping[str, str | Sequence[str]] | None = None) -> Prediction:
@@ -118,38 +143,51 @@ class Analyzer:
         hit = self.cached(clip_id)
         if hit is None:
             raise MerClipError("that clip is no longer in the cache (or was never analysed here): analyse it again")
-        lookup_ms = (time.perf_counter() - started) * 1000
-        return self._score(replace(hit, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms}), True, labels, templates)
-
-    def _score(self, analysis: ClipAnalysis, cached: bool, labels: str | Sequence[str] | LabelSet,
-               templates: Mapping[str, str | Sequence[str]] | None) -> Prediction:
+        analysis = replace(hit, timings_ms={**hit.timings_ms, "cache_lookup": (time.perf_counter() - started) * 1000})
         (prediction,) = self.model.run(score_many, [analysis.features], labels, templates,
                                        cost=cost_of(self.model, Encoding(), 1, labels, templates))
-        return self.finish(prediction, analysis, cached)
-
-    def finish(self, prediction: Prediction, analysis: ClipAnalysis, cached: bool) -> Prediction:
-        """The model's prediction on an analysis, with what the analysis adds: its clip_id, its
-        warnings, the transcript, the faces and the time of each step (or of the cache lookup)."""
-        prediction.clip_id = analysis.key
-        prediction.warnings = analysis.warnings + prediction.warnings
-        prediction.transcript = analysis.transcript.to_dict() if analysis.transcript else None
-        prediction.faces = analysis.face_records()
-        before = {"cache_lookup": analysis.timings_ms.get("cache_lookup", 0.0)} if cached else dict(analysis.timings_ms)
-        prediction.timings_ms = before | prediction.timings_ms
-        return prediction
+        return analysis.finish(prediction, cached=True)
 
     def analyse(self, media: str | Path, options: AnalysisOptions = AnalysisOptions(),
                 progress: Progress | None = None) -> tuple[ClipAnalysis, bool]:
         """The clip's analysis and whether it came from the cache."""
-        found = self.lookup(media, options)
-        if found.analysis is not None:
-            return found.analysis, True
-        reading = self.read(found, options, progress)
-        encoding = reading.encoding()
-        encoded = self.model.run(encode, encoding, cost=cost_of(self.model, encoding, 0, None, None))
-        return self.keep(found, reading, encoded), False
 
-    def lookup(self, media: str | Path, options: AnalysisOptions = AnalysisOptions()) -> Lookup:
+        def encoded(analysis: ClipAnalysis, encoding: Encoding) -> Forwards | None:
+            if not (encoding.crops or encoding.words):
+                return None
+            return Forwards(encode_only, encoding, (), cost_of(self.model, encoding, 0, None, None))
+
+        done = self.analyse_for(media, encoded, options, progress)
+        return done.analysis, done.cached
+
+    def analyse_for(self, media: str | Path, plan: Plan, options: AnalysisOptions = AnalysisOptions(),
+                    progress: Progress | None = None, held: Callable[[str], Any] | None = None) -> Analysed:
+        """The clip's analysis, from the cache or made now, with the caller's forwards (`plan`) run in the
+        same single model call as the analysis' own: one GPU slot on ZeroGPU for all of a new clip. The
+        cache is the analyzer's alone: callers ask here, they never look up, read or keep themselves.
+        `held(clip_id)`: what the caller already holds of this clip; if anything, nothing is read or run."""
+        found = self._lookup(media, options)
+        kept = held(found.key) if held is not None else None
+        if kept is not None:
+            return Analysed(found.analysis, True, Encoded(), kept)
+        reading = None if found.analysis is not None else self._read(found, options, progress)
+        so_far = found.analysis or reading.partial
+        forwards = plan(so_far, reading.encoding() if reading else Encoding())
+        encoded, outputs = Encoded(), None
+        if forwards is not None:
+            if reading is None and progress:
+                progress(0.95, "scoring the labels")
+            encoded, outputs = self.model.run(forwards.function, so_far.features, forwards.encoding, *forwards.args,
+                                              cost=forwards.cost)
+        analysis = found.analysis or self._keep(found, reading, encoded)
+        return Analysed(analysis, found.analysis is not None, encoded, outputs)
+
+    def reading(self, media: str | Path, options: AnalysisOptions = AnalysisOptions()) -> ClipReading:
+        """Everything of a new analysis that needs no model forward, uncached (what `doctor` times a
+        ZeroGPU slot on)."""
+        return self._read(self._lookup(media, options), options)
+
+    def _lookup(self, media: str | Path, options: AnalysisOptions) -> Lookup:
         """The file checked, its cache key, and its analysis if the memory or disk cache holds it."""
         started = time.perf_counter()
         info = inspect_media(media, options.limits)
@@ -168,11 +206,12 @@ class Analyzer:
             hit = replace(hit, info=info, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms})
         return Lookup(info, key, hit)
 
-    def read(self, found: Lookup, options: AnalysisOptions, progress: Progress | None = None) -> ClipReading:
-        """Everything of an analysis that needs no model forward (see `_read`)."""
-        return self._read(found.info, options, options.limits, _Steps(progress, options.limits.deadline_seconds))
+    def _read(self, found: Lookup, options: AnalysisOptions, progress: Progress | None = None) -> ClipReading:
+        """Everything of an analysis that needs no model forward (see `_read_media`)."""
+        return self._read_media(found.info, options, options.limits,
+                                _Steps(progress, options.limits.deadline_seconds))
 
-    def keep(self, found: Lookup, reading: ClipReading, encoded: Encoded) -> ClipAnalysis:
+    def _keep(self, found: Lookup, reading: ClipReading, encoded: Encoded) -> ClipAnalysis:
         """The analysis a reading and its forwards make, cached in memory (and on disk if set)."""
         analysis = reading.analysis(encoded)
         analysis.key = found.key
@@ -199,7 +238,7 @@ class Analyzer:
         with self._cache_lock:
             return len(self._cache)
 
-    def _read(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> ClipReading:
+    def _read_media(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> ClipReading:
         """The sound path (decode, features, Whisper) runs in a second thread while the picture
         path (seek, faces, CLIP on the faces) runs here: the two overlap instead of adding up.
         Where forwards are gathered into one call (a GPU lent per call) CLIP does not run here:

@@ -8,6 +8,7 @@ import numpy as np
 
 from merclip.media.faces import Face
 from merclip.head.inputs import ClipFeatures
+from merclip.head.result import Prediction
 from merclip.reading.forwards import Encoded, Encoding
 from merclip.media.probe import MediaInfo
 from merclip.speech.transcribe import Transcript
@@ -41,6 +42,17 @@ class ClipAnalysis:
         """The frames sampled over the clip, with their crops and faces."""
         times = self.features.frame_times or [0.0] * len(self.crops)
         return [SampledFrame(t, crop, face) for t, crop, face in zip(times, self.crops, self.faces)]
+
+    def finish(self, prediction: Prediction, cached: bool) -> Prediction:
+        """The model's prediction on this analysis, with what the analysis adds: its clip_id, its
+        warnings, the transcript, the faces and the time of each step (or of the cache lookup)."""
+        prediction.clip_id = self.key
+        prediction.warnings = self.warnings + prediction.warnings
+        prediction.transcript = self.transcript.to_dict() if self.transcript else None
+        prediction.faces = self.face_records()
+        before = {"cache_lookup": self.timings_ms.get("cache_lookup", 0.0)} if cached else dict(self.timings_ms)
+        prediction.timings_ms = before | prediction.timings_ms
+        return prediction
 
     def face_records(self) -> list[dict] | None:
         """Each sampled frame's face for the JSON result (None when detection was off): its box in

@@ -126,6 +126,11 @@ def encode_and_score(model, features: ClipFeatures, encoding: Encoding, segments
     return encoded, model.score_many(clips, labels, templates)
 
 
+def encode_only(model, features: ClipFeatures, encoding: Encoding) -> tuple[Encoded, None]:
+    """An analysis' own forwards, with nothing to score: CLIP on what is missing."""
+    return encode(model, encoding), None
+
+
 def score_many(model, clips, labels, templates: Mapping | None) -> list[Prediction]:
     """A re-score's forwards: the labels' prompts and the head (the clips are encoded already)."""
     return model.score_many(clips, labels, templates)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from merclip.reading.analyzer import AnalysisOptions, Analyzer, Progress
+from merclip.reading.analyzer import AnalysisOptions, Analyzer, Forwards, Progress
 from merclip.reading.clip_analysis import ClipAnalysis, SampledFrame
 from merclip.head.inputs import ClipFeatures
 from merclip.reading.forwards import Encoding, cost_of, encode_and_score, score_many, segmented_features
@@ -105,39 +105,45 @@ class SegmentReader:
         forward of a new clip runs in one call, after all the work that needs none."""
         labels = parse_labels(labels)  # once, here: the LabelSet travels from here on
         options = self.budgeted(media, mode, options, frame_cap)
-        found = self.analyzer.lookup(media, options)
-        key = (found.key, mode, self.rules)
+        cut: dict = {}
+
+        def segmented(analysis: ClipAnalysis, encoding: Encoding) -> Forwards:
+            """The clip cut into segments, with their sentences and any frames short ones lack, encoded and
+            scored with the clip in its one model call."""
+            words = encoding.words or analysis.features.words
+            segments, warnings = self._cut(analysis, mode, options)
+            extra = self._short_segment_frames(analysis, segments, options)
+            extra_times = [f.time for f in extra]
+            segments, left_out = with_content(segments, [*analysis.features.frame_times, *extra_times,
+                                                         *analysis.features.audio_times], bool(words))
+            cut.update(segments=segments, warnings=warnings + left_out, extra=extra)
+            encoding = replace(encoding, extra_crops=[f.crop for f in extra], extra_times=extra_times,
+                               sentence_words=words, groups=[list(s.words) for s in segments] if words else None)
+            return Forwards(encode_and_score, encoding, (segments, labels, templates),
+                            cost_of(self.analyzer.model, encoding, 1 + len(segments), labels, templates))
+
+        done = self.analyzer.analyse_for(media, segmented, options, progress,
+                                         held=lambda clip_id: self._held((clip_id, mode, self.rules)))
+        if not cut:  # this clip was read before with these segments
+            if progress:
+                progress(0.95, "scoring the labels")
+            return self._score(done.outputs, labels, templates, cached=True)
+        features, parts = segmented_features(done.analysis.features, done.encoded, [f.time for f in cut["extra"]],
+                                             cut["segments"])
+        clip = SegmentedClip(done.analysis, features, cut["segments"], done.encoded.sentences, cut["warnings"], parts,
+                             extra_frames=cut["extra"])
+        with self._lock:
+            self._kept[(done.analysis.key, mode, self.rules)] = clip
+            while len(self._kept) > self.keep:
+                self._kept.popitem(last=False)
+        return self._result(clip, done.outputs, cached=done.cached)
+
+    def _held(self, key: tuple) -> SegmentedClip | None:
         with self._lock:
             kept = self._kept.get(key)
             if kept is not None:
                 self._kept.move_to_end(key)
-        if kept is not None:
-            if progress:
-                progress(0.95, "scoring the labels")
-            return self._score(kept, labels, templates, cached=True)
-        reading = None if found.analysis is not None else self.analyzer.read(found, options, progress)
-        partial = found.analysis or reading.partial
-        words = reading.words if reading else partial.features.words
-        segments, warnings = self._cut(partial, mode, options)
-        extra = self._short_segment_frames(partial, segments, options)
-        extra_times, extra_crops = [f.time for f in extra], [f.crop for f in extra]
-        segments, left_out = with_content(segments, [*partial.features.frame_times, *extra_times,
-                                                     *partial.features.audio_times], bool(words))
-        warnings += left_out
-        encoding = replace(reading.encoding() if reading else Encoding(), extra_crops=extra_crops,
-                           extra_times=extra_times, sentence_words=words,
-                           groups=[list(s.words) for s in segments] if words else None)
-        encoded, scored = self.analyzer.model.run(
-            encode_and_score, partial.features, encoding, segments, labels, templates,
-            cost=cost_of(self.analyzer.model, encoding, 1 + len(segments), labels, templates))
-        analysis = found.analysis or self.analyzer.keep(found, reading, encoded)
-        features, parts = segmented_features(analysis.features, encoded, extra_times, segments)
-        clip = SegmentedClip(analysis, features, segments, encoded.sentences, warnings, parts, extra_frames=extra)
-        with self._lock:
-            self._kept[key] = clip
-            while len(self._kept) > self.keep:
-                self._kept.popitem(last=False)
-        return self._result(clip, scored, cached=found.analysis is not None)
+            return kept
 
     def rescore(self, clip_id: str, labels: str | LabelSet, templates: dict[str, str] | None = None
                 ) -> tuple[Prediction, list[SegmentPrediction]] | None:
@@ -175,7 +181,7 @@ class SegmentReader:
 
     def _result(self, clip: SegmentedClip, scored: list[Prediction], cached: bool
                 ) -> tuple[Prediction, list[SegmentPrediction]]:
-        whole = self.analyzer.finish(scored[0], clip.analysis, cached)
+        whole = clip.analysis.finish(scored[0], cached)
         whole.warnings += clip.warnings
         return whole, [SegmentPrediction(s.start, s.end, clip.text(i), p)
                        for i, (s, p) in enumerate(zip(clip.segments, scored[1:]))]
