@@ -58,12 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     # gradio and torch take seconds to import: flags are parsed first so --help is instant
     from demo import zero_gpu  # first: on a ZeroGPU Space, `spaces` must be imported before CUDA is touched
     from demo import style
-    from demo.model_store import ModelChoice, ModelStore, find_checkpoints
-    from demo.live_tab import DEVICE_NOTE_HEAD, MICROPHONE_FOLLOWS_CAMERA_HEAD, live_service
+    from demo.clip_tab import AnalysisService
     from demo.first_screen import ExampleStore, FirstScreen
+    from demo.live_tab import DEVICE_NOTE_HEAD, MICROPHONE_FOLLOWS_CAMERA_HEAD, live_service
+    from demo.model_store import ModelChoice, ModelStore, find_checkpoints
     from demo.page import ASSETS, EXAMPLES, build_page, page_head
     from demo.presets import PRESETS
-    from demo.clip_tab import AnalysisService
     from merclip import MerClipError
     from merclip.head import read_checkpoint_config
     from merclip.reading import DiskCache

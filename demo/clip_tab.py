@@ -23,12 +23,12 @@ from demo.palette import LabelColours
 from demo.views import STAGE_SLOTS, PageView, build_view, markdown_text, segment_number
 from demo.zero_gpu import next_step
 from merclip import MerClipError
-from merclip.reading import AnalysisOptions, ClipAnalysis, SampledFrame, SegmentMode, SegmentPrediction, SegmentReader
 from merclip.errors import LabelError
+from merclip.head import Prediction
 from merclip.labels import parse_labels, parse_templates
 from merclip.limits import Limits
 from merclip.media import inspect_media
-from merclip.head import Prediction
+from merclip.reading import AnalysisOptions, ClipAnalysis, SampledFrame, SegmentMode, SegmentPrediction, SegmentReader
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,8 @@ class AnalysisService:
         options = AnalysisOptions(limits=replace(self.limits, frames=int(frames)), detect_faces=bool(detect_faces),
                                   transcript=transcript.strip() or None)
         prediction, parts = reader.read(video, labels, UTTERANCES, _templates(*templates), options,
-                                           progress=lambda fraction, what: progress(fraction, desc=what),
-                                           frame_cap=options.limits.frames)
+                                        progress=lambda fraction, what: progress(fraction, desc=what),
+                                        frame_cap=options.limits.frames)
         return _Scored(prediction, reader.analyzer.cached(prediction.clip_id), parts,
                        reader.sampled_frames(prediction.clip_id))
 

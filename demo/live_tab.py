@@ -28,10 +28,10 @@ from demo.model_store import ModelStore
 from demo.palette import LabelColours
 from demo.served_files import prune
 from merclip import MerClip, MerClipError
-from merclip.reading import (CHUNK_SECONDS, HISTORY_SECONDS, MICROPHONE_CHANNELS, MICROPHONE_RATES, Analyzer,
-                             LiveReading, LiveSession)
 from merclip.errors import LabelError
 from merclip.media import Face
+from merclip.reading import (CHUNK_SECONDS, HISTORY_SECONDS, MICROPHONE_CHANNELS, MICROPHONE_RATES, Analyzer,
+                             LiveReading, LiveSession)
 from merclip.speech import SpeechRecognizer, prepare_live_recognizer
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from merclip import MerClip, MerClipError, load_model
-from merclip.reading import Analyzer, DiskCache, SegmentReader
 from merclip.media import SAMPLE_RATE, audio_frame_features
+from merclip.reading import Analyzer, DiskCache, SegmentReader
 from merclip.speech import DEFAULT_WHISPER
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from demo.model_store import NO_CHECKPOINT, ModelStore
 from demo.palette import LabelColours
 from demo.presets import CUSTOM, DEFAULT_PRESET, PRESETS
 from demo.views import STAGE_SLOTS, WHOLE_CLIP
+from merclip.labels import DEFAULT_TEMPLATES
 from merclip.limits import Limits
 from merclip.reading import HEARING_WINDOW_SECONDS, KEPT_SECONDS
-from merclip.labels import DEFAULT_TEMPLATES
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EXAMPLES = (  # clip, label set, the name shown on the example's button

@@ -41,18 +41,18 @@ def page_figures(clip: str, whisper: str, device: str, folder: Path) -> dict:
         OUTPUT_NAMES.index("segment_choice")]["choices"]
     return {
         "rescore_7_labels_ms": _median(lambda i: service.on_menu_choice(short, SEVEN[i % 2], "", "", "", WHOLE_CLIP,
-                                                                         colours)),
+                                                                        colours)),
         "rescore_64_labels_ms": _median(lambda i: service.on_menu_choice(short, many[i % 2], "", "", "", WHOLE_CLIP,
-                                                                          colours)),
+                                                                         colours)),
         "utterances": len(choices) - 1,
         "choose_utterance_ms": _median(lambda i: service.on_menu_choice(long, SEVEN[0], "", "", "",
-                                                                         choices[1 + i % (len(choices) - 1)], colours)),
+                                                                        choices[1 + i % (len(choices) - 1)], colours)),
     }
 
 
 def _analysed(service: AnalysisService, path: Path, colours: LabelColours) -> str:
     outputs = service.on_analyse(str(path), None, SEVEN[0], "", "", "", 8, True, "", None, None, None, colours,
-                                      progress=lambda *args, **kwargs: None)
+                                 progress=lambda *args, **kwargs: None)
     return outputs[OUTPUT_NAMES.index("clip_id")]
 
 

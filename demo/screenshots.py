@@ -59,8 +59,7 @@ def fake_devices(folder: Path) -> list[str]:
     """Chromium's flags for a camera showing the astronaut's face and a microphone saying a sentence."""
     import numpy as np
 
-    from merclip.media import SAMPLE_RATE
-    from merclip.media import face_frames, recordings, write_fake_camera, write_fake_microphone
+    from merclip.media import SAMPLE_RATE, face_frames, recordings, write_fake_camera, write_fake_microphone
 
     camera = write_fake_camera(folder / "cam.y4m", face_frames(60, size=320))
     speech = recordings(("heath_ledger.mp3",))[0]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +17,8 @@ from demo.figures import (STAGE_NAMES, caption_figure, figures_png, frame_timeli
                           similarity_bars, stage_heatmaps)
 from demo.palette import LabelColours
 from demo.served_files import prune, write_image, write_once
-from merclip.reading import ClipAnalysis, SampledFrame, Segment, SegmentPrediction, csv_writer, rows_of, within
 from merclip.head import Prediction
+from merclip.reading import ClipAnalysis, SampledFrame, Segment, SegmentPrediction, csv_writer, rows_of, within
 
 STAGE_SLOTS = 3  # one heatmap slot per modality the decoder can have
 WHOLE_CLIP = "Whole clip"

@@ -29,8 +29,7 @@ except ImportError:  # not on a Space: nothing to do
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402 -- after spaces, which must see CUDA untouched
 
-from merclip.api import MerClip  # noqa: E402
-from merclip.api import ForwardCost  # noqa: E402
+from merclip.api import ForwardCost, MerClip  # noqa: E402
 from merclip.head import PreparedClips  # noqa: E402
 from merclip.host import zero_gpu_mode  # noqa: E402
 

@@ -12,29 +12,29 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from warnings import warn
 
 import numpy as np
 import torch
 from PIL import Image
 
-from merclip.head.checkpoint import load_weights, read_checkpoint, save_checkpoint
-from merclip.clip.loader import DEFAULT_CLIP, RANDOM_SEED, ClipBundle, load_clip
-from merclip.head.config import ModelConfig
-from merclip.errors import MerClipError
-from merclip.head.inputs import ClipFeatures, batch_of
 from merclip.clip.image_features import encode_images
-from merclip.labels.encoder import LabelEncoder
-from merclip.labels.parsing import LabelSet, parse_labels
+from merclip.clip.loader import DEFAULT_CLIP, RANDOM_SEED, ClipBundle, load_clip
+from merclip.clip.word_features import TextFeatures, encode_transcript, sentence_features
+from merclip.errors import MerClipError
+from merclip.head.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from merclip.head.config import ModelConfig
+from merclip.head.inputs import ClipFeatures, batch_of
 from merclip.head.network import HeadOutput, MerClipHead
 from merclip.head.prepared import PreparedBatch, PreparedClips, length_buckets
 from merclip.head.result import Prediction, StageAttention
+from merclip.labels.encoder import LabelEncoder
+from merclip.labels.parsing import LabelSet, parse_labels
 from merclip.labels.templates import MODALITIES, resolve_templates
-from merclip.clip.word_features import TextFeatures, encode_transcript, sentence_features
 
 # Raised whenever what an analysis caches changes meaning, so caches on disk from before are not read.
 FEATURES_VERSION = 3
@@ -155,12 +155,12 @@ class MerClip:
 
     def predict(self, *args: Any, **kwargs: Any) -> Prediction:
         """Deprecated: `score` (one release, then gone)."""
-        warnings.warn("MerClip.predict is now MerClip.score", DeprecationWarning, stacklevel=2)
+        warn("MerClip.predict is now MerClip.score", DeprecationWarning, stacklevel=2)
         return self.score(*args, **kwargs)
 
     def predict_many(self, *args: Any, **kwargs: Any) -> list[Prediction]:
         """Deprecated: `score_many` (one release, then gone)."""
-        warnings.warn("MerClip.predict_many is now MerClip.score_many", DeprecationWarning, stacklevel=2)
+        warn("MerClip.predict_many is now MerClip.score_many", DeprecationWarning, stacklevel=2)
         return self.score_many(*args, **kwargs)
 
     def prepare(self, clips: Sequence[ClipFeatures], project: bool = True) -> PreparedClips:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from merclip import MerClipError
-from merclip.reading.analyzer import Analyzer
 from merclip.media.acoustic_features import SAMPLE_RATE, audio_frame_features
 from merclip.media.sample_media import speech_clip
+from merclip.reading.analyzer import Analyzer
 
 REQUEST = contextvars.ContextVar("request", default=None)  # how Gradio finds the request of a progress call
 

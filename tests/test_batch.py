@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from merclip.reading.batch import CsvTable, JsonLines
 from merclip.commands.cli import main
 from merclip.errors import MerClipError
 from merclip.media.sample_media import face_frames, speech_track, write_clip
+from merclip.reading.batch import CsvTable, JsonLines
 
 TINY = ["--clip", "merclip-tiny:random", "--whisper", "none", "--device", "cpu", "--no-progress"]
 

@@ -102,9 +102,9 @@ def without_timings(record: dict) -> dict:
 
 def harness(folder: Path) -> dict:
     from merclip import api  # noqa: F401
-    from merclip.reading import analyzer, batch, segment_reader  # noqa: F401  (imported once, shared by every child)
-    from merclip.media.acoustic_features import audio_frame_features
     from merclip.commands.cli import main
+    from merclip.media.acoustic_features import audio_frame_features
+    from merclip.reading import analyzer, batch, segment_reader  # noqa: F401  (imported once, shared by every child)
 
     audio_frame_features(np.zeros(8000, np.float32))  # librosa's numba kernels, compiled or loaded once (no torch)
     rng = random.Random(SEED)

@@ -32,8 +32,8 @@ def test_report_has_every_step_and_consistent_ratios(report):
 
 
 def test_live_figures_come_from_one_stream(tiny_model):
-    from merclip.reading.analyzer import Analyzer
     from merclip.bench.live import live_figures
+    from merclip.reading.analyzer import Analyzer
 
     live = live_figures(Analyzer(tiny_model, whisper="none"), seconds=3, memory_seconds=20)
     assert live["frames_per_second"] == pytest.approx(live["frames_scored"] / live["seconds"], rel=0.05)
@@ -68,9 +68,9 @@ def test_child_peak_memory_is_the_childs_own(tmp_path):
 
 @pytest.mark.slow
 def test_segment_figures_compare_utterances_with_the_whole_clip_on_the_same_frames(tmp_path):
-    from merclip.reading.analyzer import Analyzer
     from merclip.api import load_model
     from merclip.bench.report import _segments
+    from merclip.reading.analyzer import Analyzer
 
     figures = _segments(Analyzer(load_model("merclip-tiny:random", device="cpu"), whisper="bundled"), tmp_path)
     assert figures["clip_seconds"] == 120 and figures["utterances"] >= 10, figures
@@ -83,8 +83,8 @@ def test_segment_figures_compare_utterances_with_the_whole_clip_on_the_same_fram
 def test_the_live_figures_time_the_first_words_after_record(tiny_model):
     """The page's first live words came 12-21 s after Record while the bench said 2 s after a sentence: the bench
     now times a new session's first words, with Whisper started ahead (as the page does) and cold."""
-    from merclip.reading.analyzer import Analyzer
     from merclip.bench.live import camera_frames, first_words_figures
+    from merclip.reading.analyzer import Analyzer
 
     figures = first_words_figures(Analyzer(tiny_model, whisper="bundled"), camera_frames(4), tries=1)
     assert set(figures) == {"first_words_after_record_s", "first_words_cold_whisper_s", "first_words_tries_s"}

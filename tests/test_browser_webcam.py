@@ -10,7 +10,8 @@ import pytest
 
 from merclip.media.acoustic_features import SAMPLE_RATE
 from merclip.media.sample_media import SPEECH_TEXT, face_frames, recordings
-from merclip.media.sample_media import write_fake_camera as write_y4m, write_fake_microphone as write_wav
+from merclip.media.sample_media import write_fake_camera as write_y4m
+from merclip.media.sample_media import write_fake_microphone as write_wav
 from tests.app_server import AppServer
 from tests.test_browser import CHROMIUM_ARGS, chromium, first_screen, load  # noqa: F401 -- the fixture
 

@@ -92,8 +92,8 @@ def test_one_pixel_video(capsys, tmp_path):
 
 
 def test_4k_frames_are_downscaled(capsys, tmp_path):
-    from merclip.reading.analyzer import Analyzer
     from merclip.api import load_model
+    from merclip.reading.analyzer import Analyzer
 
     big = np.asarray(face_frames(1, 2160)[0])
     frame = np.zeros((2160, 3840, 3), np.uint8)

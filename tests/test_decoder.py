@@ -14,8 +14,8 @@ from merclip.api import MerClip, build_head
 from merclip.head.config import ModelConfig
 from merclip.head.decoder import OPEN_GATE, CrossModalStage
 from merclip.head.inputs import ClipFeatures, ModalityInput
-from merclip.labels.parsing import parse_labels
 from merclip.head.network import ADAPTED_TEMPERATURE
+from merclip.labels.parsing import parse_labels
 from merclip.labels.templates import resolve_templates
 
 LABELS = "happy, sad, angry, calm"

@@ -9,13 +9,13 @@ import torch
 from PIL import Image
 
 import merclip.api
+from merclip.api import MerClip, build_head
+from merclip.clip.loader import load_clip
+from merclip.commands.cli import main
+from merclip.media.sample_media import speech_clip
 from merclip.reading import analyzer as analysis_module
 from merclip.reading.analyzer import AnalysisOptions, Analyzer
-from merclip.api import MerClip, build_head
-from merclip.commands.cli import main
-from merclip.clip.loader import load_clip
 from merclip.reading.disk_cache import DiskCache
-from merclip.media.sample_media import speech_clip
 
 LABELS = "happy, sad, angry"
 OVERRIDE = AnalysisOptions(transcript="that was a lovely surprise")

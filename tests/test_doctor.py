@@ -16,12 +16,12 @@ import open_clip
 import pytest
 import torch
 
-from merclip.reading.analyzer import AnalysisOptions, Analyzer
-from merclip.commands.cli import main
 from merclip.clip.loader import DEFAULT_CLIP
+from merclip.commands.cli import main
 from merclip.commands.doctor import cached_clip_weights
-from merclip.media.sample_media import speech_clip
 from merclip.commands.slot_time import slot_times
+from merclip.media.sample_media import speech_clip
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--clip", "merclip-tiny:random"]

@@ -6,10 +6,10 @@ import pytest
 from safetensors import SafetensorError
 
 from merclip.head import tensor_files
-from merclip.reading.analyzer import AnalysisOptions, Analyzer
-from merclip.reading.disk_cache import DiskCache
 from merclip.limits import Limits
 from merclip.media.sample_media import speech_clip
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
+from merclip.reading.disk_cache import DiskCache
 
 LABELS = "happy, sad"
 EXPECTED = {"missing folder": "Whisper folder", "wrong architecture": "Whisper model at"}

@@ -11,17 +11,17 @@ from matplotlib.colors import to_hex, to_rgb
 from matplotlib.text import Text
 from PIL import Image
 
-from demo.palette import COLOUR_NAMES, COLOURS, PALETTE, LabelColours, contrast
 from demo.figures import frame_timeline, label_colours, segment_timeline, similarity_bars, stage_heatmaps
 from demo.figures.attention_heatmaps import stage_heatmap
 from demo.figures.label_similarity import weighted_cosine
 from demo.figures.layout import OUTLINE, title_of
+from demo.palette import COLOUR_NAMES, COLOURS, PALETTE, LabelColours, contrast
 from demo.served_files import prune
 from demo.views import build_view, shaded_transcript, summary_markdown, untrained_note, warnings_markdown, write_result
-from merclip.reading.analyzer import AnalysisOptions, Analyzer
-from merclip.limits import Limits
 from merclip.head.result import Prediction, StageAttention
+from merclip.limits import Limits
 from merclip.media.sample_media import speech_clip
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
 from merclip.reading.segment_reader import SegmentPrediction
 
 LABELS = ["happy", "sad", "angry"]

@@ -6,16 +6,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from merclip.reading.analyzer import AnalysisOptions, Analyzer
 from merclip.api import MerClip, build_head
 from merclip.clip.loader import load_clip
 from merclip.head.config import ModelConfig
 from merclip.head.inputs import ModalityInput
-from merclip.labels.parsing import parse_labels
-from merclip.media.sample_media import speech_clip
-from merclip.labels.templates import resolve_templates
-from merclip.speech import transcribe
 from merclip.host.zero_gpu import zero_gpu_mode
+from merclip.labels.parsing import parse_labels
+from merclip.labels.templates import resolve_templates
+from merclip.media.sample_media import speech_clip
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
+from merclip.speech import transcribe
 
 TINY = "merclip-tiny:random"
 LABELS = "happy, sad, angry, calm, surprised, bored, proud"

@@ -9,8 +9,8 @@ import torch
 
 from merclip import MerClipError, load_model
 from merclip.api import MerClip, build_head
-from merclip.head.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from merclip.commands.cli import main as merclip_main
+from merclip.head.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 LABELS = "pleased, upset, furious"

@@ -6,12 +6,12 @@ import time
 import pytest
 
 from merclip import MerClipError
-from merclip.reading.analyzer import MAX_TRANSCRIPT_CHARS, AnalysisOptions, Analyzer
-from merclip.media.faces import FaceDetector
 from merclip.labels.encoder import MAX_PROMPTS
 from merclip.labels.parsing import MAX_LABEL_CHARS, MAX_LABELS
 from merclip.limits import Limits
+from merclip.media.faces import FaceDetector
 from merclip.media.sample_media import speech_clip
+from merclip.reading.analyzer import MAX_TRANSCRIPT_CHARS, AnalysisOptions, Analyzer
 from merclip.speech.transcribe import load_whisper
 from tests.bad_inputs import LONG, LONG_TRANSCRIPT
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from merclip.reading.analyzer import AnalysisOptions, Analyzer
 from merclip.errors import LabelError
 from merclip.limits import Limits
-from merclip.reading.live import LiveSession, Smoother
 from merclip.media.sample_media import face_frames, recordings
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
+from merclip.reading.live import LiveSession, Smoother
 
 LABELS = "happy, sad, angry, surprised, fearful, disgusted, neutral"
 

@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from merclip.reading.analyzer import Analyzer
-from merclip.media.acoustic_features import SAMPLE_RATE
 from merclip.errors import MerClipError
+from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.media.sample_media import face_frames, recordings
+from merclip.reading.analyzer import Analyzer
 from merclip.reading.live import LiveSession
 from merclip.speech.live_hearing import WhisperWorker, live_recognizer
-from merclip.media.sample_media import face_frames, recordings
 
 LABELS = "happy, sad, neutral"
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from demo.live_tab import LiveService
-from merclip.reading.analyzer import Analyzer
-from merclip.media.acoustic_features import SAMPLE_RATE
 from merclip.errors import MerClipError
 from merclip.head.inputs import ClipFeatures
+from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.reading.analyzer import Analyzer
 from merclip.reading.live import WAITING_UTTERANCES, LiveSession
 
 LABELS = "happy, sad, neutral"

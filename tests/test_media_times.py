@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from merclip.media.audio_decode import decode_audio
-from merclip.media.acoustic_features import FEATURE_NAMES, SAMPLE_RATE, audio_frame_features
 from merclip.commands.cli import main
 from merclip.limits import Limits
+from merclip.media.acoustic_features import FEATURE_NAMES, SAMPLE_RATE, audio_frame_features
+from merclip.media.audio_decode import decode_audio
 from merclip.media.probe import inspect_media
 from merclip.media.sample_media import face_frames, recordings, write_clip
 from merclip.speech.transcribe import load_whisper

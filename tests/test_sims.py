@@ -2,8 +2,8 @@
 `--dataset sims` (train.train, train.evaluate), never guessed from the label range (issue 33)."""
 
 import json
-import shutil
 import pickle
+import shutil
 
 import numpy as np
 import pytest

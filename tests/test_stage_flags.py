@@ -18,8 +18,8 @@ from PIL import Image
 
 from merclip import load_model
 from merclip.api import build_head, changed_stages
-from merclip.head.checkpoint import CONFIG_FILE, read_checkpoint_config
 from merclip.commands.cli import main as merclip_main
+from merclip.head.checkpoint import CONFIG_FILE, read_checkpoint_config
 from tests.synthetic import write_mmsa
 from train import train as train_module
 from train.learning import TINY, video_features

@@ -4,9 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from merclip.clip.packed_text import PromptEncoder
-from merclip.labels.templates import DEFAULT_TEMPLATES, fill
-from merclip.clip.word_features import encode_transcript
 from merclip.clip.text_tower import token_features
+from merclip.clip.word_features import encode_transcript
+from merclip.labels.templates import DEFAULT_TEMPLATES, fill
 
 SENTENCES = ["I can't believe we finally won the game!", "Honestly, this is the worst day of my life."]
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from merclip.reading import AnalysisOptions, Analyzer, in_shard, shard_of
 from merclip.api import load_model
 from merclip.clip import DEFAULT_CLIP
 from merclip.errors import MerClipError
-from merclip.limits import Limits
 from merclip.head import write_tensor_file
+from merclip.limits import Limits
+from merclip.reading import AnalysisOptions, Analyzer, in_shard, shard_of
 from merclip.speech import DEFAULT_WHISPER
 from train.manifest import FEATURES_DIR, INFO_FILE, SAMPLE_KEY, ManifestRow, read_manifest
 

@@ -40,8 +40,8 @@ import torch
 from merclip.errors import MerClipError
 from merclip.head import ADAPTED_TEMPERATURE
 from train.baselines import BASELINES, baseline_scores
-from train.interaction_cases import GENERATORS, Split, corr, pooled
 from train.config import TrainConfig
+from train.interaction_cases import GENERATORS, Split, corr, pooled
 from train.learning import TINY, Outcome, run_case
 from train.train import TEMPERATURE_LR_SCALE
 

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from merclip.api import MerClip, build_head, load_model
-from merclip.head import load_weights, read_checkpoint
 from merclip.errors import MerClipError
+from merclip.head import load_weights, read_checkpoint
 from train import extract, train
 from train.config import load_config
 from train.data import FeatureSet, Sample

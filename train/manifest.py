@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from merclip.media import AUDIO_FEATURE_DIM
 from merclip.errors import MerClipError
 from merclip.head import ClipFeatures, read_tensor_file
+from merclip.media import AUDIO_FEATURE_DIM
 from train.data import FeatureSet, Sample
 
 INFO_FILE = "extract.json"

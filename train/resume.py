@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from merclip.head import ModelConfig, load_weights, read_checkpoint, save_checkpoint
 from merclip.errors import MerClipError
+from merclip.head import ModelConfig, load_weights, read_checkpoint, save_checkpoint
 
 STATE_TENSORS = "optimizer.safetensors"
 STATE_JSON = "progress.json"

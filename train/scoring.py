@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from merclip.api import MerClip
 from merclip.errors import MerClipError
-from merclip.labels import MODALITIES, Label, parse_labels
 from merclip.head import MerClipHead
+from merclip.labels import MODALITIES, Label, parse_labels
 from train.data import Sample, collate, targets_tensor
 
 

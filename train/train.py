@@ -29,14 +29,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
-
 import torch
 from tqdm import tqdm
 
 from merclip.api import MerClip, build_head, changed_stages
-from merclip.head import CONFIG_FILE, MerClipHead, read_checkpoint_config, save_checkpoint
 from merclip.clip import load_clip
 from merclip.errors import MerClipError
+from merclip.head import CONFIG_FILE, MerClipHead, read_checkpoint_config, save_checkpoint
 from merclip.labels import MODALITIES
 from train.config import TrainConfig, load_config
 from train.data import FeatureSet, Sample, collate, epoch_order, targets_tensor

@@ -12,9 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
-from demo.figures.layout import (DPI, FONT, MAX_LABEL_WIDTH, PAD, ROW, SMALL, WIDTH, colours_of, new_figure,
-                                 place_axes, row_names_at, shorten_end, shorten_middle, text_height, text_width,
-                                 title_block, wrap)
+from demo.figures.layout import (DPI, FONT, MAX_LABEL_WIDTH, PAD, ROW, SMALL, WIDTH, colours_of, new_figure, place_axes,
+                                 row_names_at, shorten_end, shorten_middle, text_height, text_width, title_block, wrap)
 from merclip.head import Prediction, StageAttention
 
 STAGE_NAMES = {"text": "Words", "audio": "Voice", "vision": "Face"}

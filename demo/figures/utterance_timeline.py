@@ -10,8 +10,8 @@ from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from demo.figures.layout import (OUTLINE, PAD, SMALL, WIDTH, colour_key, colours_of, new_figure, nice_ticks,
-                                 place_axes, shorten_end, shorten_middle, text_height, text_width)
+from demo.figures.layout import (OUTLINE, PAD, SMALL, WIDTH, colour_key, colours_of, new_figure, nice_ticks, place_axes,
+                                 shorten_end, shorten_middle, text_height, text_width)
 from demo.palette import contrast
 from merclip.reading import SegmentPrediction
 

@@ -16,11 +16,11 @@ import time
 import librosa
 import numpy as np
 
-from merclip.reading.analyzer import Analyzer
 from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.media.sample_media import SPEECH_FILES, SPEECH_TEXT, face_frames, recordings
+from merclip.reading.analyzer import Analyzer
 from merclip.reading.live import LiveSession
 from merclip.speech.live_hearing import WhisperWorker, live_recognizer, prepare_live_recognizer
-from merclip.media.sample_media import SPEECH_FILES, SPEECH_TEXT, face_frames, recordings
 
 LABELS = "happy, sad, angry, surprised, fearful, disgusted, neutral"
 NEW_LABELS = "calm, tense, bored, amused, proud, shy, curious"

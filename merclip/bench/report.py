@@ -20,18 +20,18 @@ import av
 import numpy as np
 import torch
 
-from merclip.reading.analyzer import AnalysisOptions, Analyzer
 from merclip.api import MerClip, load_model
-from merclip.media.audio_decode import read_waveform
-from merclip.media.acoustic_features import audio_frame_features
 from merclip.bench.batch import batch_memory
-from merclip.errors import MerClipError
-from merclip.limits import Limits
 from merclip.bench.live import live_figures
+from merclip.errors import MerClipError
+from merclip.labels.templates import DEFAULT_TEMPLATES, fill
+from merclip.limits import Limits
+from merclip.media.acoustic_features import audio_frame_features
+from merclip.media.audio_decode import read_waveform
 from merclip.media.sample_media import face_frames, speech_clip, speech_track, write_clip
+from merclip.reading.analyzer import AnalysisOptions, Analyzer
 from merclip.reading.segment_reader import SegmentReader
 from merclip.reading.segments import SegmentMode
-from merclip.labels.templates import DEFAULT_TEMPLATES, fill
 
 LABELS = "happy, sad, angry, surprised, fearful, disgusted, neutral"
 NEW_LABELS = ("proud, bored, tense", "calm, excited, annoyed", "hopeful, nervous, amused", "tired, curious, shy")

@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
-from collections.abc import Callable, Iterator
 
 import open_clip
 import torch

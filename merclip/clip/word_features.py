@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
 from merclip.clip.loader import ClipBundle
 from merclip.clip.packed_text import packed_features
 from merclip.clip.text_tower import bpe_ids, token_features

@@ -1,6 +1,7 @@
 """The command line: `python -m merclip predict|bench|doctor`, and the host check behind `doctor`.
 
-The other stages use only the names in `__all__`; see docs/design.md for who calls whom.
+`demo/` and `train/` use only the names in `__all__`; the stages above import its modules directly.
+See docs/design.md for who calls whom.
 """
 
 from merclip.commands.cli import main

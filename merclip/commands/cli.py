@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from merclip.clip.loader import DEFAULT_CLIP
 from merclip.errors import MerClipError
-from merclip.limits import Limits
 from merclip.head.result import strict_json
+from merclip.limits import Limits
 from merclip.speech.transcribe import DEFAULT_WHISPER
 
 if TYPE_CHECKING:
@@ -91,12 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from merclip.reading.analyzer import AnalysisOptions, Analyzer
     from merclip.api import load_model
-    from merclip.reading.batch import CsvTable, JsonLines, media_files, pending, record_name, run_batch, shard_path
-    from merclip.reading.disk_cache import DiskCache
     from merclip.labels.parsing import parse_labels
     from merclip.media.probe import inspect_media
+    from merclip.reading.analyzer import AnalysisOptions, Analyzer
+    from merclip.reading.batch import CsvTable, JsonLines, media_files, pending, record_name, run_batch, shard_path
+    from merclip.reading.disk_cache import DiskCache
     from merclip.reading.segment_reader import SegmentReader
     from merclip.reading.segments import SegmentMode
     from merclip.reading.shards import in_shard, shard_of
@@ -156,8 +156,8 @@ def _settings(args: argparse.Namespace, labels: LabelSet, mode: SegmentMode | No
     resumed run can be checked against it (the device through the precision it runs CLIP in: a batch
     begun on a GPU is not finished in fp32 on a CPU; the cache and the limits that only refuse or stop
     a file do not change the numbers). Read before any model loads."""
-    from merclip.head.checkpoint import CONFIG_FILE, HUB_PREFIX, WEIGHTS_FILE, checkpoint_folder, read_checkpoint_config
     from merclip.clip.loader import default_precision, resolve_device
+    from merclip.head.checkpoint import CONFIG_FILE, HUB_PREFIX, WEIGHTS_FILE, checkpoint_folder, read_checkpoint_config
     from merclip.labels.templates import resolve_templates
 
     config = read_checkpoint_config(args.checkpoint) if args.checkpoint else None

@@ -27,11 +27,11 @@ import open_clip
 import torch
 
 from merclip.clip.loader import DEFAULT_CLIP, how_to_provide_weights, parse_clip_spec, resolve_device
+from merclip.commands.slot_time import slot_times
 from merclip.errors import MerClipError, first_line
 from merclip.host.hub import hub_reachable
-from merclip.commands.slot_time import slot_times
-from merclip.speech.transcribe import CUBLAS, CUBLAS_PACKAGE, DEFAULT_WHISPER, SpeechRecognizer, cublas12_loads
 from merclip.host.zero_gpu import zero_gpu_mode
+from merclip.speech.transcribe import CUBLAS, CUBLAS_PACKAGE, DEFAULT_WHISPER, SpeechRecognizer, cublas12_loads
 
 OFFLINE_CLIP = "ViT-B-32:random"  # same size and speed as the default, needs no download
 CLIP_SECONDS = 5
@@ -226,9 +226,9 @@ def _whisper_row(whisper: str, found: Findings) -> str:
 def _timed_run(clip: str, whisper: str, device: str, scratch: Path, found: Findings) -> dict:
     """Load the models and analyse the built-in clip on `device`: seconds per step, where each model
     ran, the label probabilities and the transcript. A failure becomes a problem and {"error": ...}."""
-    from merclip.reading.analyzer import Analyzer
     from merclip.api import load_model
     from merclip.media.sample_media import speech_clip
+    from merclip.reading.analyzer import Analyzer
 
     run: dict = {}
     step = "writing the built-in clip"

@@ -48,9 +48,9 @@ def _measure(clip: str, device: str, media: str, transcript: str, labels: str) -
     process holds it), the media read there, then the timed slot twice."""
     import torch
 
-    from merclip.reading.analyzer import AnalysisOptions, Analyzer
     from merclip.api import load_model
     from merclip.clip.loader import default_precision
+    from merclip.reading.analyzer import AnalysisOptions, Analyzer
     from merclip.reading.forwards import encode_and_score
 
     model = load_model(clip, device="cpu", precision=default_precision(torch.device(device)))

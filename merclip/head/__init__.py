@@ -1,7 +1,8 @@
 """The trainable head and what it reads and returns: its config, decoder and readout, its inputs, clips made
 ready to score, the result, checkpoints and tensor files.
 
-The other stages use only the names in `__all__`; see docs/design.md for who calls whom.
+`demo/` and `train/` use only the names in `__all__`; the stages above import its modules directly.
+See docs/design.md for who calls whom.
 """
 
 from merclip.head.checkpoint import CONFIG_FILE, load_weights, read_checkpoint, read_checkpoint_config, save_checkpoint

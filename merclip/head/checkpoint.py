@@ -19,8 +19,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from merclip.head.config import MAX_TEMPERATURE, ModelConfig
 from merclip.errors import MerClipError, first_line
+from merclip.head.config import MAX_TEMPERATURE, ModelConfig
 from merclip.head.network import MerClipHead
 
 WEIGHTS_FILE = "model.safetensors"
@@ -170,13 +170,8 @@ def _hub_snapshot(name: str) -> Path:
 
 
 def _hub_problem(exc: Exception) -> str:
-    from huggingface_hub.errors import (
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RemoteEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub.errors import (HFValidationError, LocalEntryNotFoundError, RemoteEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
 
     if isinstance(exc, LocalEntryNotFoundError):
         return ("not in the local Hugging Face cache, and the hub is offline (HF_HUB_OFFLINE) or unreachable: "

@@ -8,10 +8,10 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from merclip.media.acoustic_features import AUDIO_FEATURE_DIM
 from merclip.clip.loader import DEFAULT_CLIP
 from merclip.errors import MerClipError
 from merclip.labels.templates import DEFAULT_TEMPLATES, MODALITIES, resolve_templates
+from merclip.media.acoustic_features import AUDIO_FEATURE_DIM
 
 CONFIG_FORMAT = "merclip/1"
 PRIOR_MODALITIES = ("vision", "text")  # audio has no CLIP tower, hence no CLIP prior

@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 OPEN_GATE = 1.0  # tanh(1.0) = 0.76 of each stage's attended evidence joins the label state from the start
 
 

@@ -7,8 +7,8 @@ A modality that is missing is simply absent from the mapping, never zero-filled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 

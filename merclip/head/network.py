@@ -20,8 +20,8 @@ training stopped (issue 28: planted xor and x^2 cases fell far short for some se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

@@ -1,6 +1,7 @@
 """What a user types, made into labels: parsing and validation, prompt templates, label embeddings, named sets.
 
-The other stages use only the names in `__all__`; see docs/design.md for who calls whom.
+`demo/` and `train/` use only the names in `__all__`; the stages above import its modules directly.
+See docs/design.md for who calls whom.
 """
 
 from merclip.labels.named_sets import EKMAN_SEVEN, MOSI_SEVEN, SENTIMENT_THREE

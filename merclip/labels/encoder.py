@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from merclip.clip.loader import ClipBundle
+from merclip.clip.packed_text import PromptEncoder
+from merclip.clip.text_tower import bpe_ids
 from merclip.errors import LabelError
 from merclip.labels.parsing import Label
 from merclip.labels.templates import fill
-from merclip.clip.packed_text import PromptEncoder
-from merclip.clip.text_tower import bpe_ids
 
 _BATCH = 256
 MAX_PROMPTS = 4096  # per request: ~20 s of ViT-B-32 text tower on 2 CPU cores; the defaults make 7 per label

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from merclip.errors import LabelError
 

@@ -17,8 +17,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from merclip.media.audio_decode import read_waveform
 from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.media.audio_decode import read_waveform
 from merclip.media.probe import keep_ffmpeg_out_of_python
 
 SPEECH_FILES = ("cate_blanch.mp3", "heath_ledger.mp3")

@@ -14,11 +14,11 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,21 +26,21 @@ import open_clip
 import torch
 
 from merclip.api import ForwardCost, MerClip
-from merclip.media.audio_decode import decode_audio, is_silent
-from merclip.media.acoustic_features import audio_frame_features
-from merclip.reading.clip_analysis import ClipAnalysis, ClipReading, Lookup
-from merclip.reading.disk_cache import DiskCache
+from merclip.clip.word_features import readable_words
 from merclip.errors import MerClipError, first_line
-from merclip.media.faces import Face, FaceDetector, crop_face
 from merclip.head.inputs import ClipFeatures
-from merclip.reading.forwards import Encoded, Encoding, cost_of, encode_and_score, encode_only, score_many
+from merclip.head.result import Prediction
 from merclip.labels.parsing import LabelSet, parse_labels
 from merclip.limits import Limits
-from merclip.media.probe import MediaInfo, inspect_media
-from merclip.head.result import Prediction
-from merclip.clip.word_features import readable_words
-from merclip.speech.transcribe import DEFAULT_WHISPER, SpeechRecognizer, Transcript, Word, load_whisper
+from merclip.media.acoustic_features import audio_frame_features
+from merclip.media.audio_decode import decode_audio, is_silent
+from merclip.media.faces import Face, FaceDetector, crop_face
 from merclip.media.frames import sample_frames
+from merclip.media.probe import MediaInfo, inspect_media
+from merclip.reading.clip_analysis import ClipAnalysis, ClipReading, Lookup
+from merclip.reading.disk_cache import DiskCache
+from merclip.reading.forwards import Encoded, Encoding, cost_of, encode_and_score, encode_only, score_many
+from merclip.speech.transcribe import DEFAULT_WHISPER, SpeechRecognizer, Transcript, Word, load_whisper
 
 MAX_TRANSCRIPT_CHARS = 20_000
 
@@ -76,12 +76,13 @@ Plan = Callable[[ClipAnalysis, Encoding], Forwards | None]
 @dataclass
 class Analysed:
     """A clip's analysis, whether it came from the cache, what its model call encoded, and the caller's
-    outputs of it (or what the caller already held: then `analysis` may be None)."""
+    outputs of it; or, `held`, what the caller already held of it (then `analysis` may be None)."""
 
     analysis: ClipAnalysis | None
     cached: bool
     encoded: Encoded
     outputs: Any
+    held: bool = False
 
 
 class Analyzer:
@@ -153,7 +154,7 @@ class Analyzer:
         """The clip's analysis and whether it came from the cache."""
 
         def encoded(analysis: ClipAnalysis, encoding: Encoding) -> Forwards | None:
-            if not (encoding.crops or encoding.words):
+            if encoding.is_empty():  # a cached clip: no model call (no GPU slot) at all
                 return None
             return Forwards(encode_only, encoding, (), cost_of(self.model, encoding, 0, None, None))
 
@@ -169,13 +170,13 @@ class Analyzer:
         found = self._lookup(media, options)
         kept = held(found.key) if held is not None else None
         if kept is not None:
-            return Analysed(found.analysis, True, Encoded(), kept)
+            return Analysed(found.analysis, True, Encoded(), kept, held=True)
         reading = None if found.analysis is not None else self._read(found, options, progress)
         so_far = found.analysis or reading.partial
         forwards = plan(so_far, reading.encoding() if reading else Encoding())
         encoded, outputs = Encoded(), None
         if forwards is not None:
-            if reading is None and progress:
+            if progress and forwards.encoding.is_empty():
                 progress(0.95, "scoring the labels")
             encoded, outputs = self.model.run(forwards.function, so_far.features, forwards.encoding, *forwards.args,
                                               cost=forwards.cost)

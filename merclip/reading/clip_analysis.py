@@ -6,11 +6,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from merclip.media.faces import Face
 from merclip.head.inputs import ClipFeatures
 from merclip.head.result import Prediction
-from merclip.reading.forwards import Encoded, Encoding
+from merclip.media.faces import Face
 from merclip.media.probe import MediaInfo
+from merclip.reading.forwards import Encoded, Encoding
 from merclip.speech.transcribe import Transcript
 
 

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from merclip.reading.clip_analysis import ClipAnalysis
-from merclip.media.faces import Face
 from merclip.head.inputs import ClipFeatures
-from merclip.media.probe import MediaInfo
 from merclip.head.tensor_files import read_tensor_file, write_tensor_file
+from merclip.media.faces import Face
+from merclip.media.probe import MediaInfo
+from merclip.reading.clip_analysis import ClipAnalysis
 from merclip.speech.transcribe import Transcript
 
 SUFFIX = ".analysis.safetensors"

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from merclip.api import ForwardCost
-from merclip.head.inputs import ClipFeatures
-from merclip.labels.parsing import parse_labels
-from merclip.head.result import Prediction
-from merclip.reading.segments import Segment, within
-from merclip.labels.templates import resolve_templates
 from merclip.clip.word_features import TextFeatures
+from merclip.head.inputs import ClipFeatures
+from merclip.head.result import Prediction
+from merclip.labels.parsing import parse_labels
+from merclip.labels.templates import resolve_templates
+from merclip.reading.segments import Segment, within
 
 
 @dataclass
@@ -37,6 +37,10 @@ class Encoding:
     words: list[str] = field(default_factory=list)
     sentence_words: list[str] = field(default_factory=list)
     groups: list[list[int]] | None = None
+
+    def is_empty(self) -> bool:
+        """Nothing for CLIP to encode."""
+        return not (self.crops or self.extra_crops or self.words or self.groups)
 
 
 @dataclass
@@ -115,7 +119,7 @@ def segmented_features(whole: ClipFeatures, encoded: Encoded, extra_times: Seque
 
 
 def encode_and_score(model, features: ClipFeatures, encoding: Encoding, segments: list[Segment] | None,
-                       labels, templates: Mapping | None) -> tuple[Encoded, list[Prediction]]:
+                     labels, templates: Mapping | None) -> tuple[Encoded, list[Prediction]]:
     """One user action's forwards: encode what is missing, then score the clip (and its `segments`,
     when given) against the labels in one batch. The caller keeps the `Encoded` for re-scoring."""
     encoded = encode(model, encoding)

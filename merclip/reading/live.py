@@ -29,18 +29,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from merclip.reading.analyzer import Analyzer
-from merclip.media.audio_decode import is_silent
-from merclip.media.acoustic_features import SAMPLE_RATE, audio_frame_features
 from merclip.errors import MerClipError
 from merclip.head.inputs import ClipFeatures
-from merclip.labels.parsing import LabelSet, parse_labels
-from merclip.limits import Limits
-from merclip.speech.live_hearing import live_recognizer, prepare_live_recognizer
 from merclip.head.result import Prediction
-from merclip.media.sample_media import write_clip
+from merclip.labels.parsing import LabelSet, parse_labels
 from merclip.labels.templates import resolve_templates
+from merclip.limits import Limits
+from merclip.media.acoustic_features import SAMPLE_RATE, audio_frame_features
+from merclip.media.audio_decode import is_silent
 from merclip.media.frames import within_side
+from merclip.media.sample_media import write_clip
+from merclip.reading.analyzer import Analyzer
+from merclip.speech.live_hearing import live_recognizer, prepare_live_recognizer
 
 HALF_LIFE_SECONDS = 0.5  # a face held for a second moves the bars three quarters of the way
 HISTORY_SECONDS = 30.0  # the rolling chart

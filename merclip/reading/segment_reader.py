@@ -25,17 +25,17 @@ from pathlib import Path
 
 import torch
 
-from merclip.reading.analyzer import AnalysisOptions, Analyzer, Forwards, Progress
-from merclip.reading.clip_analysis import ClipAnalysis, SampledFrame
 from merclip.head.inputs import ClipFeatures
-from merclip.reading.forwards import Encoding, cost_of, encode_and_score, score_many, segmented_features
-from merclip.labels.parsing import LabelSet, parse_labels
-from merclip.limits import Limits
-from merclip.media.probe import inspect_media
 from merclip.head.prepared import PreparedClips
 from merclip.head.result import Prediction
-from merclip.reading.segments import Segment, SegmentMode, SegmentRules, utterances, windows, within
+from merclip.labels.parsing import LabelSet, parse_labels
+from merclip.limits import Limits
 from merclip.media.frames import frames_at
+from merclip.media.probe import inspect_media
+from merclip.reading.analyzer import AnalysisOptions, Analyzer, Forwards, Progress
+from merclip.reading.clip_analysis import ClipAnalysis, SampledFrame
+from merclip.reading.forwards import Encoding, cost_of, encode_and_score, score_many, segmented_features
+from merclip.reading.segments import Segment, SegmentMode, SegmentRules, utterances, windows, within
 
 FRAME_CAP = 240  # frames sampled over a whole clip at most: memory is bounded by this, not by the length
 MANY_FRAMES_SIDE = 960  # with more frames than a clip's usual 32, each is decoded at most this large (240 at 720p: 660 MB)
@@ -124,7 +124,7 @@ class SegmentReader:
 
         done = self.analyzer.analyse_for(media, segmented, options, progress,
                                          held=lambda clip_id: self._held((clip_id, mode, self.rules)))
-        if not cut:  # this clip was read before with these segments
+        if done.held:  # this clip was read before with these segments
             if progress:
                 progress(0.95, "scoring the labels")
             return self._score(done.outputs, labels, templates, cached=True)

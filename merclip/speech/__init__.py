@@ -1,6 +1,7 @@
 """Speech to timed words: faster-whisper for a clip, and a Whisper worker process of its own for live mode.
 
-The other stages use only the names in `__all__`; see docs/design.md for who calls whom.
+`demo/` and `train/` use only the names in `__all__`; the stages above import its modules directly.
+See docs/design.md for who calls whom.
 """
 
 from merclip.speech.live_hearing import prepare_live_recognizer

