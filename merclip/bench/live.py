@@ -55,7 +55,8 @@ def live_figures(analyzer: Analyzer, seconds: float = 30.0, memory_seconds: floa
     changed_at = None
     started = time.perf_counter()
     next_frame = started
-    while (now := time.perf_counter()) - started < seconds:
+    # until `seconds` have passed and a frame after the change was scored (a slow host may score only a few)
+    while (now := time.perf_counter()) - started < seconds or change_ms is None:
         time.sleep(max(0.0, next_frame - now))
         next_frame = max(next_frame + CAMERA_FRAME_SECONDS, time.perf_counter())
         if changed_at is None and time.perf_counter() - started > seconds / 2:
@@ -212,7 +213,8 @@ def _stream_and_watch(session: LiveSession, frames: list[np.ndarray], started: f
     """The camera for `seconds`, watching the transcript between frames: the times frames were scored,
     and when each sentence's last word arrived."""
     scored, heard_at, next_frame = [], {}, started
-    while (now := time.perf_counter()) - started < seconds:
+    # until `seconds` have passed and a frame after the change was scored (a slow host may score only a few)
+    while (now := time.perf_counter()) - started < seconds or change_ms is None:
         time.sleep(max(0.0, next_frame - now))
         next_frame = max(next_frame + CAMERA_FRAME_SECONDS, time.perf_counter())
         at = time.perf_counter() - started
