@@ -399,7 +399,7 @@ def history_frame(session: LiveSession, colours: Mapping[str, str]) -> str:
         parts.append(f'<polyline class="live-line" data-label="{html.escape(label)}" points="{drawn}" fill="none" '
                      f'stroke="{colours[label]}" stroke-width="2.5" vector-effect="non-scaling-stroke" />')
     parts.append("</svg>")
-    ends = {label: y(points[-1][1]) for label, points in lines.items()}  # names kept beside the plot's box
+    ends = {label: y(points[-1][1]) for label, points in lines.items()}  # names within the plot's height
     for label, at in zip(ends, spread(list(ends.values()), NAME_GAP, CHART_TOP, CHART_TOP + CHART_HEIGHT)):
         ago, value = lines[label][-1]
         parts.append(f'<text class="live-line-name" x="{x(ago) + 1:.2f}%" y="{at + 4:.1f}" fill="{colours[label]}" '

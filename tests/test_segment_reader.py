@@ -181,8 +181,8 @@ def test_every_action_is_one_model_call_and_a_clip_is_read_once(tiny_model, tmp_
     monkeypatch.setattr(type(tiny_model), "run", lambda self, forwards, *a, **k: calls.append(forwards.__name__)
                         or run(self, forwards, *a, **k))
     analyzer = Analyzer(tiny_model, whisper="none")
-    reads, read_media = [], analyzer._read_media
-    monkeypatch.setattr(analyzer, "_read_media", lambda *a: reads.append(1) or read_media(*a))
+    reads, read = [], analyzer._read
+    monkeypatch.setattr(analyzer, "_read", lambda *a: reads.append(1) or read(*a))
     reader = SegmentReader(analyzer)
     window = SegmentMode.parse("window:1")
 

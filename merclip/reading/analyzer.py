@@ -207,11 +207,6 @@ class Analyzer:
             hit = replace(hit, info=info, timings_ms={**hit.timings_ms, "cache_lookup": lookup_ms})
         return Lookup(info, key, hit)
 
-    def _read(self, found: Lookup, options: AnalysisOptions, progress: Progress | None = None) -> ClipReading:
-        """Everything of an analysis that needs no model forward (see `_read_media`)."""
-        return self._read_media(found.info, options, options.limits,
-                                _Steps(progress, options.limits.deadline_seconds))
-
     def _keep(self, found: Lookup, reading: ClipReading, encoded: Encoded) -> ClipAnalysis:
         """The analysis a reading and its forwards make, cached in memory (and on disk if set)."""
         analysis = reading.analysis(encoded)
@@ -239,11 +234,13 @@ class Analyzer:
         with self._cache_lock:
             return len(self._cache)
 
-    def _read_media(self, info: MediaInfo, options: AnalysisOptions, limits: Limits, steps: _Steps) -> ClipReading:
-        """The sound path (decode, features, Whisper) runs in a second thread while the picture
-        path (seek, faces, CLIP on the faces) runs here: the two overlap instead of adding up.
+    def _read(self, found: Lookup, options: AnalysisOptions, progress: Progress | None = None) -> ClipReading:
+        """Everything of an analysis that needs no model forward. The sound path (decode, features,
+        Whisper) runs in a second thread while the picture path (seek, faces, CLIP on the faces) runs
+        here: the two overlap instead of adding up.
         Where forwards are gathered into one call (a GPU lent per call) CLIP does not run here:
         the crops are left for that call, with the words CLIP can read."""
+        info, limits, steps = found.info, options.limits, _Steps(progress, options.limits.deadline_seconds)
         warnings: list[str] = []
         if info.duration > limits.max_seconds:
             warnings.append(f"the file says it lasts {info.duration:.0f} s; only the first {limits.max_seconds:.0f} s "
