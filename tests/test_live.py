@@ -277,3 +277,13 @@ def test_the_names_at_the_lines_ends_stay_beside_the_chart_when_many_end_low(ana
     assert len(heights) == 10
     assert all(CHART_TOP <= y - 4 <= CHART_TOP + CHART_HEIGHT for y in heights), heights
     assert min(np.diff(sorted(heights))) >= 13.9, "and apart from each other"
+
+
+def test_the_chart_keeps_the_tick_at_the_bottom_of_its_range_when_the_bound_carries_a_rounding_error(analyzer):
+    """Lines from 5% to 55% fit a 0-60% range whose bottom came out as 5.6e-17, not 0: its 0% tick was lost."""
+    from demo.live_tab import history_frame
+
+    session = LiveSession(analyzer, "happy, sad")
+    session.history.extend((100 + 0.5 * i, ("happy", "sad"), np.array([0.55, 0.05])) for i in range(10))
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", history_frame(session, {"happy": "#0072b2", "sad": "#e69f00"}))
+    assert [t for t in texts if t.endswith("%") and " " not in t] == ["0%", "20%", "40%", "60%"], texts

@@ -193,5 +193,5 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     step = (high - low) / count
     magnitude = 10 ** np.floor(np.log10(step))
     step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step), default=step)
-    first = np.ceil(low / step) * step
+    first = np.ceil(low / step - 1e-9) * step  # a bound a rounding error above a round value keeps its tick
     return [round(float(t), 6) + 0.0 for t in np.arange(first, high + 1e-12, step)]  # + 0.0: -0.0 becomes 0.0
